@@ -1,0 +1,221 @@
+"""The device process: wires capture, inference, bus, transports and telemetry, and runs them.
+
+Owns the threads and the lifecycle. Runtime model: a capture thread (newest frame only), an
+inference thread (detect → track → messages, handed to the loop with ``Bus.post``), paho's network
+thread, and the asyncio loop (WebSocket server, telemetry timer, bus). SIGTERM/SIGINT stop capture,
+close WebSocket clients with 1001, publish MQTT ``offline`` and return within about a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from typing import Any
+
+from edge import __version__, messages
+from edge.bus import Bus
+from edge.capture import CaptureThread, LatestFrame, resolve_source
+from edge.config import Config
+from edge.messages import EventType
+from edge.models import fetch_all, find_manifest, is_present
+from edge.pipeline import FramePipeline
+from edge.runtime import create_session
+from edge.store import EventStore
+from edge.telemetry import StageTimers, system_sample
+from edge.tracking import DogTracker
+from edge.transports.mqtt import MqttBridge
+from edge.transports.ws import WebSocketHub
+from edge.vision.detector import Detector
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The device cannot start (models missing and not fetchable …); the message says what to do."""
+
+
+def ensure_models(config: Config) -> None:
+    """Fetch anything missing from the manifests (from the mirror when configured) before starting."""
+    from edge.models import load_manifests
+
+    manifests = load_manifests()
+    missing = [m for m in manifests for f in m.files if not is_present(config.model_dir, f)]
+    if missing:
+        log.info("fetching %d missing model/demo file(s) into %s", len(missing), config.model_dir)
+        fetch_all(config.model_dir, config.mirror, missing)
+
+
+def build_detector(config: Config) -> Detector:
+    manifest = find_manifest("detector")
+    if manifest is None:
+        raise StartupError("no detector manifest in models/")
+    session = create_session(config.model_dir / manifest.main_file, config.inference_threads,
+                             config.graph_optimization, config.execution_providers)
+    try:
+        return Detector(session, manifest.spec, config.detect_classes, config.detect_threshold)
+    except ValueError as exc:
+        raise StartupError(f"DOGMON_DETECT_CLASSES: {exc}") from exc
+
+
+class InferenceThread(threading.Thread):
+    """Takes the newest frame, runs the pipeline, posts messages; watches for a stalled camera."""
+
+    def __init__(self, holder: LatestFrame, pipeline: FramePipeline, bus: Bus, capture: CaptureThread) -> None:
+        super().__init__(name="inference", daemon=True)
+        self.holder, self.pipeline, self.bus, self.capture = holder, pipeline, bus, capture
+        self.stop_event = threading.Event()
+        self.frames = 0
+        self.last_progress = time.monotonic()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            frame = self.holder.get(timeout=0.5)
+            now = time.monotonic()
+            self.last_progress = now
+            try:
+                if frame is None:
+                    out = self.pipeline.idle(now)
+                    last = self.capture.last_frame_at
+                    if self.capture.online and last is not None and now - last > self.capture.stall_seconds:
+                        self.capture.mark_stalled()
+                else:
+                    out = self.pipeline.process(frame)
+                    self.frames += 1
+            except Exception:  # a bad frame or model error must not end inference for good
+                log.exception("pipeline failed on a frame")
+                self.stop_event.wait(0.5)
+                continue
+            for message in out:
+                self.bus.post(message)
+
+
+class Device:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started = time.time()
+        self.timers = StageTimers()
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> int:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        ensure_models(config)
+        detector = build_detector(config)
+        self.store = store = EventStore(config.data_dir)
+        self.bus = bus = Bus(config.device_id, store, loop)
+        bus.timers = self.timers
+        self.hub = WebSocketHub(bus, config.ws_host, config.ws_port, config.ws_token, config.ws_max_clients,
+                                connection_info=self.connection_info)
+        self.hub.add_route("/healthz", lambda conn, req: self.hub.json_response(conn, self.health()),
+                           needs_token=False)
+        self.mqtt = None
+        if config.mqtt is not None:
+            self.mqtt = MqttBridge(bus, config.mqtt, config.mqtt_prefix, config.device_id, config.mqtt_overlay_hz)
+        holder = LatestFrame()
+        self.holder = holder
+        spec = resolve_source(config.source, config.model_dir)
+        self.capture = CaptureThread(
+            spec, holder, self._camera_status, loop=config.source_loop, realtime=config.source_realtime,
+            width=config.capture_width, height=config.capture_height, fps=config.capture_fps,
+            stall_seconds=config.camera_stall_seconds)
+        tracker = DogTracker(absence_seconds=config.absence_seconds)
+        self.pipeline = FramePipeline(detector, tracker, self.timers)
+        self.inference = InferenceThread(holder, self.pipeline, bus, self.capture)
+
+        await self.hub.start()
+        log.info("dogmonitor %s: device %s, source %s, WebSocket ws://%s:%d/ws/ui%s", __version__,
+                 config.device_id, spec.display, config.ws_host, self.hub.port,
+                 f", MQTT {config.mqtt.host}:{config.mqtt.port}" if config.mqtt else ", MQTT off")
+        if self.mqtt is not None:
+            self.mqtt.start()
+        self.capture.start()
+        self.inference.start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        telemetry_task = asyncio.create_task(self._telemetry_loop())
+        await self.stopping.wait()
+        log.info("stopping")
+        telemetry_task.cancel()
+        self.capture.stop()
+        self.inference.stop()
+        await self.hub.stop()
+        if self.mqtt is not None:
+            await asyncio.to_thread(self.mqtt.stop)
+        self.inference.join(timeout=1)
+        store.close()
+        return 0
+
+    def _camera_status(self, online: bool, info: dict[str, Any]) -> None:
+        """Capture-thread callback: turn transitions into events on the bus."""
+        kind = EventType.CAMERA_ONLINE if online else EventType.CAMERA_OFFLINE
+        self.bus.post(messages.event(kind, info))
+
+    def connection_info(self) -> dict[str, Any]:
+        size = self.capture.frame_size or (0, 0)
+        return {
+            "device_id": self.config.device_id,
+            "software_version": __version__,
+            "frame": {"w": size[0], "h": size[1]},
+            "state": self.bus.state.snapshot(),
+            "last_seq": self.store.last_seq,
+            "source": self.capture.spec.display,
+        }
+
+    def health(self) -> dict[str, Any]:
+        problems = []
+        if not self.capture.online:
+            problems.append("camera offline")
+        if self.mqtt is not None and not self.mqtt.connected:
+            problems.append("broker disconnected")
+        if self.bus.store_failing:
+            problems.append("event log not writable")
+        return {
+            "status": "ok" if not problems else "degraded",
+            "problems": problems,
+            "device_id": self.config.device_id,
+            "software_version": __version__,
+            "uptime_s": round(time.time() - self.started, 1),
+            "last_seq": self.store.last_seq,
+            "clients": len(self.hub.clients),
+        }
+
+    def telemetry(self, system: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **system,
+            "pipeline": {
+                "capture_fps": round(self.capture.source_fps, 2),
+                "inference_fps": self.timers.rate("inference"),
+                "frames_processed": self.inference.frames,
+                "dropped_frames": self.holder.dropped,
+                "latency_ms": self.timers.percentiles(),
+            },
+            "camera": {"online": self.capture.online, "source": self.capture.spec.display,
+                       "reconnects": self.capture.reconnects},
+            "websocket": {"clients": len(self.hub.clients), "slow_closed": self.hub.slow_closed},
+            "mqtt": self.mqtt.telemetry() if self.mqtt is not None else None,
+            "store": {"ok": not self.bus.store_failing, "degraded": self.store.degraded,
+                      "write_errors": self.store.write_errors, "last_seq": self.store.last_seq},
+        }
+
+    async def _telemetry_loop(self) -> None:
+        while True:
+            try:
+                system = await asyncio.to_thread(system_sample, self.config.data_dir)
+                self.bus.publish(messages.telemetry(self.telemetry(system)))
+            except Exception:
+                log.exception("telemetry sample failed")
+            await asyncio.sleep(self.config.telemetry_interval)
+
+
+async def run_device(config: Config) -> int:
+    device = Device(config)
+    with contextlib.suppress(asyncio.CancelledError):
+        return await device.run()
+    return 0

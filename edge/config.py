@@ -1,0 +1,312 @@
+"""Configuration: ``device.env`` plus the process environment, turned into one frozen, validated Config.
+
+Owns the list of configuration keys (``KEYS``): their defaults, their parsers and what each accepts.
+Precedence: built-in default < env file < process environment. Any invalid value raises
+:class:`ConfigError`, which names the key, the value and what is accepted; the CLI turns it into exit
+code 2. Nothing here does I/O beyond reading the env file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import socket
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+DEFAULT_ENV_FILES = (Path("device.env"), Path("/etc/dogmonitor/device.env"))
+SECRET_KEYS = frozenset({"DOGMON_WS_TOKEN"})
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; ``str()`` is the one line shown to the user."""
+
+    def __init__(self, key: str, value: str, accepted: str) -> None:
+        self.key, self.value, self.accepted = key, value, accepted
+        super().__init__(f"invalid {key}={value!r}: expected {accepted}")
+
+
+# --- parsers: each takes the raw string and returns a value or raises ValueError(accepted) ---
+
+def _bool(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in {"1", "true", "yes", "on"}:
+        return True
+    if low in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("one of 1/0, true/false, yes/no, on/off")
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"an integer from {lo} to {hi}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"an integer from {lo} to {hi}")
+        return value
+    return parse
+
+
+def _float_range(lo: float, hi: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"a number from {lo} to {hi}") from None
+        if not (lo <= value <= hi):  # also rejects NaN
+            raise ValueError(f"a number from {lo} to {hi}")
+        return value
+    return parse
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ValueError("one of " + ", ".join(options))
+        return value
+    return parse
+
+
+def _text(max_len: int = 256, pattern: str | None = None, what: str = "text") -> Callable[[str], str]:
+    regex = re.compile(pattern) if pattern else None
+
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if len(value) > max_len or (regex and not regex.fullmatch(value)):
+            raise ValueError(what)
+        return value
+    return parse
+
+
+def _path(raw: str) -> Path:
+    value = raw.strip()
+    if not value:
+        raise ValueError("a file system path")
+    return Path(value).expanduser()
+
+
+def _optional_path(raw: str) -> Path | None:
+    return _path(raw) if raw.strip() else None
+
+
+def _host(raw: str) -> str:
+    value = raw.strip()
+    if not value or any(c.isspace() for c in value) or len(value) > 253:
+        raise ValueError("an IP address or host name to bind, e.g. 0.0.0.0, 127.0.0.1 or ::")
+    return value
+
+
+def _source(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise ValueError(
+            "a camera index (0), /dev/videoN, an rtsp:// or http(s):// URL, a video file, "
+            "gst:<pipeline> or demo"
+        )
+    return value
+
+
+def _mqtt_url(raw: str) -> str:
+    value = raw.strip()
+    if value:
+        parse_mqtt_url(value)
+    return value
+
+
+def _device_id(raw: str) -> str:
+    value = raw.strip() or socket.gethostname()
+    value = value.lower()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", value):
+        raise ValueError("1-64 characters from a-z, 0-9, '_' and '-' (it becomes an MQTT topic level)")
+    return value
+
+
+def _classes(raw: str) -> tuple[str, ...]:
+    names = tuple(n.strip().lower() for n in raw.split(",") if n.strip())
+    if not names:
+        raise ValueError("a comma-separated list of COCO class names, e.g. dog or dog,cat,sheep")
+    return names
+
+
+@dataclasses.dataclass(frozen=True)
+class MqttTarget:
+    """Where and how to reach the broker, parsed from ``DOGMON_MQTT_URL``."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+
+def parse_mqtt_url(url: str) -> MqttTarget:
+    """Parse ``mqtt://user:pass@host:1883`` or ``mqtts://…``; raise ValueError(accepted) otherwise."""
+    accepted = "mqtt://[user:pass@]host[:port] or mqtts://[user:pass@]host[:port], or empty for no MQTT"
+    parts = urlsplit(url)
+    if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
+        raise ValueError(accepted)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(accepted) from None
+    tls = parts.scheme == "mqtts"
+    return MqttTarget(
+        host=parts.hostname,
+        port=port or (8883 if tls else 1883),
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    name: str
+    field: str
+    default: str
+    parse: Callable[[str], Any]
+    doc: str
+
+
+KEYS: tuple[Key, ...] = (
+    Key("DOGMON_DEVICE_ID", "device_id", "", _device_id, "device id in topics and messages (default: hostname)"),
+    Key("DOGMON_SOURCE", "source", "demo", _source,
+        "camera index, /dev/videoN, rtsp:// or http:// URL, video file, gst:<pipeline>, or demo"),
+    Key("DOGMON_SOURCE_LOOP", "source_loop", "1", _bool, "loop a video file source"),
+    Key("DOGMON_SOURCE_REALTIME", "source_realtime", "1", _bool,
+        "play a file at its own frame rate (0: as fast as the pipeline takes frames, for benchmarks)"),
+    Key("DOGMON_CAPTURE_WIDTH", "capture_width", "0", _int_range(0, 7680), "requested width (0: source default)"),
+    Key("DOGMON_CAPTURE_HEIGHT", "capture_height", "0", _int_range(0, 4320),
+        "requested height (0: source default)"),
+    Key("DOGMON_CAPTURE_FPS", "capture_fps", "0", _float_range(0, 240), "requested camera fps (0: default)"),
+    Key("DOGMON_CAMERA_STALL_SECONDS", "camera_stall_seconds", "5", _float_range(0.5, 600),
+        "no frame for this long means the camera is offline"),
+    Key("DOGMON_WS_HOST", "ws_host", "0.0.0.0", _host, "WebSocket/HTTP bind address"),
+    Key("DOGMON_WS_PORT", "ws_port", "8765", _int_range(0, 65535), "WebSocket/HTTP port (0: any free port)"),
+    Key("DOGMON_WS_TOKEN", "ws_token", "", _text(256), "token clients must present (empty: no auth)"),
+    Key("DOGMON_WS_MAX_CLIENTS", "ws_max_clients", "16", _int_range(1, 1000), "WebSocket clients at once"),
+    Key("DOGMON_MQTT_URL", "mqtt_url", "", _mqtt_url, "mqtt://user:pass@host:1883 or mqtts://… (empty: off)"),
+    Key("DOGMON_MQTT_PREFIX", "mqtt_prefix", "dogmonitor", _text(64, r"[A-Za-z0-9_/-]+", "letters, digits, _ - /"),
+        "MQTT topic prefix"),
+    Key("DOGMON_MQTT_OVERLAY_HZ", "mqtt_overlay_hz", "2", _float_range(0, 30),
+        "overlays per second mirrored to MQTT (0: none)"),
+    Key("DOGMON_MODEL_DIR", "model_dir", "./models-data", _path, "where fetched models and demo media live"),
+    Key("DOGMON_MIRROR", "mirror", "", _optional_path,
+        "local folder holding models/ and media/ to fetch from instead of the network"),
+    Key("DOGMON_DATA_DIR", "data_dir", "./data", _path, "event log, outbox and other state"),
+    Key("DOGMON_DETECT_THRESHOLD", "detect_threshold", "0.3", _float_range(0.01, 0.99),
+        "dog score (objectness x class) that counts as a detection"),
+    Key("DOGMON_DETECT_CLASSES", "detect_classes", "dog", _classes,
+        "COCO classes counted as the dog, e.g. dog,cat,sheep,bear for dogs the model confuses"),
+    Key("DOGMON_ABSENCE_SECONDS", "absence_seconds", "10", _float_range(0.1, 3600),
+        "no dog seen for this long fires dog_left"),
+    Key("DOGMON_TELEMETRY_INTERVAL", "telemetry_interval", "5", _float_range(0.2, 3600), "telemetry period (s)"),
+    Key("DOGMON_INFERENCE_THREADS", "inference_threads", "0", _int_range(0, 64),
+        "onnxruntime intra-op threads (0: onnxruntime decides)"),
+    Key("DOGMON_GRAPH_OPTIMIZATION", "graph_optimization", "all", _choice("disable", "basic", "extended", "all"),
+        "onnxruntime graph optimisation level"),
+    Key("DOGMON_EXECUTION_PROVIDERS", "execution_providers", "auto", _text(256),
+        "auto, or a comma list such as CUDAExecutionProvider,CPUExecutionProvider"),
+    Key("DOGMON_LOG_LEVEL", "log_level", "info", _choice("debug", "info", "warning", "error"), "log level"),
+)
+KEYS_BY_NAME = {k.name: k for k in KEYS}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    device_id: str
+    source: str
+    source_loop: bool
+    source_realtime: bool
+    capture_width: int
+    capture_height: int
+    capture_fps: float
+    camera_stall_seconds: float
+    ws_host: str
+    ws_port: int
+    ws_token: str
+    ws_max_clients: int
+    mqtt_url: str
+    mqtt_prefix: str
+    mqtt_overlay_hz: float
+    model_dir: Path
+    mirror: Path | None
+    data_dir: Path
+    detect_threshold: float
+    detect_classes: tuple[str, ...]
+    absence_seconds: float
+    telemetry_interval: float
+    inference_threads: int
+    graph_optimization: str
+    execution_providers: str
+    log_level: str
+
+    @property
+    def mqtt(self) -> MqttTarget | None:
+        return parse_mqtt_url(self.mqtt_url) if self.mqtt_url else None
+
+    def describe(self) -> dict[str, str]:
+        """Effective configuration by key name, secrets masked (for ``check-config`` and logs)."""
+        out: dict[str, str] = {}
+        for key in KEYS:
+            value = getattr(self, key.field)
+            if isinstance(value, tuple):
+                text = ",".join(value)
+            elif isinstance(value, bool):
+                text = "1" if value else "0"
+            else:
+                text = "" if value is None else str(value)
+            if key.name in SECRET_KEYS and text:
+                text = "***"
+            if key.name == "DOGMON_MQTT_URL" and text:
+                text = re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", text)
+            out[key.name] = text
+        return out
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Read ``KEY=VALUE`` lines (``#`` comments, optional ``export`` and quotes), as systemd and sh do."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        name, sep, raw = line.partition("=")
+        name = name.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ConfigError(f"{path}:{number}", line, "KEY=VALUE lines")
+        raw = raw.strip()
+        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
+            raw = raw[1:-1]
+        values[name] = raw
+    return values
+
+
+def load_config(env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Build the Config; ``env_file`` None means the first of DEFAULT_ENV_FILES that exists."""
+    environ = os.environ if environ is None else environ
+    file_values: dict[str, str] = {}
+    if env_file is not None:
+        if not env_file.is_file():
+            raise ConfigError("--env", str(env_file), "an existing env file")
+        file_values = read_env_file(env_file)
+    else:
+        for candidate in DEFAULT_ENV_FILES:
+            if candidate.is_file():
+                file_values = read_env_file(candidate)
+                break
+    fields: dict[str, Any] = {}
+    for key in KEYS:
+        raw = environ.get(key.name, file_values.get(key.name, key.default))
+        try:
+            fields[key.field] = key.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(key.name, raw, str(exc)) from None
+    return Config(**fields)

@@ -1,0 +1,149 @@
+"""Every message the device sends, defined once, and the one encoder every transport uses.
+
+The envelope is ``{"v":1, "type", "event_type"?, "overlay_type"?, "device_id", "ts", "seq"?, "data"}``.
+``seq`` is set by the bus on events only (strictly increasing per device). A message is encoded once
+with orjson by :func:`encode`; the resulting bytes are what WebSocket clients and the MQTT broker get.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+PROTOCOL_VERSION = 1
+
+
+class MessageType(StrEnum):
+    CONNECTION = "connection"
+    EVENT = "event"
+    OVERLAY = "overlay"
+    TELEMETRY = "telemetry"
+    ERROR = "error"
+    REPLY = "reply"
+    GAP = "gap"
+
+
+class EventType(StrEnum):
+    DOG_DETECTED = "dog_detected"
+    DOG_LEFT = "dog_left"
+    CAMERA_OFFLINE = "camera_offline"
+    CAMERA_ONLINE = "camera_online"
+    SIT = "sit"
+    STAND = "stand"
+    LIE = "lie"
+    ZONE_ENTER = "zone_enter"
+    ZONE_EXIT = "zone_exit"
+    ZONE_DWELL = "zone_dwell"
+    FETCH_RETURN = "fetch_return"
+    BARK = "bark"
+    CONTINUOUS_BARKING = "continuous_barking"
+    HOWL = "howl"
+    WHIMPER = "whimper"
+    AUDIO_OFFLINE = "audio_offline"
+    AUDIO_ONLINE = "audio_online"
+    BROKER_OFFLINE = "broker_offline"
+    BROKER_ONLINE = "broker_online"
+    SNAPSHOT_SAVED = "snapshot_saved"
+    CLIP_SAVED = "clip_saved"
+    BOOKMARK_CREATED = "bookmark_created"
+    ERROR = "error"
+    TEST = "test"
+
+
+class OverlayType(StrEnum):
+    DETECTION = "detection"
+    POSE = "pose"
+    ZONES = "zones"
+    HEATMAP = "heatmap"
+
+
+@dataclasses.dataclass(slots=True)
+class Message:
+    """One outgoing message before encoding. ``seq`` stays None until the bus numbers an event."""
+
+    type: MessageType
+    data: dict[str, Any]
+    event_type: EventType | str | None = None
+    overlay_type: OverlayType | None = None
+    ts: float = dataclasses.field(default_factory=time.time)
+    seq: int | None = None
+    # monotonic time the source frame was captured; not sent, used for end-to-end latency
+    captured: float | None = None
+
+    @property
+    def is_event(self) -> bool:
+        return self.type is MessageType.EVENT
+
+    def envelope(self, device_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"v": PROTOCOL_VERSION, "type": self.type.value}
+        if self.event_type is not None:
+            out["event_type"] = str(self.event_type)
+        if self.overlay_type is not None:
+            out["overlay_type"] = self.overlay_type.value
+        out["device_id"] = device_id
+        out["ts"] = round(self.ts, 3)
+        if self.seq is not None:
+            out["seq"] = self.seq
+        out["data"] = self.data
+        return out
+
+
+def encode(message: Message, device_id: str) -> bytes:
+    """Serialise once; numpy scalars and arrays are accepted so callers need not convert."""
+    return orjson.dumps(message.envelope(device_id), option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def decode(raw: bytes | str) -> dict[str, Any]:
+    """Parse an envelope (clients, tests and the ``watch`` command use this)."""
+    return orjson.loads(raw)
+
+
+# --- constructors: the only places that decide a message's shape ---
+
+def event(event_type: EventType | str, data: dict[str, Any], ts: float | None = None) -> Message:
+    return Message(MessageType.EVENT, data, event_type=event_type, ts=time.time() if ts is None else ts)
+
+
+def overlay(overlay_type: OverlayType, data: dict[str, Any]) -> Message:
+    return Message(MessageType.OVERLAY, data, overlay_type=overlay_type)
+
+
+def telemetry(data: dict[str, Any]) -> Message:
+    return Message(MessageType.TELEMETRY, data)
+
+
+def connection(data: dict[str, Any]) -> Message:
+    return Message(MessageType.CONNECTION, data)
+
+
+def error(code: str, detail: str, request_id: Any = None) -> Message:
+    data: dict[str, Any] = {"code": code, "message": detail}
+    if request_id is not None:
+        data["id"] = request_id
+    return Message(MessageType.ERROR, data)
+
+
+def reply(request_id: Any, result: dict[str, Any]) -> Message:
+    return Message(MessageType.REPLY, {"id": request_id, **result})
+
+
+def box(x1: float, y1: float, x2: float, y2: float, label: str, confidence: float,
+        track_id: int | None) -> dict[str, Any]:
+    """A box in source-frame pixels, as every message carries it."""
+    return {
+        "x": round(float(x1), 1),
+        "y": round(float(y1), 1),
+        "w": round(float(x2 - x1), 1),
+        "h": round(float(y2 - y1), 1),
+        "label": label,
+        "confidence": round(float(confidence), 3),
+        "track_id": track_id,
+    }
+
+
+def detection_overlay(frame_w: int, frame_h: int, boxes: list[dict[str, Any]]) -> Message:
+    return overlay(OverlayType.DETECTION, {"frame": {"w": frame_w, "h": frame_h}, "boxes": boxes})

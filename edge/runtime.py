@@ -1,0 +1,44 @@
+"""onnxruntime sessions built one way for every model (detector, pose, audio).
+
+Owns the choice of execution providers (TensorRT/CUDA on a Jetson when onnxruntime-gpu offers them,
+else CPU) and the session options that come from configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+OPT_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+def choose_providers(requested: str = "auto") -> list[str]:
+    available = ort.get_available_providers()
+    if requested.strip().lower() == "auto":
+        chosen = [p for p in PREFERRED_PROVIDERS if p in available]
+    else:
+        chosen = [p.strip() for p in requested.split(",") if p.strip() in available]
+    return chosen or ["CPUExecutionProvider"]
+
+
+def create_session(path: Path, threads: int = 0, optimization: str = "all",
+                   providers: str = "auto") -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = OPT_LEVELS[optimization]
+    chosen = choose_providers(providers)
+    session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
+    log.info("model %s on %s (threads=%s, optimisation=%s)", path.name, session.get_providers(),
+             threads or "auto", optimization)
+    return session

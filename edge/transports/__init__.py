@@ -1,0 +1,1 @@
+"""Transports: the ways messages leave the device (WebSocket hub, MQTT bridge)."""

@@ -1,0 +1,204 @@
+"""MQTT bridge: mirrors the bus to a broker under ``{prefix}/{device_id}/``.
+
+Owns the paho-mqtt 2 client (its own network thread via ``loop_start``), availability and the
+event outbox. Topics: ``availability`` (retained, QoS 1, also the last will), ``events`` (QoS 1),
+``overlay`` (QoS 0, rate-limited), ``telemetry`` (QoS 0, retained), ``state`` (retained).
+
+Events are never published from memory only: the outbox *is* the event log. At most
+``max_inflight`` events are handed to paho at a time, in seq order; an event is marked delivered
+when the broker's PUBACK arrives. paho re-sends what it holds after a reconnect, and after a restart
+the undelivered rows are published again, so a subscriber may see an event twice, always with the
+same ``seq`` (dedupe on it). paho callbacks run on paho's thread and only hand over to the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from edge import messages
+from edge.bus import Bus
+from edge.config import MqttTarget
+from edge.messages import EventType, Message, MessageType
+
+log = logging.getLogger(__name__)
+
+AUTH_FAILURES = {"Bad user name or password", "Not authorized", "Bad username or password"}
+
+
+class MqttBridge:
+    def __init__(self, bus: Bus, target: MqttTarget, prefix: str, device_id: str, overlay_hz: float = 2.0,
+                 max_inflight: int = 32, client_id: str | None = None) -> None:
+        self.bus, self.target = bus, target
+        self.base = f"{prefix}/{device_id}"
+        self.overlay_interval = 1.0 / overlay_hz if overlay_hz > 0 else None
+        self.max_inflight = max_inflight
+        self.loop = bus.loop
+        self.connected = False
+        self.status = "connecting"
+        self.ever_connected = False
+        self.connects = 0
+        self.disconnects = 0
+        self.auth_failed = False
+        self.inflight: dict[int, int] = {}  # paho mid -> seq
+        self._cursor = 0                      # highest seq handed to paho
+        self._acked: list[int] = []
+        self._last_overlay = 0.0
+        self._last_state: bytes | None = None
+        self._last_telemetry: bytes | None = None
+        self._offline_reported = False
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"dogmonitor-{device_id}",
+                                  clean_session=True)
+        if target.username:
+            self.client.username_pw_set(target.username, target.password)
+        if target.tls:
+            self.client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        self.client.will_set(self.topic("availability"), "offline", qos=1, retain=True)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.max_inflight_messages_set(max_inflight)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        bus.attach(self)
+        bus.state_listeners.append(self._on_state)
+
+    def topic(self, leaf: str) -> str:
+        return f"{self.base}/{leaf}"
+
+    # --- lifecycle ---
+    def start(self) -> None:
+        self.client.connect_async(self.target.host, self.target.port, keepalive=30)
+        self.client.loop_start()
+        self._pump()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Publish ``offline`` ourselves (the will only fires on an unclean loss), then disconnect."""
+        if self.connected:
+            info = self.client.publish(self.topic("availability"), "offline", qos=1, retain=True)
+            deadline = time.monotonic() + timeout
+            while not info.is_published() and time.monotonic() < deadline and self.connected:
+                time.sleep(0.01)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # --- paho thread -> loop ---
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self.loop.call_soon_threadsafe(self._connected, not reason.is_failure, str(reason))
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self.loop.call_soon_threadsafe(self._disconnected, str(reason))
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        self.loop.call_soon_threadsafe(self._puback, mid)
+
+    # --- loop thread ---
+    def _connected(self, ok: bool, reason: str) -> None:
+        if not ok:
+            self.status = "refused"
+            self.auth_failed = reason in AUTH_FAILURES
+            if self.auth_failed:
+                # Retrying wrong credentials every second only fills the broker's log.
+                self.client.reconnect_delay_set(min_delay=30, max_delay=300)
+                self.status = "auth_failed"
+            log.error("MQTT broker %s:%s refused the connection: %s%s", self.target.host, self.target.port, reason,
+                      " (check the user and password in DOGMON_MQTT_URL)" if self.auth_failed else "")
+            self._report_offline(reason)
+            return
+        self.connected, self.status, self.auth_failed = True, "connected", False
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.connects += 1
+        log.info("MQTT connected to %s:%s as %s", self.target.host, self.target.port, self.base)
+        self.client.publish(self.topic("availability"), "online", qos=1, retain=True)
+        if self._last_state is not None:
+            self.client.publish(self.topic("state"), self._last_state, qos=1, retain=True)
+        if self._last_telemetry is not None:
+            self.client.publish(self.topic("telemetry"), self._last_telemetry, qos=0, retain=True)
+        if self._offline_reported:
+            self._offline_reported = False
+            self.bus.publish(messages.event(EventType.BROKER_ONLINE, {"broker": self._broker_name()}))
+        self.ever_connected = True
+        self._pump()
+
+    def _disconnected(self, reason: str) -> None:
+        was = self.connected
+        self.connected = False
+        if self.status == "connected":
+            self.status = "disconnected"
+        if was:
+            self.disconnects += 1
+            log.warning("MQTT connection lost (%s); paho reconnects with backoff", reason)
+            self._report_offline(reason)
+
+    def _report_offline(self, reason: str) -> None:
+        if not self._offline_reported:
+            self._offline_reported = True
+            self.bus.publish(messages.event(EventType.BROKER_OFFLINE, {
+                "broker": self._broker_name(), "reason": reason,
+                "effect": "events are kept in the outbox and published when the broker returns"}))
+
+    def _broker_name(self) -> str:
+        return f"{self.target.host}:{self.target.port}"
+
+    def _puback(self, mid: int) -> None:
+        seq = self.inflight.pop(mid, None)
+        if seq is None:
+            return
+        if not self._acked:
+            self.loop.call_later(0.05, self._flush_acks)  # one transaction for a burst of acks
+        self._acked.append(seq)
+        self._pump()
+
+    def _flush_acks(self) -> None:
+        acked, self._acked = self._acked, []
+        self.bus.store.mark_delivered(acked)
+
+    def _pump(self) -> None:
+        """Hand the next undelivered events to paho, in order, while fewer than max_inflight are out."""
+        room = self.max_inflight - len(self.inflight)
+        if room <= 0:
+            return
+        for seq, payload in self.bus.store.undelivered(self._cursor, room):
+            info = self.client.publish(self.topic("events"), payload, qos=1)
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                log.warning("paho refused event %s (%s); will retry", seq, info.rc)
+                break
+            self.inflight[info.mid] = seq
+            self._cursor = seq
+
+    # --- Transport ---
+    def deliver(self, message: Message, payload: bytes) -> None:
+        if message.type is MessageType.EVENT:
+            self._pump()
+        elif message.type is MessageType.OVERLAY:
+            now = time.monotonic()
+            due = self.overlay_interval is not None and now - self._last_overlay >= self.overlay_interval
+            if self.connected and due:
+                self._last_overlay = now
+                self.client.publish(self.topic("overlay"), payload, qos=0)
+        elif message.type is MessageType.TELEMETRY:
+            self._last_telemetry = payload
+            if self.connected:
+                self.client.publish(self.topic("telemetry"), payload, qos=0, retain=True)
+
+    def _on_state(self, state: dict[str, Any]) -> None:
+        payload = orjson.dumps({"device_id": self.bus.device_id, "ts": round(time.time(), 3), **state})
+        self._last_state = payload
+        if self.connected:
+            self.client.publish(self.topic("state"), payload, qos=1, retain=True)
+
+    def telemetry(self) -> dict[str, Any]:
+        return {
+            "connected": self.connected,
+            "status": self.status,
+            "auth_failed": self.auth_failed,
+            "outbox_pending": self.bus.store.undelivered_count(),
+            "inflight": len(self.inflight),
+            "connects": self.connects,
+            "disconnects": self.disconnects,
+        }

@@ -1,0 +1,1 @@
+"""Vision stages: ONNX session set-up, dog detection and pose."""
