@@ -20,6 +20,7 @@ from edge import __version__, messages
 from edge.bus import Bus
 from edge.capture import CaptureThread, LatestFrame, resolve_source
 from edge.config import Config
+from edge.features import Feature
 from edge.messages import EventType
 from edge.models import fetch_all, find_manifest, is_present
 from edge.pipeline import FramePipeline
@@ -59,6 +60,12 @@ def build_detector(config: Config) -> Detector:
         return Detector(session, manifest.spec, config.detect_classes, config.detect_threshold)
     except ValueError as exc:
         raise StartupError(f"DOGMON_DETECT_CLASSES: {exc}") from exc
+
+
+def build_features(config: Config) -> list[Feature]:
+    """The optional stages this configuration turns on, in the order they see each frame."""
+    features: list[Feature] = []
+    return features
 
 
 class InferenceThread(threading.Thread):
@@ -126,7 +133,10 @@ class Device:
             width=config.capture_width, height=config.capture_height, fps=config.capture_fps,
             stall_seconds=config.camera_stall_seconds)
         tracker = DogTracker(absence_seconds=config.absence_seconds)
-        self.pipeline = FramePipeline(detector, tracker, self.timers)
+        self.features = build_features(config)
+        for feature in self.features:
+            feature.attach(self)
+        self.pipeline = FramePipeline(detector, tracker, self.timers, self.features)
         self.inference = InferenceThread(holder, self.pipeline, bus, self.capture)
 
         await self.hub.start()
@@ -135,6 +145,8 @@ class Device:
                  f", MQTT {config.mqtt.host}:{config.mqtt.port}" if config.mqtt else ", MQTT off")
         if self.mqtt is not None:
             self.mqtt.start()
+        for feature in self.features:
+            await feature.start()
         self.capture.start()
         self.inference.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -145,6 +157,9 @@ class Device:
         telemetry_task.cancel()
         self.capture.stop()
         self.inference.stop()
+        for feature in self.features:
+            with contextlib.suppress(Exception):
+                await feature.stop()
         await self.hub.stop()
         if self.mqtt is not None:
             await asyncio.to_thread(self.mqtt.stop)
@@ -166,6 +181,7 @@ class Device:
             "state": self.bus.state.snapshot(),
             "last_seq": self.store.last_seq,
             "source": self.capture.spec.display,
+            **{k: v for f in self.features for k, v in f.connection_info().items()},
         }
 
     def health(self) -> dict[str, Any]:
@@ -200,6 +216,7 @@ class Device:
                        "reconnects": self.capture.reconnects},
             "websocket": {"clients": len(self.hub.clients), "slow_closed": self.hub.slow_closed},
             "mqtt": self.mqtt.telemetry() if self.mqtt is not None else None,
+            **{f.name: f.telemetry() for f in self.features},
             "store": {"ok": not self.bus.store_failing, "degraded": self.store.degraded,
                       "write_errors": self.store.write_errors, "last_seq": self.store.last_seq},
         }

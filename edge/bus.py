@@ -86,6 +86,13 @@ class Bus:
                 callback(snapshot)
         return payload
 
+    def update_state(self, **values: Any) -> None:
+        """Set state keys (posture, zones, bark …) from the loop thread; subscribers hear of changes."""
+        if any([self.state.set(k, v) for k, v in values.items()]):
+            snapshot = self.state.snapshot()
+            for callback in self.state_listeners:
+                callback(snapshot)
+
     def _commit(self, message: Message) -> bytes:
         def encode_with_seq(seq: int) -> bytes:
             message.seq = seq

@@ -12,6 +12,7 @@ from typing import Any
 
 from edge import messages
 from edge.capture import Frame
+from edge.features import Feature, FrameContext
 from edge.messages import EventType, Message
 from edge.telemetry import StageTimers
 from edge.tracking import DogTracker, Track
@@ -24,7 +25,9 @@ def track_box(track: Track) -> dict[str, Any]:
 
 
 class FramePipeline:
-    def __init__(self, detector: Detector, tracker: DogTracker, timers: StageTimers) -> None:
+    def __init__(self, detector: Detector, tracker: DogTracker, timers: StageTimers,
+                 features: list[Feature] | None = None) -> None:
+        self.features = features if features is not None else []
         self.detector = detector
         self.tracker = tracker
         self.timers = timers
@@ -45,7 +48,13 @@ class FramePipeline:
         boxes = [track_box(t) for t in update.tracks if t.last_seen == frame.captured]
         boxes += [messages.box(d.x1, d.y1, d.x2, d.y2, d.label, d.score, None) for d in detections if d.label != "dog"]
         out.append(messages.detection_overlay(self.frame_size[0], self.frame_size[1], boxes))
-        self.timers.record("track", time.monotonic() - detected)
+        tracked = time.monotonic()
+        self.timers.record("track", tracked - detected)
+        if self.features:
+            ctx = FrameContext(frame, detections, update.tracks, self.tracker.present)
+            for feature in self.features:
+                out += feature.process(ctx)
+            self.timers.record("features", time.monotonic() - tracked)
         self.timers.tick("inference")
         for message in out:
             message.captured = frame.captured
@@ -53,7 +62,10 @@ class FramePipeline:
 
     def idle(self, now: float) -> list[Message]:
         update = self.tracker.tick(now)
-        return self._presence_events(None, update.left, time.time())
+        out = self._presence_events(None, update.left, time.time())
+        for feature in self.features:
+            out += feature.idle(now)
+        return out
 
     def _presence_events(self, arrived: Track | None, left: dict[str, Any] | None, wall: float) -> list[Message]:
         out: list[Message] = []

@@ -1,0 +1,77 @@
+"""The extension surface for optional stages (posture, zones, audio, media, Home Assistant …).
+
+A :class:`Feature` is attached to the running :class:`~edge.app.Device` once the bus and transports
+exist. It may take part in each frame (``process``, on the inference thread, after tracking), in idle
+ticks, in the WebSocket ``connection`` message and in telemetry, and may register commands on the
+bus. Features never do blocking I/O on the event loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from edge.capture import Frame
+from edge.messages import Message
+from edge.tracking import Track
+from edge.vision.detector import Detection
+
+if TYPE_CHECKING:
+    from edge.app import Device
+
+
+@dataclasses.dataclass(slots=True)
+class FrameContext:
+    """What the vision stages produced for one frame, for features to build on."""
+
+    frame: Frame
+    detections: list[Detection]   # every box this frame (dogs labelled "dog", toys by their label)
+    tracks: list[Track]           # live dog tracks after this frame (confirmed or not)
+    present: bool                 # dog presence after this frame
+
+    @property
+    def now(self) -> float:
+        return self.frame.captured
+
+    @property
+    def wall(self) -> float:
+        return self.frame.wall
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.frame.image.shape[1], self.frame.image.shape[0]
+
+    def seen_tracks(self) -> list[Track]:
+        """Confirmed tracks matched in this very frame."""
+        return [t for t in self.tracks if t.confirmed and t.last_seen == self.frame.captured]
+
+
+class Feature:
+    """No-op defaults; subclasses override what they need."""
+
+    name = "feature"
+
+    def attach(self, device: Device) -> None:
+        """Called on the loop before threads start: register commands, listeners, HTTP routes."""
+
+    async def start(self) -> None:
+        """Called on the loop after the transports started."""
+
+    async def stop(self) -> None:
+        """Called on shutdown, before the transports stop."""
+
+    def process(self, ctx: FrameContext) -> list[Message]:
+        """Inference thread: called for every processed frame after tracking."""
+        return []
+
+    def idle(self, now: float) -> list[Message]:
+        """Inference thread: called about twice a second when no frame came."""
+        return []
+
+    def connection_info(self) -> dict[str, Any]:
+        """Merged into the ``connection`` message's data."""
+        return {}
+
+    def telemetry(self) -> dict[str, Any]:
+        """Merged into telemetry under the feature's ``name``."""
+        return {}
