@@ -16,9 +16,14 @@ import threading
 import time
 from typing import Any
 
+import orjson
+
 from edge import __version__, messages
+from edge.audio.feature import audio_features
+from edge.behaviour.feature import BehaviourFeature
 from edge.bus import Bus
 from edge.capture import CaptureThread, LatestFrame, resolve_source
+from edge.commands import Command, CommandError
 from edge.config import Config
 from edge.features import Feature
 from edge.messages import EventType
@@ -44,7 +49,9 @@ def ensure_models(config: Config) -> None:
     from edge.models import load_manifests
 
     manifests = load_manifests()
-    missing = [m for m in manifests for f in m.files if not is_present(config.model_dir, f)]
+    # "optional" manifests (e.g. YAMNet, which has no download URL) are fetched by the feature that needs them.
+    missing = [m for m in manifests if not m.spec.get("optional")
+               for f in m.files if not is_present(config.model_dir, f)]
     if missing:
         log.info("fetching %d missing model/demo file(s) into %s", len(missing), config.model_dir)
         fetch_all(config.model_dir, config.mirror, missing)
@@ -65,7 +72,27 @@ def build_detector(config: Config) -> Detector:
 def build_features(config: Config) -> list[Feature]:
     """The optional stages this configuration turns on, in the order they see each frame."""
     features: list[Feature] = []
+    features += audio_features(config)  # bark detection: only when DOGMON_AUDIO_SOURCE is set
+    features.append(BehaviourFeature(config))  # zones, fetch_return, heat map, activity, analytics (after posture)
+    features += integration_features(config)
     return features
+
+
+def integration_features(config: Config) -> list[Feature]:
+    """MQTT commands, Home Assistant discovery and systemd notify: they take no part in frames."""
+    import os
+
+    from edge.systemd import SystemdFeature
+    from edge.transports.ha_feature import HomeAssistantFeature
+    from edge.transports.mqtt_commands import MqttCommandsFeature
+
+    out: list[Feature] = []
+    if config.mqtt is not None:
+        # With discovery off the feature still runs once to clear entities it announced before.
+        out += [MqttCommandsFeature(), HomeAssistantFeature(config, enabled=config.ha_discovery)]
+    if os.environ.get("NOTIFY_SOCKET"):
+        out.append(SystemdFeature(config))
+    return out
 
 
 class InferenceThread(threading.Thread):
@@ -119,7 +146,12 @@ class Device:
         self.bus = bus = Bus(config.device_id, store, loop)
         bus.timers = self.timers
         self.hub = WebSocketHub(bus, config.ws_host, config.ws_port, config.ws_token, config.ws_max_clients,
-                                connection_info=self.connection_info)
+                                origins=config.ws_origins, connection_info=self.connection_info,
+                                max_message_bytes=config.ws_max_message_bytes, max_pending=config.ws_max_pending,
+                                rate=config.ws_rate, burst=2 * config.ws_rate)
+        bus.handle("emit_test_event", self._cmd_emit_test_event)
+        bus.handle("get_events", self._cmd_get_events)
+        bus.handle("get_state", self._cmd_get_state)
         self.hub.add_route("/healthz", lambda conn, req: self.hub.json_response(conn, self.health()),
                            needs_token=False)
         self.mqtt = None
@@ -152,9 +184,11 @@ class Device:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         telemetry_task = asyncio.create_task(self._telemetry_loop())
+        retention_task = asyncio.create_task(self._retention_loop())
         await self.stopping.wait()
         log.info("stopping")
         telemetry_task.cancel()
+        retention_task.cancel()
         self.capture.stop()
         self.inference.stop()
         for feature in self.features:
@@ -166,6 +200,30 @@ class Device:
         self.inference.join(timeout=1)
         store.close()
         return 0
+
+    async def _cmd_emit_test_event(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
+        """The seed's test broadcast: a ``test`` event through exactly the path real events take."""
+        if not self.config.test_events:
+            raise CommandError("disabled", "test events are off; set DOGMON_TEST_EVENTS=1 to allow them")
+        message = messages.event(EventType.TEST, {**command.args["data"], "origin": context.get("transport")})
+        self.bus.publish(message)
+        return {"seq": message.seq}
+
+    async def _cmd_get_events(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
+        args = command.args
+        rows = self.store.events(args["since"], args["limit"], args["event_types"], args["from_ts"], args["to_ts"])
+        return {"events": [orjson.Fragment(payload) for _, payload in rows],
+                "last_seq": self.store.last_seq, "first_seq": self.store.first_seq()}
+
+    async def _cmd_get_state(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
+        return {"state": self.bus.state.snapshot(), "last_seq": self.store.last_seq}
+
+    async def _retention_loop(self) -> None:
+        while True:
+            removed = self.store.prune(self.config.event_retention_days, self.config.event_max_rows)
+            if removed:
+                log.info("event retention removed %d old events", removed)
+            await asyncio.sleep(600)
 
     def _camera_status(self, online: bool, info: dict[str, Any]) -> None:
         """Capture-thread callback: turn transitions into events on the bus."""

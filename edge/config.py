@@ -127,6 +127,10 @@ def _device_id(raw: str) -> str:
     return value
 
 
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in raw.split(",") if v.strip())
+
+
 def _classes(raw: str) -> tuple[str, ...]:
     names = tuple(n.strip().lower() for n in raw.split(",") if n.strip())
     if not names:
@@ -191,6 +195,19 @@ KEYS: tuple[Key, ...] = (
     Key("DOGMON_WS_PORT", "ws_port", "8765", _int_range(0, 65535), "WebSocket/HTTP port (0: any free port)"),
     Key("DOGMON_WS_TOKEN", "ws_token", "", _text(256), "token clients must present (empty: no auth)"),
     Key("DOGMON_WS_MAX_CLIENTS", "ws_max_clients", "16", _int_range(1, 1000), "WebSocket clients at once"),
+    Key("DOGMON_WS_ORIGINS", "ws_origins", "", _csv,
+        "comma list of allowed browser Origins (empty: any; clients without Origin are allowed)"),
+    Key("DOGMON_WS_MAX_MESSAGE_BYTES", "ws_max_message_bytes", "65536", _int_range(1024, 16 * 2**20),
+        "largest inbound WebSocket message; larger closes the connection with 1009"),
+    Key("DOGMON_WS_RATE", "ws_rate", "20", _float_range(0.1, 10000),
+        "inbound messages per second per client (burst: twice that); abuse closes with 1008"),
+    Key("DOGMON_WS_MAX_PENDING", "ws_max_pending", "512", _int_range(16, 100000),
+        "events queued for one client before it is closed as too slow (1013)"),
+    Key("DOGMON_TEST_EVENTS", "test_events", "0", _bool, "allow authenticated clients to emit `test` events"),
+    Key("DOGMON_EVENT_RETENTION_DAYS", "event_retention_days", "30", _float_range(0.001, 3650),
+        "delete events older than this"),
+    Key("DOGMON_EVENT_MAX_ROWS", "event_max_rows", "100000", _int_range(100, 10**8),
+        "keep at most this many events"),
     Key("DOGMON_MQTT_URL", "mqtt_url", "", _mqtt_url, "mqtt://user:pass@host:1883 or mqtts://… (empty: off)"),
     Key("DOGMON_MQTT_PREFIX", "mqtt_prefix", "dogmonitor", _text(64, r"[A-Za-z0-9_/-]+", "letters, digits, _ - /"),
         "MQTT topic prefix"),
@@ -214,6 +231,36 @@ KEYS: tuple[Key, ...] = (
     Key("DOGMON_EXECUTION_PROVIDERS", "execution_providers", "auto", _text(256),
         "auto, or a comma list such as CUDAExecutionProvider,CPUExecutionProvider"),
     Key("DOGMON_LOG_LEVEL", "log_level", "info", _choice("debug", "info", "warning", "error"), "log level"),
+    Key("DOGMON_HA_DISCOVERY", "ha_discovery", "1", _bool,
+        "announce entities to Home Assistant over MQTT (only when MQTT is on; 0 removes them)"),
+    Key("DOGMON_HA_PREFIX", "ha_prefix", "homeassistant", _text(64, r"[A-Za-z0-9_-]+", "letters, digits, _ -"),
+        "Home Assistant MQTT discovery prefix"),
+    Key("DOGMON_AUDIO_SOURCE", "audio_source", "",
+        _text(1024, r"|alsa:\S.*|(?!alsa:).+", "empty (off), alsa:<device> such as alsa:hw:1,0, or a WAV/FLAC path"),
+        "bark detection input: alsa:hw:1,0 (via arecord), a WAV/FLAC file, or empty for no audio"),
+    Key("DOGMON_AUDIO_LOOP", "audio_loop", "1", _bool, "loop a file audio source"),
+    Key("DOGMON_AUDIO_MODEL", "audio_model", "", _optional_path,
+        "your own converted yamnet.onnx (empty: the manifest's verified copy in DOGMON_MODEL_DIR)"),
+    Key("DOGMON_BARK_THRESHOLD", "bark_threshold", "0.3", _float_range(0.05, 0.99),
+        "YAMNet Bark/Howl/Growling/Whimper score that makes a window count"),
+    Key("DOGMON_BARK_HOP_SECONDS", "bark_hop_seconds", "0.5", _float_range(0.1, 0.975),
+        "step between 0.975 s YAMNet windows"),
+    Key("DOGMON_BARK_GAP_SECONDS", "bark_gap_seconds", "3", _float_range(0.5, 60),
+        "this long without a barking window ends an episode (and sends its bark event)"),
+    Key("DOGMON_BARK_CONTINUOUS_SECONDS", "bark_continuous_seconds", "30", _float_range(1, 3600),
+        "an episode longer than this sends continuous_barking (once per episode)"),
+    Key("DOGMON_ZONE_INERTIA_FRAMES", "zone_inertia_frames", "3", _int_range(1, 60),
+        "consecutive frames that must agree before the dog counts as entering or leaving a zone"),
+    Key("DOGMON_FETCH_GROWTH", "fetch_growth", "1.5", _float_range(1.05, 20),
+        "fetch_return fires when a carrying dog's box area grew by this factor since the carry began"),
+    Key("DOGMON_FETCH_CARRY_FRAMES", "fetch_carry_frames", "3", _int_range(1, 60),
+        "consecutive frames a toy must be held before it counts as carried"),
+    Key("DOGMON_HEATMAP_INTERVAL", "heatmap_interval", "10", _float_range(1, 3600),
+        "seconds between heatmap overlays"),
+    Key("DOGMON_HEATMAP_WINDOW_MINUTES", "heatmap_window_minutes", "60", _int_range(1, 1440),
+        "how far back the heatmap looks"),
+    Key("DOGMON_ANALYTICS_INTERVAL", "analytics_interval", "5", _float_range(0.5, 3600),
+        "at most one analytics message per this many seconds (only when figures changed)"),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
 
@@ -232,6 +279,13 @@ class Config:
     ws_port: int
     ws_token: str
     ws_max_clients: int
+    ws_origins: tuple[str, ...]
+    ws_max_message_bytes: int
+    ws_rate: float
+    ws_max_pending: int
+    test_events: bool
+    event_retention_days: float
+    event_max_rows: int
     mqtt_url: str
     mqtt_prefix: str
     mqtt_overlay_hz: float
@@ -246,6 +300,21 @@ class Config:
     graph_optimization: str
     execution_providers: str
     log_level: str
+    ha_discovery: bool
+    ha_prefix: str
+    audio_source: str
+    audio_loop: bool
+    audio_model: Path | None
+    bark_threshold: float
+    bark_hop_seconds: float
+    bark_gap_seconds: float
+    bark_continuous_seconds: float
+    zone_inertia_frames: int
+    fetch_growth: float
+    fetch_carry_frames: int
+    heatmap_interval: float
+    heatmap_window_minutes: int
+    analytics_interval: float
 
     @property
     def mqtt(self) -> MqttTarget | None:

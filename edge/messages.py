@@ -25,6 +25,7 @@ class MessageType(StrEnum):
     ERROR = "error"
     REPLY = "reply"
     GAP = "gap"
+    ANALYTICS = "analytics"
 
 
 class EventType(StrEnum):

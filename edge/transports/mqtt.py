@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ from edge import messages
 from edge.bus import Bus
 from edge.config import MqttTarget
 from edge.messages import EventType, Message, MessageType
+from edge.transports.kickloop import KickLoopDetector
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,12 @@ class MqttBridge:
         self._last_state: bytes | None = None
         self._last_telemetry: bytes | None = None
         self._offline_reported = False
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"dogmonitor-{device_id}",
-                                  clean_session=True)
+        self.client_id = client_id or f"dogmonitor-{device_id}"
+        self.kick_loop = KickLoopDetector(self.client_id)
+        # Extension hooks (loop thread): called after each (re)connect, and per subscribed topic filter.
+        self.connect_hooks: list[Callable[[], None]] = []
+        self.subscriptions: dict[str, Callable[[str, bytes, bool], None]] = {}
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
         if target.username:
             self.client.username_pw_set(target.username, target.password)
         if target.tls:
@@ -65,6 +71,8 @@ class MqttBridge:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
+        self.client.on_connect_fail = self._on_connect_fail
         bus.attach(self)
         bus.state_listeners.append(self._on_state)
 
@@ -94,8 +102,54 @@ class MqttBridge:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self.loop.call_soon_threadsafe(self._disconnected, str(reason))
 
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self.loop.call_soon_threadsafe(self._unreachable)
+
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
         self.loop.call_soon_threadsafe(self._puback, mid)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self.loop.call_soon_threadsafe(self._message, message.topic, bytes(message.payload), bool(message.retain))
+
+    # --- extension surface (loop thread) ---
+    def subscribe(self, topic_filter: str, handler: Callable[[str, bytes, bool], None]) -> None:
+        """Call ``handler(topic, payload, retained)`` on the loop for messages on ``topic_filter``."""
+        self.subscriptions[topic_filter] = handler
+        if self.connected:
+            self.client.subscribe(topic_filter, qos=1)
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> bool:
+        """Publish when connected (False otherwise); callers re-send from a connect hook."""
+        if not self.connected:
+            return False
+        self.client.publish(topic, payload, qos=qos, retain=retain)
+        return True
+
+    def publish_retained(self, topic: str, payload: bytes | str) -> bool:
+        return self.publish(topic, payload, qos=1, retain=True)
+
+    def republish_state(self) -> None:
+        """Send the retained state and telemetry again (after discovery, so new entities get values)."""
+        if self._last_state is not None:
+            self.publish_retained(self.topic("state"), self._last_state)
+        if self._last_telemetry is not None:
+            self.publish(self.topic("telemetry"), self._last_telemetry, qos=0, retain=True)
+
+    def local_address(self) -> str | None:
+        """This device's IP address as the broker's network sees it (for links shown to users)."""
+        sock = self.client.socket()
+        try:
+            return sock.getsockname()[0] if sock is not None else None
+        except OSError:
+            return None
+
+    def _message(self, topic: str, payload: bytes, retained: bool) -> None:
+        for topic_filter, handler in list(self.subscriptions.items()):
+            if mqtt.topic_matches_sub(topic_filter, topic):
+                try:
+                    handler(topic, payload, retained)
+                except Exception:
+                    log.exception("MQTT handler for %s failed", topic_filter)
 
     # --- loop thread ---
     def _connected(self, ok: bool, reason: str) -> None:
@@ -113,7 +167,9 @@ class MqttBridge:
         self.connected, self.status, self.auth_failed = True, "connected", False
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.connects += 1
-        log.info("MQTT connected to %s:%s as %s", self.target.host, self.target.port, self.base)
+        self.kick_loop.connected(time.monotonic())
+        log.info("MQTT connected to %s:%s as %s (client id %s)", self.target.host, self.target.port, self.base,
+                 self.client_id)
         self.client.publish(self.topic("availability"), "online", qos=1, retain=True)
         if self._last_state is not None:
             self.client.publish(self.topic("state"), self._last_state, qos=1, retain=True)
@@ -123,6 +179,13 @@ class MqttBridge:
             self._offline_reported = False
             self.bus.publish(messages.event(EventType.BROKER_ONLINE, {"broker": self._broker_name()}))
         self.ever_connected = True
+        for topic_filter in self.subscriptions:
+            self.client.subscribe(topic_filter, qos=1)
+        for hook in self.connect_hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("MQTT connect hook failed")
         self._pump()
 
     def _disconnected(self, reason: str) -> None:
@@ -133,7 +196,17 @@ class MqttBridge:
         if was:
             self.disconnects += 1
             log.warning("MQTT connection lost (%s); paho reconnects with backoff", reason)
+            warning = self.kick_loop.disconnected(time.monotonic(), reason)
+            if warning:
+                self.status = "kicked_repeatedly"
+                log.error("%s", warning)
             self._report_offline(reason)
+
+    def _unreachable(self) -> None:
+        if self.status != "auth_failed":
+            self.status = "unreachable"
+        log.warning("MQTT broker %s unreachable; retrying with backoff", self._broker_name())
+        self._report_offline("broker unreachable")
 
     def _report_offline(self, reason: str) -> None:
         if not self._offline_reported:
@@ -201,4 +274,6 @@ class MqttBridge:
             "inflight": len(self.inflight),
             "connects": self.connects,
             "disconnects": self.disconnects,
+            "client_id": self.client_id,
+            "duplicate_client_id_suspected": self.kick_loop.suspected,
         }

@@ -16,6 +16,7 @@ import contextlib
 import hmac
 import http
 import logging
+import socket
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -39,8 +41,17 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
 REPLAY_BATCH = 200
+SOCKET_SEND_BUFFER = 256 * 1024
 
 HttpRoute = Callable[[ServerConnection, Request], Response]
+
+
+def binary_response(status: int, body: bytes, content_type: str,
+                    extra: dict[str, str] | None = None) -> Response:
+    """An HTTP response for the small GET routes served on the WebSocket port."""
+    headers = Headers({"Content-Type": content_type, "Content-Length": str(len(body)),
+                       "Cache-Control": "no-store", **(extra or {})})
+    return Response(status, http.HTTPStatus(status).phrase, headers, body)
 
 
 class RateLimiter:
@@ -204,21 +215,18 @@ class WebSocketHub:
 
     @staticmethod
     def json_response(connection: ServerConnection, body: dict[str, Any], status: int = 200) -> Response:
-        response = connection.respond(status, "")
-        response.body = orjson.dumps(body)
-        response.headers["Content-Type"] = "application/json"
-        response.headers["Content-Length"] = str(len(response.body))
-        return response
+        return binary_response(status, orjson.dumps(body), "application/json")
 
     # --- fan-out (Transport) ---
     def deliver(self, message: Message, payload: bytes) -> None:
-        for client in self.clients:
+        for client in tuple(self.clients):  # offer() may drop a slow client from the set
             client.offer(message, payload)
 
     def _too_slow(self, client: Client) -> None:
         if client.closing:
             return
         client.closing = True
+        self.clients.discard(client)  # it gets nothing more, whatever the close handshake takes
         self.slow_closed += 1
         log.warning("closing slow client %s: %d events pending", client.ws.remote_address, len(client.pending))
         if client.sender:
@@ -232,6 +240,11 @@ class WebSocketHub:
 
     async def _serve_ui(self, ws: ServerConnection) -> None:
         client = Client(ws, self.max_pending, self._too_slow)
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None:
+            # A fixed kernel send buffer bounds what one stalled client can pin in memory
+            # (Linux would otherwise grow it to megabytes); events beyond it wait in `pending`.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER)
         await ws.send(messages.encode(messages.connection(self.connection_info()), self.bus.device_id), text=True)
         query = parse_qs(urlsplit(ws.request.path).query)
         if "since" in query:

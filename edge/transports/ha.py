@@ -1,0 +1,259 @@
+"""Home Assistant MQTT discovery, described as data.
+
+Owns what Home Assistant is told about a device: pure builder functions that return
+``{discovery topic: config payload}`` dicts (tested directly, no broker needed). Per-entity discovery
+is used (``<ha_prefix>/<component>/dogmonitor_<id>/<object_id>/config``) because it lets one entity —
+a zone that was deleted, a feature that was switched off — be removed on its own with an empty
+retained config, and it works with every Home Assistant release that has MQTT discovery.
+
+Every entity belongs to one HA device per dogmonitor device, is available only while
+``{prefix}/{id}/availability`` says ``online``, and reads topics the device already publishes:
+``state`` (retained JSON: ``presence``, ``posture``, ``zones_occupied`` …), ``telemetry`` (retained envelope
+with ``data.cpu_percent`` …) and ``ha_event`` (``{"event_type": …}``, published by
+:class:`~edge.transports.ha_feature.HomeAssistantFeature`). Unique ids are derived from the device id
+only, so they are stable across restarts and distinct between devices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Any
+
+# Dog events that the HA `event` entity can fire; the device's other events (broker, camera, errors)
+# are not the dog's and stay on the raw `events` topic.
+DOG_EVENT_TYPES = ("dog_detected", "dog_left", "sit", "stand", "lie", "zone_enter", "zone_exit", "zone_dwell",
+                   "fetch_return", "bark", "continuous_barking", "howl", "whimper")
+PRESENCE_EVENT_TYPES = ("dog_detected", "dog_left")
+
+# Commands that make sense as a one-press HA button: command name -> (entity name, icon).
+BUTTON_COMMANDS: dict[str, tuple[str, str]] = {
+    "snapshot": ("Take snapshot", "mdi:camera"),
+    "take_snapshot": ("Take snapshot", "mdi:camera"),
+    "bookmark": ("Bookmark moment", "mdi:bookmark-plus"),
+    "save_clip": ("Save clip", "mdi:filmstrip"),
+    "clip": ("Save clip", "mdi:filmstrip"),
+}
+
+COMPONENTS = ("binary_sensor", "sensor", "event", "button")
+REQUIRED_KEYS = {
+    "binary_sensor": ("name", "unique_id", "state_topic", "device", "availability", "payload_on", "payload_off"),
+    "sensor": ("name", "unique_id", "state_topic", "device", "availability", "value_template"),
+    "event": ("name", "unique_id", "state_topic", "device", "availability", "event_types"),
+    "button": ("name", "unique_id", "command_topic", "device", "availability", "payload_press"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceInfo:
+    """What identifies one dogmonitor device to Home Assistant and where its topics live."""
+
+    device_id: str
+    mqtt_prefix: str            # DOGMON_MQTT_PREFIX, e.g. "dogmonitor"
+    ha_prefix: str              # DOGMON_HA_PREFIX, e.g. "homeassistant"
+    sw_version: str
+    model: str = "dogmonitor edge camera (YOLOX-Nano)"
+    configuration_url: str | None = None
+    telemetry_interval: float = 5.0
+
+    @property
+    def base(self) -> str:
+        return f"{self.mqtt_prefix}/{self.device_id}"
+
+    @property
+    def node_id(self) -> str:
+        return f"dogmonitor_{self.device_id}"
+
+    def topic(self, leaf: str) -> str:
+        return f"{self.base}/{leaf}"
+
+    def config_topic(self, component: str, object_id: str) -> str:
+        return f"{self.ha_prefix}/{component}/{self.node_id}/{object_id}/config"
+
+    def unique_id(self, object_id: str) -> str:
+        return f"{self.node_id}_{object_id}"
+
+    @property
+    def expire_after(self) -> int:
+        """Telemetry older than three periods (at least a minute) makes the diagnostic sensors unavailable."""
+        return int(max(60.0, 3 * self.telemetry_interval))
+
+
+def slug(text: str) -> str:
+    """A topic- and id-safe form of a zone name: lower case a-z, 0-9 and '_'."""
+    value = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    return value or "zone"
+
+
+def device_block(info: DeviceInfo) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "identifiers": [info.node_id],
+        "name": f"Dog monitor {info.device_id}",
+        "manufacturer": "dogmonitor",
+        "model": info.model,
+        "sw_version": info.sw_version,
+    }
+    if info.configuration_url:
+        block["configuration_url"] = info.configuration_url
+    return block
+
+
+def _entity(info: DeviceInfo, object_id: str, name: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "unique_id": info.unique_id(object_id),
+        "availability": [{"topic": info.topic("availability"), "payload_available": "online",
+                          "payload_not_available": "offline"}],
+        "device": device_block(info),
+        "origin": {"name": "dogmonitor", "sw_version": info.sw_version},
+        **fields,
+    }
+
+
+def presence_entities(info: DeviceInfo) -> dict[str, dict[str, Any]]:
+    """Dog present (binary_sensor, occupancy) and the last dog event (event entity)."""
+    return {
+        info.config_topic("binary_sensor", "dog_present"): _entity(
+            info, "dog_present", "Dog present",
+            device_class="occupancy", state_topic=info.topic("state"),
+            value_template="{{ 'ON' if value_json.presence else 'OFF' }}", payload_on="ON", payload_off="OFF",
+            json_attributes_topic=info.topic("state"),
+            json_attributes_template="{{ {'track_count': value_json.track_count, "
+                                     "'present_since': value_json.present_since} | tojson }}"),
+    }
+
+
+def event_entity(info: DeviceInfo, event_types: list[str] | tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    return {
+        info.config_topic("event", "dog_event"): _entity(
+            info, "dog_event", "Dog event", state_topic=info.topic("ha_event"),
+            event_types=list(event_types), icon="mdi:dog"),
+    }
+
+
+# Diagnostic sensor: (object id, name, unit, device_class, dotted path inside the telemetry envelope)
+DIAGNOSTICS: tuple[tuple[str, str, str, str | None, str], ...] = (
+    ("cpu_temperature", "CPU temperature", "°C", "temperature", "data.cpu_temperature_c"),
+    ("cpu_percent", "CPU", "%", None, "data.cpu_percent"),
+    ("memory_percent", "Memory", "%", None, "data.memory_percent"),
+    ("capture_fps", "Capture fps", "fps", None, "data.pipeline.capture_fps"),
+    ("inference_fps", "Inference fps", "fps", None, "data.pipeline.inference_fps"),
+    ("inference_latency", "Inference latency", "ms", "duration", "data.pipeline.latency_ms.detect.p50"),
+)
+
+
+def json_path_template(path: str) -> str:
+    """A template reading a dotted path from ``value_json`` that renders "None" when any part is missing.
+
+    Each intermediate step falls back to ``{}`` so a missing branch never raises inside HA's renderer;
+    HA's MQTT sensor turns the rendered "None" into the ``unknown`` state.
+    """
+    expr = "value_json"
+    parts = path.split(".")
+    for part in parts[:-1]:
+        expr = f"({expr}.{part} | default({{}}, true))"
+    return f"{{{{ {expr}.{parts[-1]} | default(None) }}}}"
+
+
+def diagnostic_entities(info: DeviceInfo) -> dict[str, dict[str, Any]]:
+    """Diagnostic sensors over the retained telemetry envelope; stale values go unavailable."""
+    out: dict[str, dict[str, Any]] = {}
+    for object_id, name, unit, device_class, path in DIAGNOSTICS:
+        template = json_path_template(path)
+        fields: dict[str, Any] = {
+            "state_topic": info.topic("telemetry"), "value_template": template,
+            "unit_of_measurement": unit, "state_class": "measurement", "entity_category": "diagnostic",
+            "expire_after": info.expire_after,
+        }
+        if device_class:
+            fields["device_class"] = device_class
+        out[info.config_topic("sensor", object_id)] = _entity(info, object_id, name, **fields)
+    return out
+
+
+def posture_entity(info: DeviceInfo, options: list[str] | tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Posture as an enum sensor; a posture outside ``options`` or none renders as unknown."""
+    allowed = list(options)
+    return {
+        info.config_topic("sensor", "posture"): _entity(
+            info, "posture", "Posture", device_class="enum", options=allowed, state_topic=info.topic("state"),
+            value_template="{% set p = value_json.posture | default(None) %}"
+                           "{{ p if p in " + json.dumps(allowed) + " else None }}",
+            icon="mdi:dog-side"),
+    }
+
+
+def zone_entities(info: DeviceInfo, zones: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """One occupancy binary_sensor per ``(zone_id, display name)``.
+
+    Reads ``value_json.zones_occupied`` from the state topic: the list of ids of the occupied zones
+    (the behaviour feature keeps it in the device state).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for zone_id, name in zones:
+        object_id = f"zone_{slug(zone_id)}"
+        template = ("{{ 'ON' if " + _jinja_string(zone_id) +
+                    " in (value_json.zones_occupied | default([], true)) else 'OFF' }}")
+        out[info.config_topic("binary_sensor", object_id)] = _entity(
+            info, object_id, f"{name} occupied", device_class="occupancy", state_topic=info.topic("state"),
+            value_template=template, payload_on="ON", payload_off="OFF", icon="mdi:map-marker-radius")
+    return out
+
+
+def _jinja_string(text: str) -> str:
+    """A Jinja string literal for arbitrary user text (zone names): JSON escaping is valid Jinja."""
+    return json.dumps(text)
+
+
+def button_entities(info: DeviceInfo, commands: list[str] | set[str]) -> dict[str, dict[str, Any]]:
+    """A button per supported one-press command; pressing publishes to ``{prefix}/{id}/cmd/<name>``."""
+    out: dict[str, dict[str, Any]] = {}
+    for command in sorted(commands):
+        if command not in BUTTON_COMMANDS:
+            continue
+        name, icon = BUTTON_COMMANDS[command]
+        out[info.config_topic("button", command)] = _entity(
+            info, command, name, command_topic=info.topic(f"cmd/{command}"),
+            payload_press='{"id": "ha-' + command + '"}', icon=icon)
+    return out
+
+
+def discovery(info: DeviceInfo, *, posture_options: list[str] | tuple[str, ...] | None = None,
+              zones: list[tuple[str, str]] | None = None, commands: list[str] | set[str] = (),
+              event_types: list[str] | tuple[str, ...] = PRESENCE_EVENT_TYPES) -> dict[str, dict[str, Any]]:
+    """Every config this device should have in Home Assistant right now."""
+    out = presence_entities(info)
+    out.update(event_entity(info, event_types))
+    out.update(diagnostic_entities(info))
+    if posture_options:
+        out.update(posture_entity(info, posture_options))
+    if zones:
+        out.update(zone_entities(info, zones))
+    out.update(button_entities(info, commands))
+    return out
+
+
+def removals(previous: set[str], current: dict[str, Any]) -> list[str]:
+    """Config topics published before that are no longer wanted: each gets an empty retained payload."""
+    return sorted(previous - current.keys())
+
+
+def validate(topic: str, payload: dict[str, Any]) -> list[str]:
+    """Problems Home Assistant would reject a config for (used by tests and the diagnostics)."""
+    problems: list[str] = []
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[-1] != "config" or parts[1] not in COMPONENTS:
+        return [f"{topic}: not <prefix>/<component>/<node_id>/<object_id>/config"]
+    component = parts[1]
+    for key in REQUIRED_KEYS[component]:
+        if key not in payload:
+            problems.append(f"{topic}: missing {key}")
+    device = payload.get("device", {})
+    if not device.get("identifiers"):
+        problems.append(f"{topic}: device without identifiers")
+    if component == "sensor" and payload.get("device_class") == "enum" and not payload.get("options"):
+        problems.append(f"{topic}: enum sensor without options")
+    if component == "event" and not payload.get("event_types"):
+        problems.append(f"{topic}: event entity without event_types")
+    return problems

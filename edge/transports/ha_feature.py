@@ -1,0 +1,187 @@
+"""The Home Assistant feature: publishes the discovery configs from :mod:`edge.transports.ha` over MQTT.
+
+Owns when discovery is (re)sent and what is removed. On every broker connect it publishes the
+retained configs, then the retained state and telemetry again so new entities get values at once.
+When Home Assistant announces ``online`` on ``<ha_prefix>/status`` (it restarted) the configs are sent
+again after a short random delay, so a house full of devices does not answer in the same instant.
+
+Removal is reconciled against the broker, not remembered: the feature subscribes to its own node's
+config topics, and any retained config the broker still holds that is no longer wanted (a deleted zone,
+a feature switched off, or everything when ``DOGMON_HA_DISCOVERY=0``) is cleared with an empty retained
+payload, which is how Home Assistant is told to remove an entity. This also works across restarts.
+
+Dog events are mirrored to ``{prefix}/{id}/ha_event`` as ``{"event_type": …}`` for the ``event`` entity.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from edge import __version__
+from edge.config import Config
+from edge.features import Feature
+from edge.messages import Message, MessageType, OverlayType
+from edge.transports import ha
+
+if TYPE_CHECKING:
+    from edge.app import Device
+    from edge.transports.mqtt import MqttBridge
+
+log = logging.getLogger(__name__)
+
+POSTURE_EVENT_TYPES = ("sit", "stand", "lie")
+ZONE_EVENT_TYPES = ("zone_enter", "zone_exit", "zone_dwell")
+
+
+class HomeAssistantFeature(Feature):
+    name = "home_assistant"
+
+    def __init__(self, config: Config, enabled: bool = True, resend_delay: tuple[float, float] = (0.5, 3.0)) -> None:
+        self.config = config
+        self.enabled = enabled
+        self.resend_delay = resend_delay
+        self.ha_prefix: str = getattr(config, "ha_prefix", "homeassistant")
+        self.posture_options: list[str] | None = None
+        self.zones: list[tuple[str, str]] | None = None
+        self.event_types: list[str] = list(ha.PRESENCE_EVENT_TYPES)
+        self.bridge: MqttBridge | None = None
+        self.device: Device | None = None
+        self.wanted: dict[str, dict[str, Any]] = {}
+        self.published = 0
+        self.removed = 0
+        self.discovery_sends = 0
+        self._resend_pending = False
+
+    # --- Feature ---
+    def attach(self, device: Device) -> None:
+        self.device = device
+        self.bridge = bridge = device.mqtt
+        if bridge is None:
+            return
+        bridge.connect_hooks.append(self.publish_discovery)
+        info = self.info()
+        bridge.subscribe(f"{self.ha_prefix}/+/{info.node_id}/+/config", self._on_existing_config)
+        if self.enabled:
+            bridge.subscribe(f"{self.ha_prefix}/status", self._on_ha_status)
+            device.bus.listeners.append(self._on_message)
+
+    async def start(self) -> None:
+        # Every feature is attached by now: learn what the optional stages offer, before the first connect
+        # (connect_async only connects on paho's thread, after this loop turn).
+        assert self.device is not None
+        for feature in self.device.features:
+            options = getattr(feature, "posture_options", None)
+            if options:
+                self.posture_options = [str(o) for o in options]
+                self._add_event_types(POSTURE_EVENT_TYPES)
+            zones = getattr(feature, "zones", None)
+            if zones and all(hasattr(z, "name") for z in zones):
+                self.zones = [(z.name, z.name) for z in zones]
+                self._add_event_types(ZONE_EVENT_TYPES)
+        if self.bridge is not None and self.bridge.connected:
+            self.publish_discovery()
+
+    def telemetry(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "entities": len(self.wanted), "discovery_sends": self.discovery_sends,
+                "removed": self.removed}
+
+    # --- what other features call (loop thread) ---
+    def set_posture_options(self, options: list[str] | None) -> None:
+        self.posture_options = list(options) if options else None
+        if options:
+            self._add_event_types(POSTURE_EVENT_TYPES)
+        self.publish_discovery()
+
+    def set_zones(self, zones: list[tuple[str, str]] | None) -> None:
+        """Zones as ``(zone_id, display name)``; entities of vanished zones are removed."""
+        self.zones = list(zones) if zones else None
+        if zones:
+            self._add_event_types(ZONE_EVENT_TYPES)
+        self.publish_discovery()
+
+    # --- discovery ---
+    def info(self) -> ha.DeviceInfo:
+        url = None
+        if self.bridge is not None and self.device is not None and hasattr(self.device, "hub"):
+            address = self.bridge.local_address()
+            if address:
+                host = f"[{address}]" if ":" in address else address
+                url = f"http://{host}:{self.device.hub.port}/healthz"
+        return ha.DeviceInfo(device_id=self.config.device_id, mqtt_prefix=self.config.mqtt_prefix,
+                             ha_prefix=self.ha_prefix, sw_version=__version__, configuration_url=url,
+                             telemetry_interval=self.config.telemetry_interval)
+
+    def desired(self) -> dict[str, dict[str, Any]]:
+        if not self.enabled:
+            return {}
+        commands = set(self.device.bus.handlers) if self.device is not None else set()
+        return ha.discovery(self.info(), posture_options=self.posture_options, zones=self.zones,
+                            commands=commands, event_types=self.event_types)
+
+    def publish_discovery(self) -> None:
+        """Publish every wanted config (retained), clear dropped ones, then re-send state for the new entities."""
+        bridge = self.bridge
+        if bridge is None or not bridge.connected:
+            return
+        previous = set(self.wanted)
+        self.wanted = self.desired()
+        for topic in ha.removals(previous, self.wanted):
+            self._clear(topic)
+        for topic, payload in self.wanted.items():
+            bridge.publish_retained(topic, orjson.dumps(payload))
+            self.published += 1
+        if self.wanted:
+            self.discovery_sends += 1
+            log.info("Home Assistant discovery: %d entities under %s/…/%s", len(self.wanted), self.ha_prefix,
+                     self.info().node_id)
+            bridge.republish_state()
+
+    def _clear(self, topic: str) -> None:
+        if self.bridge is not None and self.bridge.publish_retained(topic, b""):
+            self.removed += 1
+            log.info("Home Assistant discovery: removed %s", topic)
+
+    def _on_existing_config(self, topic: str, payload: bytes, retained: bool) -> None:
+        # A retained config on the broker for this node that we no longer want: clear it.
+        # Our own current configs echo back here and are kept; empty payloads are removals already done.
+        if payload and topic not in self.wanted and (retained or not self.enabled):
+            self._clear(topic)
+
+    def _on_ha_status(self, topic: str, payload: bytes, retained: bool) -> None:
+        if payload.strip().lower() != b"online" or self._resend_pending or self.device is None:
+            return
+        self._resend_pending = True
+        delay = random.uniform(*self.resend_delay)
+        log.info("Home Assistant came online; re-sending discovery in %.1fs", delay)
+        self.device.bus.loop.call_later(delay, self._resend)
+
+    def _resend(self) -> None:
+        self._resend_pending = False
+        self.publish_discovery()
+
+    # --- the event entity ---
+    def _add_event_types(self, types: tuple[str, ...] | list[str]) -> bool:
+        added = [t for t in types if t not in self.event_types]
+        self.event_types.extend(added)
+        return bool(added)
+
+    def _on_message(self, message: Message) -> None:
+        if message.type is MessageType.OVERLAY and message.overlay_type is OverlayType.ZONES:
+            names = [str(z["name"]) for z in message.data.get("zones", []) if isinstance(z, dict) and "name" in z]
+            if [n for n, _ in self.zones or []] != names:
+                self.set_zones([(n, n) for n in names])
+            return
+        if not message.is_event:
+            return
+        kind = str(message.event_type)
+        if kind not in ha.DOG_EVENT_TYPES or self.bridge is None:
+            return
+        if self._add_event_types([kind]):
+            self.publish_discovery()  # a stage we did not know about fires a new kind of dog event
+        data = {k: v for k, v in message.data.items() if isinstance(v, str | int | float | bool) or v is None}
+        payload = {"event_type": kind, "seq": message.seq, "ts": round(message.ts, 3), **data}
+        self.bridge.publish(self.bridge.topic("ha_event"), orjson.dumps(payload), qos=1)

@@ -1,0 +1,177 @@
+"""Shared fixtures: the real model mirror, a real mosquitto broker, and real device processes.
+
+Nothing here is a stand-in: the broker is the mosquitto binary on a free loopback port, devices are
+``python -m edge run`` subprocesses, models come from the mirror through the project's own fetcher.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge.models import fetch_all
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    path = Path(os.environ.get("DOGMON_MIRROR") or REPO.parent / "shared").resolve()
+    if not (path / "models" / "yolox_nano.onnx").is_file() or not (path / "media").is_dir():
+        pytest.fail(f"model/media mirror not found at {path}: set DOGMON_MIRROR to a folder holding models/ and "
+                    "media/ (the project's ../shared)", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_dir(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("models")
+    fetch_all(directory, mirror)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def media(mirror: Path) -> Path:
+    return mirror / "media"
+
+
+class Mosquitto:
+    """A real broker on a free loopback port; ``stop``/``start`` keep the same port."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            pytest.fail("mosquitto is not installed: run .ci/run or `apt-get install mosquitto`", pytrace=False)
+        self.binary = binary
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.workdir = workdir
+        self.conf = workdir / "mosquitto.conf"
+        self.extra_conf = ""
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self.conf.write_text(f"listener {self.port} {self.host}\nallow_anonymous true\npersistence false\n"
+                             f"{self.extra_conf}")
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=(self.workdir / "mosquitto.log").open("ab"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        pytest.fail(f"mosquitto did not start: {(self.workdir / 'mosquitto.log').read_text()}", pytrace=False)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+        self.proc = None
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+class DeviceProcess:
+    """``python -m edge run`` in a subprocess with its own data dir and port."""
+
+    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+        self.port = int(env["DOGMON_WS_PORT"])
+        self.env = env
+        self.workdir = workdir
+        self.log_path = workdir / f"device-{self.port}-{time.monotonic_ns()}.log"
+        self.proc = subprocess.Popen([sys.executable, "-m", "edge", "run"], env=env, cwd=workdir,
+                                     stdout=subprocess.DEVNULL, stderr=self.log_path.open("wb"))
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/ui"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"device exited with {self.proc.returncode}:\n{self.logs()}", pytrace=False)
+            try:
+                with urllib.request.urlopen(self.http_url + "/healthz", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        pytest.fail(f"device did not answer /healthz within {timeout}s:\n{self.logs()}", pytrace=False)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def start_device(model_dir: Path, mirror: Path, tmp_path: Path) -> Iterator:
+    """Factory: ``start_device(env)`` starts a device (waits for /healthz) and stops it at teardown."""
+    started: list[DeviceProcess] = []
+
+    def start(env: dict[str, str] | None = None, wait: bool = True) -> DeviceProcess:
+        full = {k: v for k, v in os.environ.items() if not k.startswith("DOGMON_")}
+        full.update({
+            "DOGMON_DEVICE_ID": "testdog",
+            "DOGMON_MODEL_DIR": str(model_dir),
+            "DOGMON_MIRROR": str(mirror),
+            "DOGMON_DATA_DIR": str(tmp_path / "data"),
+            "DOGMON_WS_HOST": "127.0.0.1",
+            "DOGMON_WS_PORT": str(free_port()),
+            "DOGMON_TELEMETRY_INTERVAL": "1",
+            "DOGMON_INFERENCE_THREADS": "1",
+            "DOGMON_LOG_LEVEL": "info",
+            "PYTHONPATH": str(REPO),
+        })
+        full.update(env or {})
+        device = DeviceProcess(full, tmp_path)
+        started.append(device)
+        if wait:
+            device.wait_ready()
+        return device
+
+    yield start
+    for device in started:
+        device.stop()

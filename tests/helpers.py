@@ -1,0 +1,114 @@
+"""Test-side clients: collect WebSocket and MQTT messages until a condition holds (real sockets)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+Msg = dict[str, Any]
+
+
+def ws_connect(url: str, token: str | None = None, **kwargs: Any) -> ClientConnection:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    return connect(url, additional_headers=headers, open_timeout=10, **kwargs)
+
+
+def ws_collect(ws: ClientConnection, until: Callable[[list[Msg]], bool], timeout: float,
+               into: list[Msg] | None = None) -> list[Msg]:
+    """Receive messages into a list until ``until(list)`` is true; fail with what arrived on timeout."""
+    got: list[Msg] = [] if into is None else into
+    deadline = time.monotonic() + timeout
+    while not until(got):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"timed out after {timeout}s; got {summarise(got)}")
+        try:
+            raw = ws.recv(timeout=remaining)
+        except TimeoutError:
+            continue
+        got.append(orjson.loads(raw))
+    return got
+
+
+def events(msgs: list[Msg], event_type: str | None = None) -> list[Msg]:
+    return [m for m in msgs if m.get("type") == "event" and (event_type is None or m["event_type"] == event_type)]
+
+
+def summarise(msgs: list[Msg]) -> list[str]:
+    out = []
+    for m in msgs:
+        if m.get("type") == "event":
+            out.append(f"event#{m.get('seq')}:{m.get('event_type')}")
+        elif m.get("type") == "overlay":
+            out.append(f"overlay:{m.get('overlay_type')}")
+        else:
+            out.append(str(m.get("type")))
+    return out[-60:]
+
+
+class MqttCollector:
+    """A real paho subscriber on its own network thread; messages land in ``messages`` as (topic, payload)."""
+
+    def __init__(self, host: str, port: int, topics: str | list[str], client_id: str = "") -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.lock = threading.Lock()
+        self.subscribed = threading.Event()
+        self.topics = [topics] if isinstance(topics, str) else topics
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"test-{time.monotonic_ns()}")
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.reconnect_delay_set(0.2, 1)
+        self.client.connect_async(host, port, keepalive=10)
+        self.client.loop_start()
+        if not self.subscribed.wait(10):
+            raise AssertionError("MQTT test subscriber could not subscribe")
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        for topic in self.topics:
+            client.subscribe(topic, qos=1)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.messages.append((message.topic, bytes(message.payload), bool(message.retain)))
+
+    def snapshot(self) -> list[tuple[str, bytes, bool]]:
+        with self.lock:
+            return list(self.messages)
+
+    def json_on(self, suffix: str) -> list[Msg]:
+        return [orjson.loads(p) for t, p, _ in self.snapshot() if t.endswith(suffix) and p]
+
+    def wait_for(self, until: Callable[[MqttCollector], bool], timeout: float, what: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if until(self):
+                return
+            time.sleep(0.05)
+        topics = sorted({t for t, _, _ in self.snapshot()})
+        raise AssertionError(f"MQTT: timed out waiting for {what}; topics seen: {topics}; "
+                             f"events: {[(e.get('seq'), e.get('event_type')) for e in self.json_on('/events')]}")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def recv_until_closed(ws: ClientConnection, timeout: float) -> ConnectionClosed | None:
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ws.recv(timeout=max(0.01, deadline - time.monotonic()))
+    except ConnectionClosed as exc:
+        return exc
+    except TimeoutError:
+        return None
+    return None

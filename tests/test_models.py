@@ -1,0 +1,49 @@
+"""The model fetcher: mirror copy, sha256 check, atomic write, clear failures."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from edge.models import FetchError, ManifestFile, fetch_all, fetch_file, load_manifests
+
+
+def test_fetch_from_mirror_verifies_every_manifest_file(mirror: Path, tmp_path: Path) -> None:
+    paths = fetch_all(tmp_path / "m", mirror)
+    names = {p.name for p in paths}
+    assert {"yolox_nano.onnx", "dog_walking_vidtome.mp4"} <= names
+    for manifest in load_manifests():
+        for entry in manifest.files:
+            digest = hashlib.sha256((tmp_path / "m" / entry.name).read_bytes()).hexdigest()
+            assert digest in entry.sha256
+
+
+def test_wrong_hash_is_refused_and_nothing_is_left_behind(mirror: Path, tmp_path: Path) -> None:
+    entry = ManifestFile(name="yolox_nano.onnx", sha256=("0" * 64,), urls=(), mirror="models/yolox_nano.onnx")
+    with pytest.raises(FetchError) as info:
+        fetch_file(entry, tmp_path, mirror)
+    assert "yolox_nano.onnx" in str(info.value) and str(mirror) in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # no partial or temporary file
+
+
+def test_missing_mirror_file_says_what_to_do(tmp_path: Path) -> None:
+    entry = ManifestFile(name="x.onnx", sha256=("0" * 64,), urls=(), mirror="models/x.onnx")
+    with pytest.raises(FetchError, match="DOGMON_MIRROR"):
+        fetch_file(entry, tmp_path / "out", tmp_path)
+
+
+def test_download_failure_names_file_and_url(tmp_path: Path) -> None:
+    entry = ManifestFile(name="x.onnx", sha256=("0" * 64,), urls=("http://127.0.0.1:9/x.onnx",))
+    with pytest.raises(FetchError) as info:
+        fetch_file(entry, tmp_path, None, timeout=2)
+    assert "x.onnx" in str(info.value) and "127.0.0.1:9" in str(info.value)
+
+
+def test_corrupt_local_copy_is_replaced(mirror: Path, tmp_path: Path) -> None:
+    target = tmp_path / "dog_walking_vidtome.mp4"
+    target.write_bytes(b"not a video")
+    manifest = next(m for m in load_manifests() if m.kind == "media")
+    fetch_all(tmp_path, mirror, [manifest])
+    assert target.stat().st_size == manifest.files[0].size

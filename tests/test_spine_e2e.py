@@ -1,0 +1,152 @@
+"""End to end with real parts: a video of a dog → real model → WebSocket client and MQTT subscriber."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from tests.helpers import MqttCollector, events, recv_until_closed, ws_collect, ws_connect
+from tests.media import compose_video, photo_box_in_frame
+
+LABRADOR = "dog_standing_labrador_wikimedia.jpg"
+LABRADOR_BOX = (53, 30, 665, 551)  # measured in PROVENANCE.md
+
+
+def iou(a: list[float], b: list[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+@pytest.fixture
+def dog_visit_video(media: Path, tmp_path: Path) -> Path:
+    """An empty room, then the Labrador for 3 s, then the empty room again for 5 s."""
+    return compose_video(tmp_path / "visit.mp4", [(None, 1.5), (media / LABRADOR, 3.0), (None, 5.0)])
+
+
+def test_dog_appears_then_leaves_on_websocket_and_mqtt(start_device, mosquitto, dog_visit_video: Path,
+                                                       media: Path) -> None:
+    subscriber = MqttCollector(mosquitto.host, mosquitto.port, "dogmonitor/testdog/#")
+    device = start_device({"DOGMON_SOURCE": str(dog_visit_video), "DOGMON_SOURCE_LOOP": "0",
+                           "DOGMON_ABSENCE_SECONDS": "2", "DOGMON_MQTT_URL": mosquitto.url})
+    with ws_connect(device.ws_url) as ws:
+        got = ws_collect(ws, lambda m: bool(events(m, "dog_left")), timeout=40)
+    first = got[0]
+    assert first["type"] == "connection" and first["device_id"] == "testdog"
+    assert first["data"]["frame"] == {"w": 640, "h": 480} or first["data"]["frame"] == {"w": 0, "h": 0}
+    detected = events(got, "dog_detected")
+    assert len(detected) == 1, [m.get("event_type") for m in events(got)]
+    box = detected[0]["data"]["box"]
+    expected = photo_box_in_frame(media / LABRADOR, LABRADOR_BOX)
+    assert iou([box["x"], box["y"], box["x"] + box["w"], box["y"] + box["h"]], expected) > 0.8
+    assert detected[0]["data"]["confidence"] > 0.5 and detected[0]["data"]["track_id"] >= 1
+    left = events(got, "dog_left")[0]
+    assert left["seq"] > detected[0]["seq"]
+    overlays = [m for m in got if m["type"] == "overlay" and m["overlay_type"] == "detection"]
+    assert any(b["label"] == "dog" for m in overlays for b in m["data"]["boxes"])
+    assert any(m["type"] == "telemetry" for m in got)
+    seqs = [m["seq"] for m in events(got)]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+    subscriber.wait_for(lambda s: any(e["event_type"] == "dog_left" for e in s.json_on("/events")), 15,
+                        "dog_left on MQTT")
+    mqtt_events = [e for e in subscriber.json_on("/events") if e["event_type"] in ("dog_detected", "dog_left")]
+    assert [e["event_type"] for e in mqtt_events] == ["dog_detected", "dog_left"]
+    assert mqtt_events[0]["seq"] == detected[0]["seq"] and mqtt_events[0]["data"]["box"] == box
+    assert subscriber.json_on("/overlay") and subscriber.json_on("/telemetry")
+    retained = {t: (p, r) for t, p, r in subscriber.snapshot()}
+    assert retained["dogmonitor/testdog/availability"][0] == b"online"
+    state = subscriber.json_on("/state")[-1]
+    assert state["presence"] is False and state["last_event"]["type"] in ("dog_left", "camera_offline")
+    subscriber.close()
+
+
+def test_token_is_required_when_configured(start_device, dog_visit_video: Path) -> None:
+    device = start_device({"DOGMON_SOURCE": str(dog_visit_video), "DOGMON_WS_TOKEN": "s3cret"})
+    for token in (None, "wrong"):
+        with pytest.raises(InvalidStatus) as info:
+            ws_connect(device.ws_url, token=token)
+        assert info.value.response.status_code == 401
+    with ws_connect(device.ws_url, token="s3cret") as ws:
+        assert orjson.loads(ws.recv(timeout=10))["type"] == "connection"
+    with ws_connect(device.ws_url + "?token=s3cret") as ws:
+        assert orjson.loads(ws.recv(timeout=10))["type"] == "connection"
+    # health stays open for probes, and tells nothing secret
+    with urllib.request.urlopen(device.http_url + "/healthz", timeout=5) as response:
+        assert orjson.loads(response.read())["device_id"] == "testdog"
+
+
+def test_sigterm_exits_quickly_and_leaves_offline_retained(start_device, mosquitto, dog_visit_video: Path) -> None:
+    device = start_device({"DOGMON_SOURCE": str(dog_visit_video), "DOGMON_MQTT_URL": mosquitto.url})
+    watcher = MqttCollector(mosquitto.host, mosquitto.port, "dogmonitor/testdog/availability")
+    watcher.wait_for(lambda s: any(p == b"online" for _, p, _ in s.snapshot()), 15, "online")
+    with ws_connect(device.ws_url) as ws:
+        ws.recv(timeout=10)
+        started = time.monotonic()
+        assert device.stop(signal.SIGTERM) == 0
+        assert time.monotonic() - started < 3.0
+        closed = recv_until_closed(ws, 5)
+    assert closed is not None and closed.rcvd is not None and closed.rcvd.code == 1001
+    watcher.close()
+    late = MqttCollector(mosquitto.host, mosquitto.port, "dogmonitor/testdog/availability")
+    late.wait_for(lambda s: bool(s.snapshot()), 5, "retained availability")
+    assert late.snapshot()[-1][1:] == (b"offline", True)
+    late.close()
+
+
+def test_events_made_while_broker_is_down_arrive_when_it_returns(start_device, mosquitto,
+                                                                  dog_visit_video: Path) -> None:
+    mosquitto.stop()
+    device = start_device({"DOGMON_SOURCE": str(dog_visit_video), "DOGMON_SOURCE_LOOP": "0",
+                           "DOGMON_ABSENCE_SECONDS": "2", "DOGMON_MQTT_URL": mosquitto.url})
+    with ws_connect(device.ws_url + "?since=0") as ws:  # everything since the start, then live
+        got = ws_collect(ws, lambda m: bool(events(m, "dog_left")), timeout=40)
+    produced = [(m["seq"], m["event_type"]) for m in events(got)]
+    assert ("dog_detected" in {e for _, e in produced}) and any(e == "broker_offline" for _, e in produced)
+    mosquitto.start()
+    subscriber = MqttCollector(mosquitto.host, mosquitto.port, "dogmonitor/testdog/events")
+    subscriber.wait_for(lambda s: {seq for seq, _ in produced} <= {e["seq"] for e in s.json_on("/events")}, 45,
+                        "held events")
+    delivered = [(e["seq"], e["event_type"]) for e in subscriber.json_on("/events")]
+    first_copy = list(dict.fromkeys(delivered))  # duplicates, if any, carry the same seq
+    assert [p for p in first_copy if p in produced] == produced
+    subscriber.close()
+
+
+def test_a_client_that_never_reads_does_not_slow_the_others(start_device, dog_visit_video: Path) -> None:
+    device = start_device({"DOGMON_SOURCE": str(dog_visit_video), "DOGMON_TEST_EVENTS": "1",
+                           "DOGMON_WS_RATE": "5000", "DOGMON_WS_MAX_PENDING": "64"})
+    # A raw client that completes the handshake with a tiny receive buffer, then never reads.
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(("127.0.0.1", device.port))
+    stuck.sendall(b"GET /ws/ui HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    assert b"101" in stuck.recv(200)
+    blob = "x" * 30000
+    with ws_connect(device.ws_url) as reader:
+        reader.recv(timeout=10)
+        started = time.monotonic()
+        sent, batch, got = 400, 16, []
+        for first in range(0, sent, batch):  # a well-behaved client: send a batch, read its answers
+            for i in range(first, first + batch):
+                reader.send(orjson.dumps({"type": "emit_test_event", "id": i, "data": {"blob": blob}}))
+            ws_collect(reader, lambda m, n=first + batch: len([x for x in m if x["type"] == "reply"]) >= n and
+                       len(events(m, "test")) >= n, timeout=30, into=got)
+        elapsed = time.monotonic() - started
+        seqs = [m["seq"] for m in events(got, "test")]
+        assert seqs == sorted(seqs) and len(seqs) == sent
+        # The stuck client is cut off (1013) rather than holding events in memory for ever.
+        telemetry = ws_collect(reader, lambda m: any(x["type"] == "telemetry" and
+                                                     x["data"]["websocket"]["slow_closed"] >= 1 for x in m), 10)
+        assert telemetry[-1]["data"]["websocket"]["clients"] == 1
+    assert elapsed < 30, f"400 events of 30 kB took {elapsed:.1f}s with a stuck client"
+    stuck.close()
