@@ -154,22 +154,25 @@ def test_box_relative_to_the_dogs_own_standing_reference() -> None:
     """A dog whose standing box is squat (aspect 0.62, under the absolute lie bound) still reads stand
     once seen moving, and lying is judged against that reference, not the absolute bound."""
     model = BoxPosture()
-    walking = [(100 + 8 * i, 200, 420 + 8 * i, 400) for i in range(20)]   # 320x200 moving 0.4 heights/frame
+    walking = [(100 + 20 * i, 200, 420 + 20 * i, 400) for i in range(20)]  # 320x200 moving 1 height/s
     assert {r.posture for r in feed(model, walking, 0.0)[5:]} == {STAND}
     assert model.reference is not None and model.reference.aspect == pytest.approx(0.625, abs=0.01)
-    still = [(260, 200, 580, 400)] * 20
+    still = [(480, 200, 800, 400)] * 20
     assert {r.posture for r in feed(model, still, 2.0)[10:]} == {STAND}
-    lying = [(240, 290, 600, 400)] * 20                                   # 360x110: aspect 0.31, floor kept
+    lying = [(460, 290, 820, 400)] * 20                                   # 360x110: aspect 0.31, floor kept
     assert {r.posture for r in feed(model, lying, 4.0)[10:]} == {LIE}
 
 
 def test_box_lie_by_top_drop_with_the_floor_kept_even_when_seen_head_on() -> None:
     """Head-on, a dog lying down keeps its width; the top falls while the bottom stays: lying."""
     model = BoxPosture()
-    feed(model, [(300, 100, 400, 300)] * 20, 0.0)                # standing head-on: 100x200, aspect 2.0
-    assert model.reference is not None
-    readings = feed(model, [(295, 170, 405, 302)] * 20, 2.0)   # top fell by 35 % of the height, floor kept
-    assert readings[-1].posture == LIE and "floor kept" in readings[-1].detail
+    # walking towards the camera head-on: a 2:1 box growing from 100x200 to 150x300 in 1.5 s
+    approach = [(300 - 25 * f, 100 - 50 * f, 400 + 25 * f, 300 + 50 * f) for f in (i / 15 for i in range(16))]
+    # the first 0.4 s have no motion history: the absolute aspect (2:1 says sit) decides until then
+    assert {r.posture for r in feed(model, approach, 0.0)[5:]} == {STAND}
+    assert {r.posture for r in feed(model, [(275, 50, 425, 350)] * 20, 1.6)} == {STAND}
+    readings = feed(model, [(270, 155, 430, 352)] * 20, 3.6)   # top fell by 35 % of the height, floor kept
+    assert readings[-1].posture == LIE
 
 
 def test_box_sit_from_a_standing_side_view() -> None:
@@ -182,7 +185,7 @@ def test_box_sit_from_a_standing_side_view() -> None:
 def test_box_walking_away_stays_standing() -> None:
     """Moving away shrinks the box evenly and lifts the floor line: neither lying nor sitting."""
     model = BoxPosture()
-    boxes = [(100 + 3 * i, 200 + 2 * i, 400 - 3 * i, 460 - 0.6 * i) for i in range(40)]
+    boxes = [(250 - 150 * f, 330 - 130 * f, 250 + 150 * f, 330 + 130 * f) for f in (1 - i / 80 for i in range(40))]
     assert {r.posture for r in feed(model, boxes, 0.0)} == {STAND}
 
 

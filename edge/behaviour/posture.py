@@ -12,9 +12,9 @@ verticality* = how upright the torso→paw vectors are (paws spread out forwards
 values), *head* below the torso top (a head resting down). Each posture's score is a weighted mean of
 soft ramps over these features:
 
-* sit: front raised (rise 0.12 → 0.30), back paws level with the hips (rear drop 0.35 → 0.15),
-  front legs hanging (front drop 0.20 → 0.40);
-* stand: torso level, both leg pairs hanging (drops 0.20 → 0.40), legs upright;
+* sit: front raised (rise 0.20 → 0.40), back paws level with the hips (rear drop 0.35 → 0.15),
+  front legs hanging straight down (front drop 0.30 → 0.50, upright);
+* stand: torso level (|rise| 0.35 → 0.15), both leg pairs hanging (drops 0.20 → 0.40), legs upright;
 * lie: torso level, paws close to torso height (largest drop 0.35 → 0.15), legs not upright,
   a lowered head counting a little extra.
 
@@ -23,15 +23,17 @@ to the box. The ramps come from canine proportions (a standing dog's paws hang r
 size below the torso; a lying dog's torso is within a fifth of its size of the floor), not from test
 photos.
 
-**Box** (:class:`BoxPosture`). Without keypoints, evidence is the box over time: a dog moving by
-more than 0.6 of its height per second is standing (dogs do not walk sitting or lying), and while it
-stands its box shape and floor line become the track's *standing reference*. Against that reference:
-the box aspect (height/width) falling below 0.82 × the standing aspect, or the top dropping by 30 %
-of the standing height while the floor line stays within 15 %, is lying; the aspect rising above
-1.45 × with the top roughly kept is sitting. With no reference yet (a single photo, a dog first
-seen still) the absolute aspect decides: below 0.73 lying, above 1.31 sitting, else standing. These
-boundaries are the geometric means between typical side-view box aspects (stand ≈ 0.9, sphinx lie
-≈ 0.6, sit ≈ 1.9). Box posture cannot tell a dog turning towards the camera from one sitting down.
+**Box** (:class:`BoxPosture`). Without keypoints, evidence is the box over time. A dog moving by
+more than 0.6 of its height per second, or whose box grows or shrinks by more than 25 % a second
+while keeping its shape (walking towards or away from the camera), is standing: dogs do not walk
+sitting or lying. While it stands, its box shape and floor line become the track's *standing
+reference*. Against that reference, the box aspect (height/width) falling below 0.82 × the standing
+aspect, or the top dropping by 30 % of the standing height while the floor line stays within 15 %,
+is lying; the aspect rising above 1.45 × with the top roughly kept is sitting. With no reference yet
+(a single photo, a dog first seen still) the absolute aspect decides: below 0.73 lying, above 1.31
+sitting, else standing. These boundaries are the geometric means between typical side-view box
+aspects (stand ≈ 0.9, sphinx lie ≈ 0.6, sit ≈ 1.9). Box posture cannot tell a dog turning towards
+the camera from one sitting down.
 
 **Hysteresis** (:class:`PostureHysteresis`): a new posture must be read continuously for
 ``min_seconds`` before it is committed; readings of the current posture cancel a candidate, so a
@@ -65,6 +67,10 @@ PARTS: dict[str, tuple[str, ...]] = {
 }
 # Front/rear torso pairs, most precise first; both ends must come from the same pair.
 TORSO_PAIRS = (("shoulder", "hip"), ("withers", "tail_root"), ("front_elbow", "rear_elbow"))
+# The drop thresholds are set for shoulder/hip joints. The top line (withers, tail root) sits about a
+# tenth of the dog's size above them and the elbows about a tenth below, so drops measured from those
+# are shifted by that much to stay comparable.
+DROP_OFFSET = {"shoulder": 0.0, "withers": 0.1, "front_elbow": -0.1}
 NAME_TO_PART = {name: part for part, names in PARTS.items() for name in names}
 
 
@@ -124,16 +130,16 @@ def keypoint_features(keypoints: Keypoints, threshold: float = 0.3) -> dict[str,
     if size <= 1e-6:
         return None
     front, rear = parts[pair[0]], parts[pair[1]]
-    features = {"size": size, "rise": (rear[1] - front[1]) / size}
+    features = {"size": float(size), "rise": float(rear[1] - front[1]) / size}
     for paw, top, key in (("front_paw", front, "front"), ("back_paw", rear, "rear")):
         if paw in parts:
             dx, dy = parts[paw][0] - top[0], parts[paw][1] - top[1]
-            features[f"{key}_drop"] = dy / size
+            features[f"{key}_drop"] = float(dy / size - DROP_OFFSET[pair[0]])
             length = math.hypot(dx, dy)
             if length > 0.05 * size:
-                features[f"{key}_vertical"] = dy / length
+                features[f"{key}_vertical"] = float(dy / length)
     if "head" in parts:
-        features["head_low"] = (parts["head"][1] - min(front[1], rear[1])) / size
+        features["head_low"] = float(parts["head"][1] - min(front[1], rear[1])) / size
     return features
 
 
@@ -141,7 +147,7 @@ def score_postures(f: Mapping[str, float]) -> dict[str, float]:
     rise = f["rise"]
     fd, rd = f.get("front_drop"), f.get("rear_drop")
     fv, rv = f.get("front_vertical"), f.get("rear_vertical")
-    level = 1 - ramp(abs(rise), 0.12, 0.30)
+    level = 1 - ramp(abs(rise), 0.15, 0.35)
     drops = [d for d in (fd, rd) if d is not None]
     verticals = [v for v in (fv, rv) if v is not None]
     upright = sum(ramp(v, 0.5, 0.85) for v in verticals) / len(verticals) if verticals else None
@@ -149,9 +155,10 @@ def score_postures(f: Mapping[str, float]) -> dict[str, float]:
     legs_low = 1 - ramp(max(drops), 0.15, 0.35)
     head_low = f.get("head_low")
     sit = _weighted_mean([
-        (ramp(rise, 0.12, 0.30), 2.0),
+        (ramp(rise, 0.20, 0.40), 2.0),
         (None if rd is None else 1 - ramp(rd, 0.15, 0.35), 1.0),
-        (None if fd is None else ramp(fd, 0.20, 0.40), 1.0),
+        (None if fd is None else ramp(fd, 0.30, 0.50), 1.0),
+        (None if fv is None else ramp(fv, 0.5, 0.85), 1.0),
     ])
     stand = _weighted_mean([(level, 2.0), (legs_long, 2.0), (upright, 1.0)])
     lie = _weighted_mean([
@@ -186,6 +193,7 @@ REL_SIT = 1.45           # sqrt(1.9 / 0.9)
 TOP_DROP_LIE = 0.30      # top edge fell by this share of the standing height …
 FLOOR_STEADY = 0.15      # … while the floor line (bottom edge) stayed within this share
 MOVING_SPEED = 0.6       # box heights per second: a dog moving this fast is on its feet
+MOVING_SCALE_RATE = 0.25  # same-shape box growing/shrinking by this log-factor per second: walking to/from us
 REFERENCE_TTL = 300.0    # seconds a standing reference stays valid without being refreshed
 
 
@@ -244,11 +252,24 @@ class BoxPosture:
         aspects = [_aspect(b) for _, b in self._window(t)]
         return bool(aspects) and max(aspects) / min(aspects) <= 1 + tolerance
 
+    def scale_rate(self, t: float) -> float:
+        """How fast the box grows or shrinks while keeping its shape (walking to or from the camera), per second.
+
+        A box that changes shape (a dog lying down, a scene cut) does not count as moving.
+        """
+        recent = self._window(t)
+        if len(recent) < 2 or recent[-1][0] - recent[0][0] < 0.4 or not self.steady_shape(t):
+            return 0.0
+        (t0, a), (t1, b) = recent[0], recent[-1]
+        diag_a = math.hypot(a[2] - a[0], a[3] - a[1])
+        diag_b = math.hypot(b[2] - b[0], b[3] - b[1])
+        return abs(math.log(max(diag_b, 1e-6) / max(diag_a, 1e-6))) / (t1 - t0)
+
     def observe(self, t: float, box: Box) -> Reading:
         self.history.append((t, box))
         while self.history and t - self.history[0][0] > 10 * self.window:
             self.history.popleft()
-        if self.speed(t) >= MOVING_SPEED:
+        if self.speed(t) >= MOVING_SPEED or self.scale_rate(t) >= MOVING_SCALE_RATE:
             return Reading(STAND, 0.7, "box", "moving")
         ref = self.reference
         if ref is None or t - ref.t > REFERENCE_TTL:
