@@ -37,6 +37,9 @@ def create_session(path: Path, threads: int = 0, optimization: str = "all",
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = OPT_LEVELS[optimization]
+    # Idle intra-op workers must sleep, not spin: on a 4-core Pi the spinning steals the cores that
+    # capture, the event loop and the broker client need between inferences.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     chosen = choose_providers(providers)
     session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
     log.info("model %s on %s (threads=%s, optimisation=%s)", path.name, session.get_providers(),

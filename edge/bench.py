@@ -1,0 +1,130 @@
+"""``python -m edge.bench``: measured ratios from one run on the shared clip (or any video).
+
+Prints: the bare model loop (pre-processing + session + decoding on frames already in memory) vs the
+full device pipeline with the file source unthrottled (capture thread, tracker, features, bus, event
+log, WebSocket hub with clients attached), their ratio, per-stage p50/p95 latency, the cost of
+fanning one message out per WebSocket client, and process RSS. Same session settings in both loops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import psutil
+from websockets.asyncio.client import connect
+
+from edge import messages
+from edge.app import Device, build_detector, ensure_models
+from edge.config import Config, load_config
+
+
+def read_frames(path: Path) -> list:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while (item := capture.read())[0]:
+        frames.append(item[1])
+    if not frames:
+        raise SystemExit(f"cannot decode any frame from {path}")
+    return frames
+
+
+def bare_loop(config: Config, frames: list, total: int) -> float:
+    detector = build_detector(config)
+    for frame in frames[:3]:  # warm-up
+        detector.detect(frame)
+    started = time.perf_counter()
+    for i in range(total):
+        detector.detect(frames[i % len(frames)])
+    return total / (time.perf_counter() - started)
+
+
+async def pipeline_run(config: Config, total: int, clients: int) -> tuple[float, Device, dict]:
+    device = Device(config)
+    task = asyncio.create_task(device.run())
+    while not hasattr(device, "inference") or not device.inference.is_alive():
+        await asyncio.sleep(0.05)
+        if task.done():
+            raise SystemExit(f"device failed to start: {task.exception()}")
+    url = f"ws://127.0.0.1:{device.hub.port}/ws/ui"
+    sockets = [await connect(url) for _ in range(clients)]
+    readers = [asyncio.create_task(_drain(ws)) for ws in sockets]
+    while device.inference.frames < 3:
+        await asyncio.sleep(0.01)
+    start_frames, started = device.inference.frames, time.perf_counter()
+    while device.inference.frames - start_frames < total:
+        await asyncio.sleep(0.02)
+    fps = (device.inference.frames - start_frames) / (time.perf_counter() - started)
+    fanout = await fanout_cost(device)
+    for reader in readers:
+        reader.cancel()
+    device.stopping.set()
+    await task
+    for ws in sockets:
+        await ws.close()
+    return fps, device, fanout
+
+
+async def _drain(ws) -> None:
+    async for _ in ws:
+        pass
+
+
+async def fanout_cost(device: Device, rounds: int = 2000) -> dict:
+    """Time Bus.publish of a typical detection overlay with the clients currently attached."""
+    overlay = messages.detection_overlay(512, 512, [messages.box(10, 20, 200, 300, "dog", 0.8, 1)])
+    clients = len(device.hub.clients)
+    started = time.perf_counter()
+    for _ in range(rounds):
+        device.bus.publish(overlay)
+        if _ % 50 == 0:
+            await asyncio.sleep(0)  # let senders run, as the live loop would
+    per_message_us = (time.perf_counter() - started) / rounds * 1e6
+    return {"clients": clients, "publish_us": per_message_us}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge.bench", description=__doc__)
+    parser.add_argument("--video", help="video file (default: the demo clip)")
+    parser.add_argument("--frames", type=int, default=200, help="frames per measurement")
+    parser.add_argument("--clients", type=int, default=3, help="WebSocket clients attached during the pipeline run")
+    args = parser.parse_args(argv)
+    base = load_config()
+    ensure_models(base)
+    video = Path(args.video) if args.video else base.model_dir / "dog_walking_vidtome.mp4"
+    with tempfile.TemporaryDirectory() as tmp:
+        overrides = {"source": str(video), "source_loop": True, "source_realtime": False, "ws_host": "127.0.0.1",
+                     "ws_port": 0, "data_dir": Path(tmp), "mqtt_url": "", "telemetry_interval": 3600.0}
+        if hasattr(base, "audio_source"):
+            overrides["audio_source"] = ""  # the video pipeline alone
+        config = dataclasses.replace(base, **overrides)
+        frames = read_frames(video)
+        bare = bare_loop(config, frames, args.frames)
+        fps, device, fanout = asyncio.run(pipeline_run(config, args.frames, args.clients))
+        zero = asyncio.run(pipeline_run(config, 30, 0))[2]
+    stages = device.timers.percentiles()
+    rss = psutil.Process(os.getpid()).memory_info().rss / 2**20
+    print(f"video: {video.name} ({len(frames)} frames, {frames[0].shape[1]}x{frames[0].shape[0]}), "
+          f"threads={config.inference_threads or 'auto'}, cores={os.cpu_count()}")
+    print(f"bare model loop      : {bare:7.2f} fps")
+    print(f"full pipeline        : {fps:7.2f} fps  (source unthrottled, {args.clients} WebSocket clients reading)")
+    print(f"ratio pipeline/bare  : {fps / bare:7.3f}")
+    print("stage latency (ms)   : " + ", ".join(
+        f"{name} p50 {v['p50']} p95 {v['p95']}" for name, v in stages.items() if v["p50"] is not None))
+    per_client = (fanout["publish_us"] - zero["publish_us"]) / max(1, fanout["clients"])
+    print(f"fan-out              : publish {zero['publish_us']:.1f} us with 0 clients, "
+          f"{fanout['publish_us']:.1f} us with {fanout['clients']}; {per_client:.2f} us per added client "
+          "(encoded once, same bytes to every client)")
+    print(f"dropped frames       : {device.holder.dropped} (lock-step file source: expected 0)")
+    print(f"process RSS          : {rss:.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
