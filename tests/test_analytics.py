@@ -54,6 +54,16 @@ def test_open_intervals_count_live_without_being_closed() -> None:
     assert analytics.report("2026-11-26", T0 + 130)["posture_seconds"] == {"sit": 100, "stand": 30}
 
 
+def test_an_exit_dated_before_the_last_checkpoint_takes_the_excess_back() -> None:
+    analytics = DailyAnalytics(tz=TZ)
+    analytics.on_event("zone_enter", {"zone": "rug", "entered_at": T0}, T0 + 0.3)
+    for second in (1, 2, 3, 4, 5, 6, 7, 8, 9):      # the device checkpoints every second
+        analytics.checkpoint(T0 + second)
+    # the dog was last seen at T0+7.2; the exit is known 3 s later and dated back to that sighting
+    analytics.on_event("zone_exit", {"zone": "rug", "exited_at": T0 + 7.2}, T0 + 10.2)
+    assert analytics.report("2026-11-26", T0 + 20)["zone_seconds"] == {"rug": 7.2}
+
+
 def test_a_stay_across_midnight_counts_on_both_days() -> None:
     analytics = DailyAnalytics(tz=TZ)
     analytics.on_event("zone_enter", {"zone": "door", "entered_at": MIDNIGHT - 30}, MIDNIGHT - 29)

@@ -68,11 +68,18 @@ class DailyAnalytics:
         return self.totals(day)
 
     def _accrue(self, section: str, key: str, start: float, end: float) -> None:
-        """Add the interval [start, end) to ``section[key]``, split at local midnights."""
+        """Add the interval [start, end) to ``section[key]``, split at local midnights.
+
+        ``end`` before ``start`` takes the interval back out: an interval that a checkpoint already
+        counted up to ``start`` may turn out to have ended earlier (a zone exit is only known once the
+        dog has been missing for a while, and then dated back to its last sighting)."""
+        sign = 1.0
+        if end < start:
+            start, end, sign = end, start, -1.0
         while end > start:
             cut = min(end, self.next_midnight(start))
             bucket = self._touch(self.day_of(start))[section]
-            bucket[key] = round(bucket.get(key, 0.0) + (cut - start), 3)
+            bucket[key] = round(max(0.0, bucket.get(key, 0.0) + sign * (cut - start)), 3)
             start = cut
 
     # --- inputs ---
