@@ -46,16 +46,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_models(args: argparse.Namespace) -> int:
-    from edge.models import FetchError, fetch_all
+    from edge.models import FetchError, fetch_all, load_manifests
 
     config = _config(args)
     _setup_logging(config.log_level)
+    manifests = load_manifests()
     try:
-        for path in fetch_all(config.model_dir, config.mirror):
+        for path in fetch_all(config.model_dir, config.mirror, [m for m in manifests if not m.spec.get("optional")]):
             print(f"ok  {path}")
     except FetchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    # Optional models (e.g. YAMNet for bark detection, which has no download URL) must not fail the others.
+    for manifest in (m for m in manifests if m.spec.get("optional")):
+        try:
+            for path in fetch_all(config.model_dir, config.mirror, [manifest]):
+                print(f"ok  {path}")
+        except FetchError as exc:
+            print(f"skipped (optional, needed when {manifest.spec.get('needed_when', 'its feature is on')}): {exc}",
+                  file=sys.stderr)
     return 0
 
 

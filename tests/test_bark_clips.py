@@ -15,6 +15,7 @@ import pytest
 
 from edge.audio.analyzer import BarkAnalyzer
 from edge.audio.bark import AudioEvent
+from edge.audio.bench import benchmark_audio
 from edge.audio.source import CHUNK_SAMPLES, AlsaAudioSource, AudioSourceError, load_audio_16k
 from edge.audio.yamnet import YamnetClassifier, read_class_map
 from edge.runtime import create_session
@@ -116,3 +117,13 @@ def test_missing_microphone_is_a_clear_error() -> None:
     assert message.startswith("alsa:plughw:9,0: ")
     assert "audio open error" in message or "install alsa-utils" in message
     assert source.proc is None or source.proc.poll() is not None  # no arecord left running
+
+
+def test_benchmark_reports_cost_and_latency(model_dir: Path, audio_dir: Path) -> None:
+    result = benchmark_audio(model_dir / "yamnet.onnx", model_dir / "yamnet_class_map.csv",
+                             [audio_dir / BARKS[2], audio_dir / NEGATIVES[1]], gap=3.0)
+    assert [e[0] for e in result["clips"][0]["events"]] == ["bark"] and result["clips"][1]["events"] == []
+    assert 0 < result["analysis_cpu_ms_per_audio_s"] < 200  # a small fraction of real time
+    assert result["latency_onset_to_active_s"]["max"] < 1.5  # the live state follows the first bark quickly
+    # the episode event waits for the 5 s of barking to end plus the 3 s gap that proves it ended
+    assert 6.5 < result["latency_onset_to_bark_event_s"]["median"] < 9.5
