@@ -21,6 +21,7 @@ import orjson
 from edge import __version__, messages
 from edge.audio.feature import audio_features
 from edge.behaviour.feature import BehaviourFeature
+from edge.behaviour.posture_feature import posture_feature
 from edge.bus import Bus
 from edge.capture import CaptureThread, LatestFrame, resolve_source
 from edge.commands import Command, CommandError
@@ -73,6 +74,7 @@ def build_features(config: Config) -> list[Feature]:
     """The optional stages this configuration turns on, in the order they see each frame."""
     features: list[Feature] = []
     features += audio_features(config)  # bark detection: only when DOGMON_AUDIO_SOURCE is set
+    features.append(posture_feature(config))  # pose (when a model is installed) and sit/stand/lie events
     features.append(BehaviourFeature(config))  # zones, fetch_return, heat map, activity, analytics (after posture)
     features += integration_features(config)
     return features

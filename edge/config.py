@@ -261,6 +261,13 @@ KEYS: tuple[Key, ...] = (
         "how far back the heatmap looks"),
     Key("DOGMON_ANALYTICS_INTERVAL", "analytics_interval", "5", _float_range(0.5, 3600),
         "at most one analytics message per this many seconds (only when figures changed)"),
+    Key("DOGMON_POSE_FPS", "pose_fps", "5", _float_range(0, 30),
+        "pose model runs per second per dog (0: pose off, posture from the box only)"),
+    Key("DOGMON_POSTURE_MIN_SECONDS", "posture_min_seconds", "2", _float_range(0, 600),
+        "a posture must hold this long before its sit/stand/lie event fires"),
+    Key("DOGMON_POSE_MODEL", "pose_model", "", _text(512),
+        "pose model: empty/auto (first kind 'pose' manifest in models/ whose weights are installed), off, "
+        "a manifest name, or a path to a manifest .json"),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
 
@@ -315,6 +322,9 @@ class Config:
     heatmap_interval: float
     heatmap_window_minutes: int
     analytics_interval: float
+    pose_fps: float
+    posture_min_seconds: float
+    pose_model: str
 
     @property
     def mqtt(self) -> MqttTarget | None:

@@ -301,14 +301,16 @@ class BoxPosture:
             if evidence == "keypoints" or steady:
                 self.reference = StandingReference(aspect, height, box[1], box[3], t)
             return
+        # Exponential forgetting in time, not per frame, so the frame rate does not change how fast it adapts.
         if evidence == "keypoints":
-            a = 0.2
+            tau = 2.0
         elif evidence == "moving" and steady:
-            a = 0.3
+            tau = 3.0
         elif evidence == "still" and steady and 0.9 <= aspect / ref.aspect <= 1.1:
-            a = 0.1
+            tau = 20.0
         else:
             return
+        a = 1 - math.exp(-max(t - ref.t, 0.0) / tau)
         ref.aspect += a * (aspect - ref.aspect)
         ref.height += a * (height - ref.height)
         ref.top += a * (box[1] - ref.top)
