@@ -89,7 +89,6 @@ def test_zones_fetch_and_analytics_survive_a_restart(start_device, mosquitto, me
     subscriber.close()
     assert device.stop() == 0
 
-    # a restart on the same data dir: zones come back with the connection, today's figures are kept
     # a subscriber arriving later still finds the zones and today's figures, retained
     late = MqttCollector(mosquitto.host, mosquitto.port, "dogmonitor/testdog/#")
     late.wait_for(lambda s: bool(s.json_on("/zones")) and bool(s.json_on("/analytics")), 10, "retained topics")
@@ -98,8 +97,10 @@ def test_zones_fetch_and_analytics_survive_a_restart(start_device, mosquitto, me
     assert kept["zones"][1] and kept["analytics"][1]
     assert kept["analytics"][0]["data"]["event_counts"]["fetch_return"] == 1
     late.close()
+
+    # a restart on the same data dir: zones come back with the connection, today's figures are kept
     empty = compose_video(tmp_path / "empty.mp4", [(None, 2.0)])
-    again = start_device({"DOGMON_SOURCE": str(empty)})
+    again = start_device({"DOGMON_SOURCE": str(empty), "DOGMON_MQTT_URL": mosquitto.url})
     with ws_connect(again.ws_url) as ws:
         got = []
         ws_collect(ws, lambda m: bool(m), 10, into=got)
@@ -114,3 +115,17 @@ def test_zones_fetch_and_analytics_survive_a_restart(start_device, mosquitto, me
             assert second_day["event_counts"][kind] == first_day["event_counts"][kind], kind
     zones_file = orjson.loads((tmp_path / "data" / "zones.json").read_bytes())
     assert [z["name"] for z in zones_file["zones"]] == ["rug", "door"]
+
+    # the same commands work over MQTT: a bad set_zones is refused by name, a good one replaces the set
+    commander = MqttCollector(mosquitto.host, mosquitto.port, ["dogmonitor/testdog/cmd/result",
+                                                               "dogmonitor/testdog/zones"])
+    commander.client.publish("dogmonitor/testdog/cmd/set_zones", orjson.dumps(
+        {"id": "m1", "zones": [{"name": "bowl", "points": [[0.2, 0.2], [0.3, 0.2]]}]}), qos=1)
+    commander.client.publish("dogmonitor/testdog/cmd/set_zones", orjson.dumps({"id": "m2", "zones": [DOOR]}), qos=1)
+    commander.wait_for(lambda s: {r.get("id") for r in s.json_on("/cmd/result")} >= {"m1", "m2"}, 15, "results")
+    results = {r["id"]: r for r in commander.json_on("/cmd/result")}
+    assert results["m1"]["ok"] is False and "'bowl'" in results["m1"]["error"]["message"]
+    assert results["m2"]["ok"] is True and [z["name"] for z in results["m2"]["result"]["zones"]] == ["door"]
+    commander.wait_for(lambda s: [z["name"] for z in s.json_on("/zones")[-1]["data"]["zones"]] == ["door"], 10,
+                       "the new zone set retained on MQTT")
+    commander.close()
