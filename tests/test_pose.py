@@ -7,6 +7,7 @@ would produce in frame pixels.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -218,3 +219,20 @@ def test_pose_stage_is_off_without_a_pose_manifest_and_loads_one_by_path(tmp_pat
     assert load_pose_runner("", tmp_path, manifest_dir=empty) is None
     with pytest.raises(ValueError, match="sha256"):
         load_pose_runner("stub-dog-pose", tmp_path, manifest_dir=empty)
+
+
+def test_optional_pose_manifest_fetches_its_weights_from_the_mirror(tmp_path: Path) -> None:
+    """A pose manifest with a mirror path is installed on demand; without the file the stage stays off."""
+    manifests, mirror, model_dir = tmp_path / "manifests", tmp_path / "mirror", tmp_path / "model-dir"
+    manifests.mkdir()
+    (mirror / "models").mkdir(parents=True)
+    rows, _ = yolo_rows_for_test()
+    weights = constant_outputs_model(mirror / "models" / "dogpose.onnx", [1, 3, 320, 320],
+                                     {"output0": rows.T[np.newaxis]})
+    manifest = write_manifest(manifests / "dogpose.json", weights, {**yolo_spec(), "optional": True})
+    spec = json.loads(manifest.read_text())
+    spec["files"][0]["mirror"] = "models/dogpose.onnx"
+    manifest.write_text(json.dumps(spec))
+    assert load_pose_runner("", model_dir, manifest_dir=manifests) is None          # no mirror: off
+    runner = load_pose_runner("", model_dir, manifest_dir=manifests, mirror=mirror)
+    assert runner is not None and (model_dir / "dogpose.onnx").is_file()

@@ -206,7 +206,7 @@ def posture_feature(config: Config) -> PostureFeature:
     if config.pose_fps > 0:
         try:
             runner = load_pose_runner(config.pose_model, config.model_dir, config.inference_threads,
-                                      config.graph_optimization, config.execution_providers)
+                                      config.graph_optimization, config.execution_providers, mirror=config.mirror)
         except (ValueError, FetchError) as exc:
             raise StartupError(str(exc)) from exc
     if runner is None:

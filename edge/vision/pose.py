@@ -329,13 +329,28 @@ class PoseRunner:
 
 # --- finding an installed model ------------------------------------------------------------------
 
-def resolve_pose_manifest(selector: str, model_dir: Path, manifest_dir: Path | None = None) -> tuple[Any, Path] | None:
+def _installed(manifest: Any, model_dir: Path, mirror: Path | None) -> Path | None:
+    """The manifest's verified weights in ``model_dir``, fetched first (mirror or URLs) if the manifest says where."""
+    from edge.models import FetchError, fetch_file, is_present
+
+    entry = manifest.files[0]
+    if not is_present(model_dir, entry) and (entry.urls or (mirror is not None and entry.mirror)):
+        try:
+            fetch_file(entry, model_dir, mirror)
+        except FetchError as exc:
+            log.warning("pose manifest %s: %s", manifest.name, exc)
+    return model_dir / entry.name if is_present(model_dir, entry) else None
+
+
+def resolve_pose_manifest(selector: str, model_dir: Path, manifest_dir: Path | None = None,
+                          mirror: Path | None = None) -> tuple[Any, Path] | None:
     """Find the pose manifest and its weights; None means the pose stage is off.
 
     ``selector``: ``""`` or ``auto`` (the first ``kind: "pose"`` manifest in ``models/`` whose weights
-    are present and verify), ``off``, a manifest name, or a path to a manifest ``.json`` (its weights are
-    looked for next to it, then in ``model_dir``). A named or path-given model that is missing raises
-    ``ValueError``: the user asked for it, so silence would hide a mistake.
+    are present and verify, or can be fetched from the mirror or the manifest's URLs), ``off``, a
+    manifest name, or a path to a manifest ``.json`` (its weights are looked for next to it, then in
+    ``model_dir``). A named or path-given model that is missing raises ``ValueError``: the user asked
+    for it, so silence would hide a mistake.
     """
     from edge.models import MANIFEST_DIR, is_present, load_manifest, load_manifests
 
@@ -350,34 +365,39 @@ def resolve_pose_manifest(selector: str, model_dir: Path, manifest_dir: Path | N
         manifest = load_manifest(path)
         if manifest.kind != "pose":
             raise ValueError(f"DOGMON_POSE_MODEL: {path} is a {manifest.kind!r} manifest, not 'pose'")
-        for folder in (path.parent, model_dir):
-            if is_present(folder, manifest.files[0]):
-                return manifest, folder / manifest.main_file
-        raise ValueError(f"DOGMON_POSE_MODEL: {manifest.main_file} (sha256 as in {path.name}) is neither in "
-                         f"{path.parent} nor in {model_dir}")
+        if is_present(path.parent, manifest.files[0]):
+            return manifest, path.parent / manifest.main_file
+        weights = _installed(manifest, model_dir, mirror)
+        if weights is None:
+            raise ValueError(f"DOGMON_POSE_MODEL: {manifest.main_file} (sha256 as in {path.name}) is neither in "
+                             f"{path.parent} nor in {model_dir}")
+        return manifest, weights
     poses = [m for m in load_manifests(directory) if m.kind == "pose"]
     if selector and selector.lower() != "auto":
         chosen = [m for m in poses if m.name == selector]
         if not chosen:
             raise ValueError(f"DOGMON_POSE_MODEL={selector!r}: no kind 'pose' manifest of that name in {directory} "
                              f"(found: {', '.join(m.name for m in poses) or 'none'})")
-        if not is_present(model_dir, chosen[0].files[0]):
+        weights = _installed(chosen[0], model_dir, mirror)
+        if weights is None:
             raise ValueError(f"DOGMON_POSE_MODEL={selector!r}: {chosen[0].main_file} is missing from {model_dir} "
                              "or its sha256 does not match the manifest")
-        return chosen[0], model_dir / chosen[0].main_file
+        return chosen[0], weights
     for manifest in poses:
-        if is_present(model_dir, manifest.files[0]):
-            return manifest, model_dir / manifest.main_file
+        weights = _installed(manifest, model_dir, mirror)
+        if weights is not None:
+            return manifest, weights
         log.warning("pose manifest %s: %s not in %s (or sha256 differs); skipped", manifest.name,
                     manifest.main_file, model_dir)
     return None
 
 
 def load_pose_runner(selector: str, model_dir: Path, threads: int = 0, optimization: str = "all",
-                     providers: str = "auto", manifest_dir: Path | None = None) -> PoseRunner | None:
+                     providers: str = "auto", manifest_dir: Path | None = None,
+                     mirror: Path | None = None) -> PoseRunner | None:
     from edge.runtime import create_session
 
-    found = resolve_pose_manifest(selector, model_dir, manifest_dir)
+    found = resolve_pose_manifest(selector, model_dir, manifest_dir, mirror)
     if found is None:
         return None
     manifest, weights = found
