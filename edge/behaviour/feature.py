@@ -132,7 +132,7 @@ class BehaviourFeature(Feature):
         self._zones_view: list[dict[str, Any]] = []
         self._last_analytics: dict[str, Any] | None = None
         self._tasks: list[asyncio.Task] = []
-        self._save_lock: asyncio.Lock | None = None
+        self._save_lock = asyncio.Lock()   # set_zones requests are saved one at a time
         self._retained: dict[str, bytes] = {}
 
     # --- lifecycle (loop) ---
@@ -156,7 +156,6 @@ class BehaviourFeature(Feature):
         log.info("behaviour: %d zone(s) loaded from %s", len(self.zones), self.zones_path)
 
     async def start(self) -> None:
-        self._save_lock = asyncio.Lock()
         self._mirror("zones", messages.overlay(OverlayType.ZONES, {"zones": self._zones_view}))
         self._tasks.append(asyncio.create_task(self._analytics_loop()))
 
@@ -289,7 +288,6 @@ class BehaviourFeature(Feature):
     # --- commands (loop) ---
     async def _cmd_set_zones(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
         zones: tuple[Zone, ...] = command.args["zones"]
-        assert self._save_lock is not None
         async with self._save_lock:
             try:
                 await asyncio.to_thread(save_zones, self.zones_path, zones)
