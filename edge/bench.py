@@ -90,7 +90,16 @@ async def fanout_cost(device: Device, rounds: int = 2000) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if "--audio" in argv:  # bark detection: CPU per second of audio, per-clip results, latency
+        from edge.audio.bench import main as audio_main
+
+        return audio_main([a for a in argv if a != "--audio"])
     parser = argparse.ArgumentParser(prog="python -m edge.bench", description=__doc__)
+    parser.add_argument("--audio", action="store_true",
+                        help="measure bark detection instead (see python -m edge.bench --audio --help)")
     parser.add_argument("--video", help="video file (default: the demo clip)")
     parser.add_argument("--frames", type=int, default=200, help="frames per measurement")
     parser.add_argument("--clients", type=int, default=3, help="WebSocket clients attached during the pipeline run")

@@ -10,6 +10,7 @@ waits on audio. A missing, busy or failing source is reported once per transitio
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import threading
@@ -172,8 +173,8 @@ class AudioFeature(Feature):
     async def stop(self) -> None:
         if self.thread is not None:
             self.thread.stop()
-            # The thread wakes within 0.25 s (select/wait timeouts); don't hold shutdown longer than that.
-            self.thread.join(timeout=1.0)
+            # The thread wakes within 0.25 s (select/wait timeouts); wait off the loop, and not for long.
+            await asyncio.to_thread(self.thread.join, 1.0)
 
     def connection_info(self) -> dict[str, Any]:
         return {"audio": {"source": self.spec.display, "online": self.online}}
