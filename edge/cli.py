@@ -1,4 +1,4 @@
-"""Command line: ``dogmonitor [--env FILE] {run,fetch-models,check-config,watch}``.
+"""Command line: ``dogmonitor [--env FILE] {run,fetch-models,check-config,watch,diag}``.
 
 Exit codes: 0 success, 1 runtime failure (with a line saying what to do), 2 invalid configuration.
 """
@@ -155,7 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("url", nargs="?", help="ws://HOST:PORT/ws/ui (default: from the config)")
     watch.add_argument("--all", action="store_true", help="print every overlay, not one a second")
     watch.set_defaults(func=cmd_watch)
+    diag = sub.add_parser("diag", help="check config, camera, models, broker, service and system; "
+                                       "exit 0 pass, 1 warn, 2 fail")
+    diag.add_argument("--json", action="store_true", help="machine-readable report")
+    diag.add_argument("--service", default="dogmonitor.service", help="systemd unit to inspect")
+    diag.set_defaults(func=cmd_diag)
     return parser
+
+
+def cmd_diag(args: argparse.Namespace) -> int:
+    from edge.diag import main as diag_main
+
+    logging.basicConfig(level="ERROR", stream=sys.stderr)  # the report is the output; library chatter is not
+    return diag_main(Path(args.env) if args.env else None, args.json, args.service)
 
 
 def main(argv: list[str] | None = None) -> int:

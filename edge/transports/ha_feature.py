@@ -180,6 +180,9 @@ class HomeAssistantFeature(Feature):
         kind = str(message.event_type)
         if kind not in ha.DOG_EVENT_TYPES or self.bridge is None:
             return
+        if kind in POSTURE_EVENT_TYPES and not self.posture_options:
+            # A posture stage that did not announce ``posture_options``: its events tell us it exists.
+            self.posture_options = list(POSTURE_EVENT_TYPES)
         if self._add_event_types([kind]):
             self.publish_discovery()  # a stage we did not know about fires a new kind of dog event
         data = {k: v for k, v in message.data.items() if isinstance(v, str | int | float | bool) or v is None}

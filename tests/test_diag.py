@@ -1,0 +1,96 @@
+"""``dogmonitor diag``: pure judgements, then the real command against a live device and broker, a
+broken config and a dead broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from edge.diag import FAIL, PASS, WARN, Check, decode_throttled, exit_code, judge_resources, judge_temperature
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_pi_throttling_flags_are_explained() -> None:
+    assert decode_throttled(0).status == PASS
+    now = decode_throttled(0x50005)  # under-voltage now, throttled now, both have occurred
+    assert now.status == FAIL and "under-voltage now" in now.detail and "power supply" in now.advice
+    past = decode_throttled(0x50000)
+    assert past.status == WARN and "under-voltage has occurred" in past.detail
+    assert decode_throttled(0x8).status == WARN
+
+
+def test_temperature_memory_disk_and_exit_codes() -> None:
+    assert judge_temperature(None).status == PASS
+    assert judge_temperature(55.0).status == PASS
+    assert judge_temperature(74.0).status == WARN
+    assert judge_temperature(84.0).status == FAIL and "fan" in judge_temperature(84.0).advice
+    statuses = [c.status for c in judge_resources(97, 50, Path("/data"))]
+    assert statuses == [FAIL, FAIL]
+    assert [c.status for c in judge_resources(40, 5000, Path("/data"))] == [PASS, PASS]
+    assert exit_code([Check("a", PASS, ""), Check("b", WARN, "")]) == 1
+    assert exit_code([Check("a", PASS, ""), Check("b", FAIL, ""), Check("c", WARN, "")]) == 2
+    assert exit_code([Check("a", PASS, "")]) == 0
+
+
+def run_diag(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, float]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("DOGMON_")}
+    full.update(env)
+    full["PYTHONPATH"] = str(REPO)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "edge", *args], env=full, cwd=cwd, capture_output=True, text=True,
+                          timeout=30)
+    return done.returncode, done.stdout, time.monotonic() - started
+
+
+def test_a_healthy_device_passes_every_essential_check(start_device, mosquitto, tmp_path: Path) -> None:
+    device = start_device({"DOGMON_SOURCE": "demo", "DOGMON_MQTT_URL": mosquitto.url})
+    time.sleep(1.5)  # let the first frames and telemetry flow
+    env = {k: v for k, v in device.env.items() if k.startswith("DOGMON_")}
+    code, out, seconds = run_diag(env, tmp_path, "diag", "--json")
+    report = json.loads(out)
+    status = {c["name"]: c for c in report["checks"]}
+    for essential in ("config", "device", "camera", "models", "broker", "memory", "disk"):
+        assert status[essential]["status"] == PASS, status[essential]
+    assert "512x512" in status["camera"]["detail"] and "running device" in status["camera"]["detail"]
+    assert "ms/frame" in status["models"]["detail"] and "round trip" in status["broker"]["detail"]
+    assert "availability=online" in status["broker"]["detail"]
+    # No systemd or NTP status inside a test container: those may only warn, never fail.
+    assert all(c["status"] in (PASS, WARN) for c in report["checks"])
+    assert code == {PASS: 0, WARN: 1}[report["status"]]
+    assert seconds < 15 and report["seconds"] < 15
+    assert device.proc.poll() is None  # diag did not disturb the running device
+
+    # The human table says the same, one row per check.
+    code_text, text, _ = run_diag(env, tmp_path, "diag")
+    assert code_text == code and "PASS  broker" in text and "PASS  device" in text
+
+
+def test_a_broken_config_fails_with_exit_2_and_names_the_key(tmp_path: Path) -> None:
+    env_file = tmp_path / "device.env"
+    env_file.write_text("DOGMON_WS_PORT=eighty\n")
+    code, out, _ = run_diag({}, tmp_path, "--env", str(env_file), "diag")
+    assert code == 2
+    assert "FAIL  config" in out and "DOGMON_WS_PORT" in out and "problems found" in out
+    assert "FAIL config: fix DOGMON_WS_PORT" in out
+
+
+def test_a_dead_broker_fails_with_advice(mosquitto, model_dir: Path, tmp_path: Path) -> None:
+    url = mosquitto.url
+    mosquitto.stop()
+    env = {"DOGMON_MQTT_URL": url, "DOGMON_MODEL_DIR": str(model_dir), "DOGMON_DATA_DIR": str(tmp_path),
+           "DOGMON_SOURCE": "demo", "DOGMON_WS_PORT": "1", "DOGMON_DEVICE_ID": "nobody"}
+    code, out, seconds = run_diag(env, tmp_path, "diag", "--json")
+    report = json.loads(out)
+    status = {c["name"]: c for c in report["checks"]}
+    assert code == 2 and report["status"] == FAIL
+    assert status["broker"]["status"] == FAIL and "cannot reach" in status["broker"]["detail"]
+    assert "is the broker running" in status["broker"]["advice"]
+    # No device runs either: it says so, and the camera is then opened by diag itself.
+    assert status["device"]["status"] == FAIL and "not running" in status["device"]["advice"]
+    assert status["camera"]["status"] == PASS and "read by diag" in status["camera"]["detail"]
+    assert seconds < 15
