@@ -110,9 +110,9 @@ class AudioThread(threading.Thread):
                 delivered, reason = False, f"audio processing failed: {exc}"
             finally:
                 self.source.close()
+            feature.finish_stream()  # an episode cut short by a failure or shutdown is still reported
             if self.stop_event.is_set():
                 break
-            feature.finish_stream()
             if delivered:
                 backoff = self.backoff_initial
             feature.reconnects += 1
