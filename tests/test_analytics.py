@@ -20,10 +20,10 @@ def morning(analytics: DailyAnalytics) -> None:
         (0, "dog_detected", {}),
         (10, "stand", {}),
         (70, "zone_enter", {"zone": "sofa", "entered_at": T0 + 68}),   # noticed 2 s after the dog got there
-        (75, "sit", {}),
+        (77, "sit", {"since": T0 + 75}),                                # sat at 75, held for 2 s
         (200, "lie", {}),
         (500, "zone_exit", {"zone": "sofa", "entered_at": T0 + 68, "exited_at": T0 + 498, "seconds": 430}),
-        (600, "dog_left", {}),
+        (610, "dog_left", {"absent_seconds": 10.0}),                    # last seen at 600
     ]
     for offset, kind, data in script:
         analytics.on_event(kind, data, T0 + offset)
@@ -57,11 +57,17 @@ def test_open_intervals_count_live_without_being_closed() -> None:
 def test_an_exit_dated_before_the_last_checkpoint_takes_the_excess_back() -> None:
     analytics = DailyAnalytics(tz=TZ)
     analytics.on_event("zone_enter", {"zone": "rug", "entered_at": T0}, T0 + 0.3)
+    analytics.on_event("stand", {}, T0)
     for second in (1, 2, 3, 4, 5, 6, 7, 8, 9):      # the device checkpoints every second
         analytics.checkpoint(T0 + second)
     # the dog was last seen at T0+7.2; the exit is known 3 s later and dated back to that sighting
     analytics.on_event("zone_exit", {"zone": "rug", "exited_at": T0 + 7.2}, T0 + 10.2)
-    assert analytics.report("2026-11-26", T0 + 20)["zone_seconds"] == {"rug": 7.2}
+    # it had lain down at T0+6.5; the lie event fired after the posture held for 2 s
+    analytics.on_event("lie", {"since": T0 + 6.5}, T0 + 8.5)
+    analytics.on_event("dog_left", {"absent_seconds": 10}, T0 + 17.2)
+    report = analytics.report("2026-11-26", T0 + 20)
+    assert report["zone_seconds"] == {"rug": 7.2}
+    assert report["posture_seconds"] == {"lie": 0.7, "stand": 6.5}
 
 
 def test_a_stay_across_midnight_counts_on_both_days() -> None:

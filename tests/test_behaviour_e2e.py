@@ -77,6 +77,10 @@ def test_zones_fetch_and_analytics_survive_a_restart(start_device, mosquitto, me
         assert first_day["zone_seconds"]["rug"] == pytest.approx(leave["seconds"], abs=0.1)
         assert first_day["event_counts"]["fetch_return"] == 1 and first_day["event_counts"]["zone_dwell"] == 1
         assert request(ws, got, {"type": "get_analytics", "id": 5, "day": "26-11-2026"})["type"] == "error"
+        # posture events (from the posture stage, when it is on) are counted from when the posture began
+        postures = [e for e in events(got) if e["event_type"] in ("sit", "stand", "lie")]
+        assert set(first_day["posture_seconds"]) == {e["event_type"] for e in postures}
+        assert sum(first_day["posture_seconds"].values()) <= 8.0
 
     # everything also arrived over MQTT: events, retained zones (with occupancy) and analytics
     subscriber.wait_for(lambda s: any(e["event_type"] == "zone_exit" for e in s.json_on("/events")), 15,

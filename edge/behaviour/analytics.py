@@ -3,8 +3,10 @@
 Pure logic, fed from the event stream. Days are device-local calendar days (``tz`` None: the
 system's local time zone). :meth:`DailyAnalytics.on_event` folds each outgoing event in:
 
-- posture events (``sit``, ``stand``, ``lie``) start a posture interval that runs until the next
-  posture event, ``dog_left`` or ``camera_offline``;
+- posture events (``sit``, ``stand``, ``lie``) start a posture interval at their ``since`` (when the
+  posture began; the event fires once it has held) or else their timestamp, running until the next
+  posture began, the dog's last sighting before ``dog_left`` (``ts - absent_seconds``) or
+  ``camera_offline``;
 - ``zone_enter`` counts a visit (on the day it began, from ``entered_at``) and opens a zone interval
   from ``entered_at``; ``zone_exit`` closes it at ``exited_at``;
 - every event adds one to its type's count on the day of its timestamp.
@@ -25,6 +27,13 @@ from typing import Any
 POSTURES = ("sit", "stand", "lie")
 POSTURE_ENDS = ("dog_left", "camera_offline")
 MAX_DAYS_IN_MEMORY = 8
+
+
+def _earlier(value: object, ts: float) -> float:
+    """``value`` when it is a timestamp at or before ``ts`` (and not absurdly old), else ``ts``."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and ts - 86400 <= value <= ts:
+        return float(value)
+    return ts
 
 
 def empty_totals(day: str) -> dict[str, Any]:
@@ -87,10 +96,14 @@ class DailyAnalytics:
         counts = self._touch(self.day_of(ts))["event_counts"]
         counts[event_type] = counts.get(event_type, 0) + 1
         if event_type in POSTURES:
-            self._end_posture(ts)
-            self.posture = (event_type, ts)
+            # the posture began at ``since`` (it has to hold a while before its event fires)
+            start = _earlier(data.get("since"), ts)
+            self._end_posture(start)
+            self.posture = (event_type, start)
         elif event_type in POSTURE_ENDS:
-            self._end_posture(ts)
+            # dog_left comes absence_seconds after the last sighting: the posture ended then
+            absent = data.get("absent_seconds")
+            self._end_posture(ts - absent if isinstance(absent, int | float) and absent > 0 else ts)
         elif event_type == "zone_enter":
             zone = str(data.get("zone"))
             start = float(data.get("entered_at") or ts)
