@@ -236,3 +236,24 @@ def test_optional_pose_manifest_fetches_its_weights_from_the_mirror(tmp_path: Pa
     assert load_pose_runner("", model_dir, manifest_dir=manifests) is None          # no mirror: off
     runner = load_pose_runner("", model_dir, manifest_dir=manifests, mirror=mirror)
     assert runner is not None and (model_dir / "dogpose.onnx").is_file()
+
+
+@pytest.mark.parametrize("example", sorted((Path(__file__).resolve().parent.parent / "docs" / "pose").glob("*.json")),
+                         ids=lambda p: p.name)
+def test_documented_example_manifests_load_and_name_the_parts_posture_needs(example: Path) -> None:
+    from edge.behaviour.posture import classify_keypoints
+    from edge.models import load_manifest
+
+    manifest = load_manifest(example)
+    spec = PoseSpec.from_manifest(manifest.spec)
+    assert manifest.kind == "pose" and manifest.spec.get("optional") is True
+    # every keypoint at a standing dog's place would be read: the names map onto the posture parts
+    standing = {"paw": 100.0, "knee": 75.0, "elbow": 40.0, "shoulder": 30.0, "hip": 30.0}
+    points = {}
+    for i, name in enumerate(spec.keypoints):
+        low = name.lower().replace(" ", "_")
+        y = next((v for k, v in standing.items() if k in low), 10.0)
+        front = any(k in low for k in ("front", "_f_", "shoulder", "elbow", "eye", "nose", "neck", "withers"))
+        points[name] = ((60.0 if front else -60.0) + i * 0.1, y, 0.9)
+    reading = classify_keypoints(points)
+    assert reading is not None and reading.posture == "stand"
