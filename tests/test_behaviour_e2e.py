@@ -72,6 +72,12 @@ def test_zones_fetch_and_analytics_survive_a_restart(start_device, mosquitto, me
         hottest = max(range(32 * 18), key=lambda i: heat[-1]["seconds"][i])
         assert hottest // 32 == 17 and 10 <= hottest % 32 <= 21
 
+        on_request = request(ws, got, {"type": "get_heatmap", "id": 6})["data"]["heatmap"]
+        assert on_request["total_seconds"] >= heat[-1]["total_seconds"] > 3   # the window keeps what was sent
+        telemetry = [m["data"]["behaviour"] for m in got if m["type"] == "telemetry"]
+        assert telemetry[-1]["zones"] == 2 and telemetry[-1]["fetch_returns"] == 1
+        assert telemetry[-1]["activity"]["level"] in ("resting", "low", "moderate", "high")
+
         first_day = request(ws, got, {"type": "get_analytics", "id": 4})["data"]["analytics"]
         assert first_day["zone_visits"] == {"rug": 1}
         assert first_day["zone_seconds"]["rug"] == pytest.approx(leave["seconds"], abs=0.1)

@@ -11,6 +11,7 @@ from edge.behaviour.zones import (
     ground_point,
     parse_zones,
     paw_points,
+    paws_of,
     point_in_polygon,
 )
 
@@ -53,6 +54,25 @@ def test_ground_point_is_bottom_centre_or_paws() -> None:
     assert ground_point((600, 400, 700, 500), 640, 480) == (1.0, 1.0)
     named = {"left_front_paw": (10.0, 20.0, 0.9), "right_front_paw": (30.0, 20.0, 0.1), "nose": (0.0, 0.0, 1.0)}
     assert paw_points(named) == [(10.0, 20.0)]
+
+
+def test_paws_from_the_pose_stage_decide_the_ground_point() -> None:
+    import numpy as np
+
+    from edge.tracking import Track
+    from edge.vision.pose import Pose
+
+    track = Track(1, (100.0, 50.0, 300.0, 350.0), 0.9, 0.0, 0.0)
+    assert paws_of(track) is None                                  # no pose: the box decides
+    names = ("nose", "front_left_paw", "front_right_paw", "rear_left_paw", "rear_right_paw")
+    track.pose = Pose(np.array([[120, 60, 0.9], [140, 300, 0.9], [160, 302, 0.8], [260, 298, 0.9],
+                                [280, 300, 0.05]]), 0.9, names)   # type: ignore[attr-defined]
+    paws = paws_of(track)
+    assert paws == [(140.0, 300.0), (160.0, 302.0), (260.0, 298.0)]   # the hidden paw is left out
+    # the dog's paws stand on a rug whose top edge is above the box bottom: inside by paws, not by box
+    rug = Zone("rug", ((0.0, 290 / 480), (1.0, 290 / 480), (1.0, 320 / 480), (0.0, 320 / 480)))
+    assert rug.contains(ground_point(track.box, 640, 480, paws))
+    assert not rug.contains(ground_point(track.box, 640, 480))
 
 
 def zone_dict(name: str = "sofa", points=None, **extra) -> dict:
