@@ -26,6 +26,7 @@ import subprocess
 import threading
 import time
 import wave
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +161,8 @@ class AlsaAudioSource:
         self.command = command
         self.proc: subprocess.Popen[bytes] | None = None
         self._pending = b""
+        self._stderr_lines: deque[str] = deque(maxlen=20)
+        self._stderr_reader: threading.Thread | None = None
 
     def open(self) -> None:
         exe = shutil.which(self.command)
@@ -169,14 +172,22 @@ class AlsaAudioSource:
             [exe, "-q", "-D", self.device, "-f", "S16_LE", "-r", str(TARGET_RATE), "-c", "1", "-t", "raw"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._pending = b""
+        # Drain stderr (overrun warnings) so a full pipe can never block arecord; keep the last lines for reasons.
+        self._stderr_lines: deque[str] = deque(maxlen=20)
+        self._stderr_reader = threading.Thread(target=self._drain_stderr, args=(self.proc,), daemon=True,
+                                               name="arecord-stderr")
+        self._stderr_reader.start()
+
+    def _drain_stderr(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            text = line.decode(errors="replace").strip()
+            if text:
+                self._stderr_lines.append(text)
 
     def _failure(self, what: str) -> AudioSourceError:
-        detail = ""
-        self._stop_process()
-        if self.proc is not None and self.proc.stderr is not None:
-            text = self.proc.stderr.read().decode(errors="replace").strip()
-            detail = text.splitlines()[-1] if text else ""
         self.close()
+        detail = self._stderr_lines[-1] if self._stderr_lines else ""
         return AudioSourceError(f"{self.display}: {what}" + (f" ({detail})" if detail else ""))
 
     def read(self, stop: threading.Event) -> np.ndarray | None:
@@ -213,10 +224,13 @@ class AlsaAudioSource:
 
     def close(self) -> None:
         self._stop_process()
+        if self._stderr_reader is not None:
+            self._stderr_reader.join(timeout=1.0)  # the child is gone, so its stderr ends
         if self.proc is not None:
-            for pipe in (self.proc.stdout, self.proc.stderr):
-                if pipe is not None:
-                    pipe.close()
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+            if self.proc.stderr is not None and not (self._stderr_reader and self._stderr_reader.is_alive()):
+                self.proc.stderr.close()
 
 
 def open_source(spec: AudioSourceSpec, loop: bool) -> FileAudioSource | AlsaAudioSource:
