@@ -61,9 +61,13 @@ class PostureFeature(Feature):
         self.events = 0
         self._state: tuple[Any, ...] | None = None
         self._view: list[dict[str, Any]] = []   # replaced whole, so the loop thread can read it any time
+        self._since_wall: dict[int, tuple[float, float]] = {}   # track → (monotonic start, wall start), fixed once
 
     def attach(self, device: Device) -> None:
         self.device = device
+        # the keys exist from the start (null: no dog), so clients and Home Assistant see them before any dog
+        device.bus.update_state(posture=None, posture_since=None, posture_source=None)
+        self._state = (None, None, None)
 
     # --- inference thread ---
     def process(self, ctx: FrameContext) -> list[Message]:
@@ -98,9 +102,11 @@ class PostureFeature(Feature):
         for tid in gone:
             for table in (self.last_run, self.last_pose, self.last_seen, self.first_seen):
                 table.pop(tid, None)
+            self._since_wall.pop(tid, None)
 
     def _run_pose(self, ctx: FrameContext, track: Track) -> bool:
-        if self.runner is None or ctx.now - self.last_run.get(track.track_id, -math.inf) < self.pose_interval:
+        # (a microsecond of slack: frame times like 6/30 s must count as the 0.2 s they are)
+        if self.runner is None or ctx.now - self.last_run.get(track.track_id, -math.inf) < self.pose_interval - 1e-6:
             return False
         self.last_run[track.track_id] = ctx.now
         started = time.monotonic()
@@ -165,7 +171,13 @@ class PostureFeature(Feature):
                 view.append({"track_id": tid, "posture": UNKNOWN, "since": None, "source": None, "confidence": None})
                 continue
             since = current["since"]
-            view.append({**current, "since": round(wall - (now - since), 3) if isinstance(since, float) else None})
+            if isinstance(since, float):
+                # converted once: recomputing each frame would let clock jitter re-publish an unchanged state
+                known = self._since_wall.get(tid)
+                if known is None or known[0] != since:
+                    known = self._since_wall[tid] = (since, round(wall - (now - since), 3))
+                since = known[1]
+            view.append({**current, "since": since})
         self._view = view
         main = view[0] if view else None
         state = (main["posture"], main["since"], main["source"]) if main else (None, None, None)
