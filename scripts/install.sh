@@ -16,6 +16,7 @@
 # Paths can be moved for testing with DOGMON_PREFIX, DOGMON_ETC_DIR, DOGMON_STATE_DIR, DOGMON_UNIT_DIR,
 # DOGMON_BIN_DIR. DOGMON_MIRROR=/folder (holding models/ and media/) fetches models from a local copy.
 set -euo pipefail
+umask 022  # the program must be readable by the service user whatever root's umask is
 
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 PREFIX="${DOGMON_PREFIX:-/opt/dogmonitor}"
@@ -24,6 +25,8 @@ STATE_DIR="${DOGMON_STATE_DIR:-/var/lib/dogmonitor}"
 UNIT_DIR="${DOGMON_UNIT_DIR:-/etc/systemd/system}"
 BIN_DIR="${DOGMON_BIN_DIR:-/usr/local/bin}"
 SERVICE_USER=dogmonitor
+# The distribution's interpreter: one in a user's home (pyenv …) is unreadable for the service user.
+PYTHON="${DOGMON_PYTHON:-/usr/bin/python3}"
 UNIT=dogmonitor.service
 MOSQUITTO_CONF=/etc/mosquitto/conf.d/dogmonitor.conf
 MOSQUITTO_PASSWD=/etc/mosquitto/dogmonitor.passwd
@@ -122,16 +125,18 @@ install_program() {
   step "program: $PREFIX/app (source) and a virtualenv in $PREFIX/venv"
   # A fresh copy each time (upgrade = run again); installed editable so the model manifests in
   # $PREFIX/app/models are found next to the package.
+  run install -d -m 0755 "$PREFIX"
   run rm -rf "$PREFIX/app.new"
   run mkdir -p "$PREFIX/app.new"
   run cp -a "$SRC/edge" "$SRC/models" "$SRC/systemd" "$SRC/scripts" "$SRC/pyproject.toml" "$SRC/README.md" \
     "$SRC/device.env" "$PREFIX/app.new/"
   run rm -rf "$PREFIX/app"
   run mv "$PREFIX/app.new" "$PREFIX/app"
-  if [ ! -x "$PREFIX/venv/bin/python" ]; then
-    run python3 -m venv "$PREFIX/venv"
-  else
+  if [ -x "$PREFIX/venv/bin/python" ] && [ "$(readlink -f "$PREFIX/venv/bin/python")" = "$(readlink -f "$PYTHON")" ]; then
     echo "exists: $PREFIX/venv"
+  else
+    run rm -rf "$PREFIX/venv"
+    run "$PYTHON" -m venv "$PREFIX/venv"
   fi
   run "$PREFIX/venv/bin/python" -m pip install --quiet --upgrade pip
   run "$PREFIX/venv/bin/python" -m pip install --quiet -e "$PREFIX/app"
