@@ -27,6 +27,7 @@ from edge.capture import CaptureThread, LatestFrame, resolve_source
 from edge.commands import Command, CommandError
 from edge.config import Config
 from edge.features import Feature
+from edge.media.feature import MediaFeature
 from edge.messages import EventType
 from edge.models import fetch_all, find_manifest, is_present
 from edge.pipeline import FramePipeline
@@ -76,6 +77,7 @@ def build_features(config: Config) -> list[Feature]:
     features += audio_features(config)  # bark detection: only when DOGMON_AUDIO_SOURCE is set
     features.append(posture_feature(config))  # pose (when a model is installed) and sit/stand/lie events
     features.append(BehaviourFeature(config))  # zones, fetch_return, heat map, activity, analytics (after posture)
+    features.append(MediaFeature(config))  # snapshots, clips, bookmarks, /media, /snapshot.jpg, /ws/video
     features += integration_features(config)
     return features
 

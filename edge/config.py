@@ -138,6 +138,16 @@ def _classes(raw: str) -> tuple[str, ...]:
     return names
 
 
+def _event_names(raw: str) -> tuple[str, ...]:
+    from edge.messages import EventType  # messages imports nothing from here
+
+    names = tuple(n.strip().lower() for n in raw.split(",") if n.strip())
+    known = {e.value for e in EventType}
+    if any(n not in known for n in names):
+        raise ValueError("a comma-separated list of event types (e.g. dog_detected,zone_enter,sit), or empty")
+    return names
+
+
 @dataclasses.dataclass(frozen=True)
 class MqttTarget:
     """Where and how to reach the broker, parsed from ``DOGMON_MQTT_URL``."""
@@ -268,6 +278,25 @@ KEYS: tuple[Key, ...] = (
     Key("DOGMON_POSE_MODEL", "pose_model", "", _text(512),
         "pose model: empty/auto (first kind 'pose' manifest in models/ whose weights are installed), off, "
         "a manifest name, or a path to a manifest .json"),
+    Key("DOGMON_CLIP_PRE_SECONDS", "clip_pre_seconds", "5", _float_range(0, 30),
+        "seconds before the triggering event that a clip starts (pre-roll ring of encoded frames)"),
+    Key("DOGMON_CLIP_POST_SECONDS", "clip_post_seconds", "10", _float_range(1, 300),
+        "seconds a clip goes on after its trigger (and after the dog was last active)"),
+    Key("DOGMON_CLIP_MAX_SECONDS", "clip_max_seconds", "60", _float_range(1, 600),
+        "longest clip after its pre-roll, however long the dog stays active"),
+    Key("DOGMON_CLIP_EVENTS", "clip_events", "dog_detected,zone_enter,fetch_return,continuous_barking", _event_names,
+        "events that record a clip (comma list; empty: only bookmarks record clips)"),
+    Key("DOGMON_SNAPSHOT_EVENTS", "snapshot_events", "dog_detected,sit,stand,lie,zone_enter,fetch_return",
+        _event_names, "events that save a snapshot (comma list; empty: only on request)"),
+    Key("DOGMON_LIVE_FPS", "live_fps", "5", _float_range(0.2, 30), "live view (/ws/video) frames per second"),
+    Key("DOGMON_LIVE_WIDTH", "live_width", "640", _int_range(0, 7680),
+        "live view frame width in pixels (0: camera width; never scaled up)"),
+    Key("DOGMON_MEDIA_MAX_MB", "media_max_mb", "1024", _float_range(0.01, 10**7),
+        "snapshots and clips kept on disk at most (oldest removed first)"),
+    Key("DOGMON_MEDIA_MAX_DAYS", "media_max_days", "14", _float_range(0.001, 3650),
+        "snapshots and clips older than this are removed"),
+    Key("DOGMON_MEDIA_MIN_FREE_MB", "media_min_free_mb", "100", _float_range(0, 10**7),
+        "media is not written when less than this would stay free on the data disk (reported as disk_full)"),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
 
@@ -325,6 +354,16 @@ class Config:
     pose_fps: float
     posture_min_seconds: float
     pose_model: str
+    clip_pre_seconds: float
+    clip_post_seconds: float
+    clip_max_seconds: float
+    clip_events: tuple[str, ...]
+    snapshot_events: tuple[str, ...]
+    live_fps: float
+    live_width: int
+    media_max_mb: float
+    media_max_days: float
+    media_min_free_mb: float
 
     @property
     def mqtt(self) -> MqttTarget | None:

@@ -19,7 +19,7 @@ import logging
 import socket
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -43,7 +43,7 @@ CLOSE_TRY_AGAIN = 1013
 REPLAY_BATCH = 200
 SOCKET_SEND_BUFFER = 256 * 1024
 
-HttpRoute = Callable[[ServerConnection, Request], Response]
+HttpRoute = Callable[[ServerConnection, Request], Response | Awaitable[Response]]
 
 
 def binary_response(status: int, body: bytes, content_type: str,
@@ -144,6 +144,7 @@ class WebSocketHub:
         self.clients: set[Client] = set()
         self.routes: dict[str, tuple[HttpRoute, bool]] = {}  # path -> (handler, needs token)
         self.ws_routes: dict[str, Callable[[ServerConnection], Any]] = {UI_PATH: self._serve_ui}
+        self.prefix_routes: dict[str, tuple[HttpRoute, bool]] = {}  # "/media/" -> (handler, needs token)
         self.server: Server | None = None
         self.slow_closed = 0
         self.refused = Counter()
@@ -190,8 +191,9 @@ class WebSocketHub:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
-        if path in self.routes:
-            handler, needs_token = self.routes[path]
+        route = self.routes.get(path) or self._prefix_route(path)
+        if route is not None:
+            handler, needs_token = route
             if needs_token and not self.authorised(request):
                 return self._refuse(connection, http.HTTPStatus.UNAUTHORIZED, "missing or wrong token")
             return handler(connection, request)
@@ -214,6 +216,20 @@ class WebSocketHub:
         self.routes[path] = (handler, needs_token)
 
     @staticmethod
+    def add_prefix_route(self, prefix: str, handler: HttpRoute, needs_token: bool = True) -> None:
+        """Serve every path under ``prefix`` (which ends with ``/``; exact routes win). The handler gets the
+        raw, still percent-encoded path and must validate the rest itself; it may return an awaitable
+        Response (websockets awaits it), so file reads can run off the loop."""
+        if not prefix.endswith("/"):
+            raise ValueError("a prefix route ends with '/'")
+        self.prefix_routes[prefix] = (handler, needs_token)
+
+    def _prefix_route(self, path: str) -> tuple[HttpRoute, bool] | None:
+        for prefix, route in self.prefix_routes.items():
+            if path.startswith(prefix):
+                return route
+        return None
+
     def json_response(connection: ServerConnection, body: dict[str, Any], status: int = 200) -> Response:
         return binary_response(status, orjson.dumps(body), "application/json")
 

@@ -1,0 +1,674 @@
+"""The media feature: snapshots, clips with pre-roll, bookmarks, media over HTTP and the live view.
+
+Threads and hand-overs:
+
+- inference thread: :meth:`MediaFeature.process` only copies this frame's boxes and puts the frame
+  in a one-slot holder (newest wins), so media never slows detection.
+- ``media`` thread: records the pre-roll ring (JPEG at up to ``RECORD_FPS``), encodes the live view
+  (only while someone watches), picks each new track's best frame, runs the clip planner, and encodes
+  snapshots.
+- ``media-snapshots`` / ``media-clips`` threads (:class:`~edge.media.writer.JobThread`): write files
+  (fsync + rename) and the MP4 (decode JPEG → VideoWriter at a constant rate).
+- event loop: the bus listener turns events into snapshot requests and clip triggers; once a file is
+  complete on disk its index row is committed and only then ``snapshot_saved`` / ``clip_saved`` is
+  published; retention; HTTP routes; commands.
+
+Memory is bounded by the ring (``RING_MAX_BYTES``), the writer queues, and at most
+``BestFramePicker.max_tracks`` raw frames held as snapshot candidates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import functools
+import logging
+import math
+import queue
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from edge import messages
+from edge.commands import Command, CommandError, register_validator
+from edge.config import Config
+from edge.features import Feature, FrameContext
+from edge.media import render
+from edge.media.index import CONTENT_TYPES, FILE_PATTERN, MediaIndex, MediaRecord, file_of, new_id, valid_id
+from edge.media.live import LIVE_PATH, LiveView
+from edge.media.planner import ActivityGate, BestFramePicker, ClipPlan, ClipPlanner, Trigger
+from edge.media.retention import Item, plan_retention
+from edge.media.ring import EncodedFrame, FrameRing
+from edge.media.writer import (
+    ClipRecorder,
+    DiskFull,
+    JobThread,
+    check_space,
+    fsync_dir,
+    probe_codecs,
+    remove_partials,
+    write_atomic,
+)
+from edge.messages import EventType, Message, MessageType, OverlayType
+
+if TYPE_CHECKING:
+    from websockets.asyncio.server import ServerConnection
+    from websockets.http11 import Request, Response
+
+    from edge.app import Device
+
+log = logging.getLogger(__name__)
+
+MEDIA_DIR = "media"
+MEDIA_PREFIX = "/media/"
+RECORD_FPS = 10.0            # frames per second kept in the ring and written to clips (and the clip's fps)
+RECORD_MAX_WIDTH = 1280      # ring/clip frames are scaled down to this width
+RECORD_QUALITY = 80
+RING_MAX_BYTES = 16 * 2**20  # hard bound of the pre-roll ring, whatever the resolution
+SNAPSHOT_WINDOW = 2.0        # a new dog's snapshot is its best frame within this many seconds
+SNAPSHOT_TIMEOUT = 10.0      # a snapshot command waits at most this long for its file
+RETENTION_INTERVAL = 600.0
+POSE_MAX_AGE = 1.0           # a pose overlay this much older than the frame is not drawn on it
+OWN_EVENTS = {EventType.SNAPSHOT_SAVED, EventType.CLIP_SAVED, EventType.BOOKMARK_CREATED, EventType.ERROR}
+MAX_LABEL = 100
+
+
+# --- validators (pure) ---
+
+def validate_snapshot(body: dict) -> dict:
+    return {}
+
+
+def validate_bookmark(body: dict) -> dict:
+    label = body.get("label", "")
+    if label is None:
+        label = ""
+    if not isinstance(label, str) or len(label) > MAX_LABEL:
+        raise CommandError("invalid_field", f"'label' must be a string of at most {MAX_LABEL} characters")
+    return {"label": "".join(c for c in label if c.isprintable()).strip()}
+
+
+def validate_list_media(body: dict) -> dict:
+    kind = body.get("kind")
+    if kind is not None and kind not in ("snapshot", "snapshot_overlay", "clip"):
+        raise CommandError("invalid_field", "'kind' must be snapshot, snapshot_overlay or clip")
+    limit = body.get("limit", 50)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 500:
+        raise CommandError("invalid_field", "'limit' must be an integer from 1 to 500")
+    before = body.get("before")
+    if before is not None and (isinstance(before, bool) or not isinstance(before, int | float)):
+        raise CommandError("invalid_field", "'before' must be a number (unix seconds)")
+    return {"kind": kind, "limit": limit, "before": None if before is None else float(before)}
+
+
+# --- what the media thread needs of a frame ---
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FrameInfo:
+    image: np.ndarray
+    captured: float
+    wall: float
+    boxes: tuple[render.Box, ...]
+    dogs: tuple[tuple[int, float, float, tuple[float, float]], ...]  # (track_id, first_seen, score, centre)
+
+
+@dataclasses.dataclass(slots=True)
+class SnapshotRequest:
+    seq: int | None
+    reason: str                     # event type, or "request"
+    at: float                       # monotonic moment it illustrates
+    track_id: int | None = None     # a new dog: its best frame is wanted
+    future: asyncio.Future | None = None
+    made: float = dataclasses.field(default_factory=time.monotonic)
+
+
+class LatestInfo:
+    """One-slot hand-over from the inference thread: the media thread takes the newest frame only."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._info: FrameInfo | None = None
+        self.dropped = 0
+
+    def put(self, info: FrameInfo) -> None:
+        with self._cond:
+            if self._info is not None:
+                self.dropped += 1
+            self._info = info
+            self._cond.notify()
+
+    def take(self, timeout: float) -> FrameInfo | None:
+        with self._cond:
+            if self._info is None:
+                self._cond.wait(timeout)
+            info, self._info = self._info, None
+            return info
+
+
+def mono_of(message: Message) -> float:
+    """The monotonic moment a message describes (its frame's capture time, else its wall ``ts``)."""
+    if message.captured is not None:
+        return message.captured
+    return time.monotonic() - max(0.0, time.time() - message.ts)
+
+
+class MediaFeature(Feature):
+    name = "media"
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.folder: Path = config.data_dir / MEDIA_DIR
+        self.snapshot_events = set(config.snapshot_events)
+        self.clip_events = set(config.clip_events)
+        self.max_bytes = int(config.media_max_mb * 2**20)
+        self.max_age = config.media_max_days * 86400
+        self.reserve = int(config.media_min_free_mb * 2**20)
+        self.slot = LatestInfo()
+        self.control: queue.Queue[tuple[str, Any]] = queue.Queue(256)
+        ring_frames = max(1, math.ceil(config.clip_pre_seconds * RECORD_FPS) + int(RECORD_FPS))
+        self.ring = FrameRing(ring_frames, RING_MAX_BYTES)
+        self.planner = ClipPlanner(config.clip_pre_seconds, config.clip_post_seconds, config.clip_max_seconds)
+        self.picker = BestFramePicker(SNAPSHOT_WINDOW)
+        self.gate = ActivityGate()
+        self.live = LiveView()
+        self.codecs: list[str] = []
+        self.snap_writer = JobThread("media-snapshots", 16)
+        self.clip_writer = JobThread("media-clips", 4 * int(RECORD_FPS) + 8)
+        self.recorder: ClipRecorder | None = None
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="media", daemon=True)
+        # media-thread state
+        self._latest: FrameInfo | None = None
+        self._pending: list[SnapshotRequest] = []
+        self._recording: str | None = None
+        self._last_record = -math.inf
+        self._last_live = -math.inf
+        self.live_encoded = 0
+        self.clip_frames_dropped = 0
+        self.control_dropped = 0
+        # read across threads (reference assignments only)
+        self._zones: list[dict[str, Any]] = []
+        self._poses: tuple[float, dict[str, Any]] | None = None
+        # loop-thread state
+        self.snapshots_saved = 0
+        self.clips_saved = 0
+        self.failing: str | None = None
+        self.disk_full = False
+        self.removed = 0
+        self._latest_snapshot: bytes | None = None
+        self._retention_task: asyncio.Task | None = None
+        self._retention_again = False
+        self._tasks: list[asyncio.Task] = []
+        self.index: MediaIndex | None = None
+
+    # --- lifecycle (loop) ---
+    def attach(self, device: Device) -> None:
+        self.device = device
+        self.bus = device.bus
+        self.loop = device.bus.loop
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.failing = f"media folder {self.folder} cannot be created: {exc}"
+            log.error("%s", self.failing)
+        self.index = MediaIndex(device.store.db)
+        self.codecs = probe_codecs()
+        log.info("media: clips as MP4 with %s (H.264 %s in this OpenCV build); stored in %s",
+                 self.codecs[0] if self.codecs else "no usable codec",
+                 "available" if "avc1" in self.codecs else "not available", self.folder)
+        self.recorder = ClipRecorder(self.folder, RECORD_FPS, self.codecs, self.reserve)
+        for name, validator in (("snapshot", validate_snapshot), ("bookmark", validate_bookmark),
+                                ("list_media", validate_list_media)):
+            register_validator(name, validator)
+        self.bus.handle("snapshot", self._cmd_snapshot)
+        self.bus.handle("bookmark", self._cmd_bookmark)
+        self.bus.handle("list_media", self._cmd_list_media)
+        self.bus.listeners.append(self._on_message)
+        hub = device.hub
+        hub.add_prefix_route(MEDIA_PREFIX, self._http_media)
+        hub.add_route("/snapshot.jpg", self._http_snapshot)
+        hub.ws_routes[LIVE_PATH] = self.live.serve
+        if device.mqtt is not None:
+            device.mqtt.connect_hooks.append(self._republish_snapshot)
+
+    async def start(self) -> None:
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(remove_partials, self.folder)
+        await self._reconcile()
+        self.snap_writer.start()
+        self.clip_writer.start()
+        self.thread.start()
+        self._tasks.append(asyncio.create_task(self._retention_loop()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self.stop_event.set()
+        await asyncio.to_thread(self.thread.join, 1.0)
+        if self.recorder is not None:
+            self.clip_writer.offer(self.recorder.abort)  # an unfinished clip is dropped, never half-announced
+        self.clip_writer.stop()
+        self.snap_writer.stop()
+        await self.live.close_all()
+
+    # --- inference thread ---
+    def process(self, ctx: FrameContext) -> list[Message]:
+        boxes = [render.Box(*t.box, "dog", t.score, t.track_id) for t in ctx.seen_tracks()]
+        boxes += [render.Box(d.x1, d.y1, d.x2, d.y2, d.label, d.score) for d in ctx.detections if d.label != "dog"]
+        dogs = tuple((t.track_id, t.first_seen, t.score, t.centre) for t in ctx.tracks
+                     if t.last_seen == ctx.now)
+        self.slot.put(FrameInfo(ctx.frame.image, ctx.now, ctx.wall, tuple(boxes), dogs))
+        return []
+
+    # --- media thread ---
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            info = self.slot.take(timeout=0.2)
+            try:
+                self._drain_control()
+                if info is not None:
+                    self._on_frame(info)
+                self._tick(time.monotonic())
+            except Exception:  # a bad frame must not end media for good
+                log.exception("media thread failed on a frame")
+                self.stop_event.wait(0.5)
+
+    def _drain_control(self) -> None:
+        while True:
+            try:
+                kind, item = self.control.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "snapshot":
+                self._pending.append(item)
+            elif kind == "clip":
+                self._trigger_clip(item)
+
+    def _trigger_clip(self, trigger: Trigger) -> None:
+        plan = self.planner.trigger(trigger)
+        if plan is None or self.recorder is None:
+            return
+        media_id = new_id("clip")
+        self._recording = media_id
+        preroll = self.ring.since(plan.start)
+        self.clip_writer.submit(functools.partial(self.recorder.start, media_id, preroll))
+
+    def _on_frame(self, info: FrameInfo) -> None:
+        self._latest = info
+        now = info.captured
+        if now - self._last_record >= 1.0 / RECORD_FPS - 0.005:
+            self._last_record = now
+            image = render.fit_width(info.image, RECORD_MAX_WIDTH)
+            frame = EncodedFrame(render.encode_jpeg(image, RECORD_QUALITY), now, info.wall,
+                                 image.shape[1], image.shape[0])
+            self.ring.add(frame)
+            active = self.planner.active
+            recording = active is not None and self._recording is not None and now <= active.end
+            if recording and self.recorder is not None \
+                    and not self.clip_writer.offer(functools.partial(self.recorder.add, frame)):
+                self.clip_frames_dropped += 1
+        if self.live.watching and now - self._last_live >= 1.0 / self.config.live_fps - 0.005:
+            self._last_live = now
+            jpeg = render.encode_jpeg(render.fit_width(info.image, self.config.live_width), render.STREAM_QUALITY)
+            self.live_encoded += 1
+            self.loop.call_soon_threadsafe(self.live.offer, jpeg)
+        for track_id, first_seen, score, _ in info.dogs:
+            self.picker.offer(track_id, first_seen, now, score, info)
+        centre = info.dogs[0][3] if info.dogs else None
+        h, w = info.image.shape[:2]
+        if self.gate.update(now, centre, math.hypot(w, h)):
+            self.planner.activity(now)
+
+    def _tick(self, now: float) -> None:
+        latest = self._latest
+        # Frames reach this thread a little after capture: judge "due" on the newest frame's time while
+        # frames flow, so a clip's last frames are in before it closes.
+        clock = latest.captured if latest is not None and now - latest.captured < 1.0 else now
+        done = self.planner.due(clock)
+        if done is not None and self._recording is not None and self.recorder is not None:
+            media_id, self._recording = self._recording, None
+            self.clip_writer.submit(functools.partial(self._finish_clip, media_id, done))
+        still = []
+        for request in self._pending:
+            if not self._snapshot_due(request, clock, now):
+                still.append(request)
+        self._pending = still
+        self.picker.expire(now, {r.track_id for r in self._pending if r.track_id is not None})
+
+    def _snapshot_due(self, request: SnapshotRequest, clock: float, now: float) -> bool:
+        """Write the snapshot if its frame is known; False while it should wait for a better frame."""
+        info = None
+        if request.track_id is not None:
+            ready = self.picker.ready_at(request.track_id)
+            if ready is not None and clock < ready and now - request.made < SNAPSHOT_WINDOW + 2:
+                return False
+            candidate = self.picker.take(request.track_id)
+            info = candidate.payload if candidate is not None else None
+        if info is None:
+            latest = self._latest
+            if latest is None or (latest.captured < request.at - 0.05 and now - request.made < 2.0):
+                if latest is None and now - request.made >= 2.0:
+                    self.loop.call_soon_threadsafe(self._failed, "snapshot", OSError(
+                        errno.ENODATA, "no camera frame yet"), request)
+                    return True
+                return False  # the frame of that moment has not reached this thread yet
+            info = latest
+        self._write_snapshot(request, info)
+        return True
+
+    def _write_snapshot(self, request: SnapshotRequest, info: FrameInfo) -> None:
+        poses = None
+        if self._poses is not None and abs(self._poses[0] - info.captured) <= POSE_MAX_AGE:
+            poses = self._poses[1]
+        clean = render.encode_jpeg(info.image)
+        drawn = render.encode_jpeg(render.draw_overlay(info.image, info.boxes, self._zones, poses))
+        clean_id = new_id("snapshot", info.wall)
+        overlay_id = clean_id.replace("snap-", "snapo-", 1)
+        height, width = info.image.shape[:2]
+        records = [
+            MediaRecord(clean_id, "snapshot", clean_id, info.wall, f"{clean_id}.jpg", len(clean), "image/jpeg",
+                        width, height, event_seq=request.seq),
+            MediaRecord(overlay_id, "snapshot_overlay", clean_id, info.wall, f"{overlay_id}.jpg", len(drawn),
+                        "image/jpeg", width, height, event_seq=request.seq),
+        ]
+
+        def job() -> None:
+            try:
+                check_space(self.folder, len(clean) + len(drawn), self.reserve)
+                write_atomic(self.folder / records[0].file, clean)
+                write_atomic(self.folder / records[1].file, drawn)
+            except OSError as exc:
+                for record in records:
+                    with contextlib.suppress(OSError):
+                        (self.folder / record.file).unlink()
+                self.loop.call_soon_threadsafe(self._failed, "snapshot", exc, request)
+                return
+            fsync_dir(self.folder)
+            self.loop.call_soon_threadsafe(self._snapshot_saved, request, records, clean, info)
+
+        self.snap_writer.submit(job)
+
+    def _finish_clip(self, media_id: str, plan: ClipPlan) -> None:
+        """Clip writer thread: close the file; hand the result (or the failure) to the loop."""
+        assert self.recorder is not None
+        try:
+            if self.recorder.media_id != media_id:
+                raise OSError(errno.ENODATA, "the clip was not started (its start was dropped)")
+            result = self.recorder.finish(plan.end)
+        except OSError as exc:
+            self.loop.call_soon_threadsafe(self._failed, "clip", exc, None)
+            return
+        self.loop.call_soon_threadsafe(self._clip_saved, plan, result)
+
+    # --- loop: bus listener ---
+    def _on_message(self, message: Message) -> None:
+        if message.type is MessageType.EVENT:
+            kind = str(message.event_type)
+            if message.event_type in OWN_EVENTS or message.seq is None:
+                return
+            at = mono_of(message)
+            if kind in self.snapshot_events:
+                track_id = message.data.get("track_id") if kind == EventType.DOG_DETECTED else None
+                self._send("snapshot", SnapshotRequest(message.seq, kind, at,
+                                                       track_id if isinstance(track_id, int) else None))
+            if kind in self.clip_events:
+                self._send("clip", Trigger(message.seq, at, kind))
+        elif message.type is MessageType.OVERLAY:
+            if message.overlay_type is OverlayType.ZONES:
+                self._zones = list(message.data.get("zones") or [])
+            elif message.overlay_type is OverlayType.POSE:
+                self._poses = (mono_of(message), message.data)
+
+    def _send(self, kind: str, item: Any) -> bool:
+        try:
+            self.control.put_nowait((kind, item))
+            return True
+        except queue.Full:
+            self.control_dropped += 1
+            log.warning("media: control queue full; a %s request was dropped", kind)
+            return False
+
+    # --- loop: results ---
+    def _snapshot_saved(self, request: SnapshotRequest, records: list[MediaRecord], clean: bytes,
+                        info: FrameInfo) -> None:
+        if not self._index_add(records, "snapshot", request):
+            return
+        self.snapshots_saved += 1
+        clean_rec, overlay_rec = records
+        data = {"media_id": clean_rec.id, "url": f"{MEDIA_PREFIX}{clean_rec.id}",
+                "overlay_media_id": overlay_rec.id, "overlay_url": f"{MEDIA_PREFIX}{overlay_rec.id}",
+                "event_seq": request.seq, "event_type": request.reason, "track_id": request.track_id,
+                "bytes": clean_rec.bytes, "overlay_bytes": overlay_rec.bytes,
+                "width": clean_rec.width, "height": clean_rec.height, "captured": round(info.wall, 3),
+                "content_type": "image/jpeg"}
+        event = messages.event(EventType.SNAPSHOT_SAVED, data)
+        self.bus.publish(event)
+        self._latest_snapshot = clean
+        self._republish_snapshot()
+        if request.future is not None and not request.future.done():
+            request.future.set_result({**data, "seq": event.seq})
+        self._recovered()
+        self._schedule_retention()
+
+    def _clip_saved(self, plan: ClipPlan, result: dict[str, Any]) -> None:
+        label = " | ".join(plan.labels) or None
+        first = plan.first
+        record = MediaRecord(result["media_id"], "clip", result["media_id"], time.time(), result["file"],
+                             result["bytes"], CONTENT_TYPES["mp4"], result["width"], result["height"],
+                             result["start"], result["duration"], first.seq, label)
+        if not self._index_add([record], "clip", None):
+            return
+        self.clips_saved += 1
+        data = {"media_id": record.id, "url": f"{MEDIA_PREFIX}{record.id}", "start": round(result["start"], 3),
+                "duration": round(result["duration"], 2), "end": round(result["start"] + result["duration"], 3),
+                "event_seq": first.seq, "event_type": first.reason,
+                "events": [t.seq for t in plan.triggers if t.seq is not None],
+                "label": label, "labels": plan.labels, "pre_roll": round(first.at - result["start_mono"], 2),
+                "bytes": record.bytes, "width": record.width, "height": record.height, "fps": result["fps"],
+                "codec": result["codec"], "content_type": record.content_type}
+        self.bus.publish(messages.event(EventType.CLIP_SAVED, data))
+        self._recovered()
+        self._schedule_retention()
+
+    def _index_add(self, records: list[MediaRecord], kind: str, request: SnapshotRequest | None) -> bool:
+        assert self.index is not None
+        try:
+            self.index.add(records)
+            return True
+        except sqlite3.Error as exc:
+            self._failed(kind, OSError(errno.EIO, f"media index not writable: {exc}"), request)
+            for record in records:  # an unindexed file would escape retention
+                with contextlib.suppress(OSError):
+                    (self.folder / record.file).unlink()
+            return False
+
+    def _failed(self, kind: str, exc: OSError, request: SnapshotRequest | None) -> None:
+        detail = exc.strerror or str(exc)
+        full = isinstance(exc, DiskFull) or exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        log.error("media: %s not saved: %s", kind, detail)
+        if request is not None and request.future is not None and not request.future.done():
+            code = "no_frame" if exc.errno == errno.ENODATA else "storage_failed"
+            request.future.set_exception(CommandError(code, f"{kind} not saved: {detail}"))
+        if exc.errno == errno.ENODATA:
+            return  # nothing wrong with the disk
+        self.disk_full = self.disk_full or full
+        if self.failing is None:
+            self.failing = detail
+            self.bus.publish(messages.event(EventType.ERROR, {
+                "component": "media", "detail": detail, "disk_full": full,
+                "effect": "snapshots and clips are not saved until there is room; detection and events go on"}))
+        if full:
+            self._schedule_retention()
+
+    def _recovered(self) -> None:
+        if self.failing is not None:
+            log.info("media: saving works again")
+        self.failing, self.disk_full = None, False
+
+    def _republish_snapshot(self) -> None:
+        mqtt = self.device.mqtt
+        if mqtt is not None and self._latest_snapshot is not None:
+            mqtt.publish_retained(mqtt.topic("snapshot"), self._latest_snapshot)
+
+    # --- loop: retention ---
+    async def _reconcile(self) -> None:
+        """Make the index and the folder agree: rows without a file go, files without a row are adopted."""
+        assert self.index is not None
+        try:
+            names = await asyncio.to_thread(lambda: {p.name: p.stat() for p in self.folder.iterdir() if p.is_file()})
+        except OSError as exc:
+            log.error("media folder %s unreadable: %s", self.folder, exc)
+            return
+        rows = {r.file: r for r in self.index.all()}
+        gone = [r.id for f, r in rows.items() if f not in names]
+        adopted = []
+        for name, stat in names.items():
+            match = FILE_PATTERN.fullmatch(name)
+            if match is None or name in rows:
+                continue
+            media_id, ext = match.groups()
+            kind = {"snap": "snapshot", "snapo": "snapshot_overlay", "clip": "clip"}[media_id.split("-")[0]]
+            group = media_id.replace("snapo-", "snap-", 1)
+            adopted.append(MediaRecord(media_id, kind, group, stat.st_mtime, name, stat.st_size, CONTENT_TYPES[ext]))
+        try:
+            if gone:
+                self.index.delete(gone)
+            if adopted:
+                self.index.add(adopted)
+        except sqlite3.Error as exc:
+            log.error("media index reconcile failed: %s", exc)
+        if gone or adopted:
+            log.info("media: %d index row(s) without a file removed, %d file(s) without a row adopted",
+                     len(gone), len(adopted))
+        await self._retention()
+
+    def _schedule_retention(self) -> None:
+        if self._retention_task is not None and not self._retention_task.done():
+            self._retention_again = True
+            return
+        self._retention_task = asyncio.ensure_future(self._retention())
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RETENTION_INTERVAL)
+            self._schedule_retention()
+
+    async def _retention(self) -> None:
+        assert self.index is not None
+        while True:
+            self._retention_again = False
+            try:
+                records = self.index.all()
+                items = [Item(r.id, r.group, r.created, r.bytes) for r in records]
+                doomed = set(plan_retention(items, self.max_bytes, self.max_age, time.time()))
+                if doomed:
+                    files = [self.folder / r.file for r in records if r.id in doomed]
+                    await asyncio.to_thread(_unlink_all, files)
+                    self.index.delete(sorted(doomed))
+                    self.removed += len(doomed)
+                    log.info("media retention removed %d file(s)", len(doomed))
+            except (OSError, sqlite3.Error) as exc:
+                log.error("media retention failed: %s", exc)
+            if not self._retention_again:
+                return
+
+    # --- loop: commands ---
+    async def _cmd_snapshot(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
+        future = self.loop.create_future()
+        request = SnapshotRequest(None, "request", time.monotonic(), None, future)
+        if not self._send("snapshot", request):
+            raise CommandError("busy", "too many media requests waiting; try again")
+        try:
+            return await asyncio.wait_for(future, SNAPSHOT_TIMEOUT)
+        except TimeoutError:
+            raise CommandError("timeout", f"no snapshot within {SNAPSHOT_TIMEOUT:g} s") from None
+
+    async def _cmd_bookmark(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
+        label = command.args["label"]
+        now = time.monotonic()
+        event = messages.event(EventType.BOOKMARK_CREATED, {
+            "label": label, "origin": context.get("transport"),
+            "clip": "a clip_saved event with this seq in 'events' follows"})
+        self.bus.publish(event)
+        self._send("clip", Trigger(event.seq, now, "bookmark", label or "bookmark"))
+        return {"seq": event.seq, "label": label}
+
+    async def _cmd_list_media(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
+        assert self.index is not None
+        args = command.args
+        rows = self.index.listing(args["kind"], args["limit"], args["before"])
+        return {"media": [r.describe() for r in rows]}
+
+    # --- loop: HTTP ---
+    def _http_media(self, connection: ServerConnection, request: Request) -> Response:
+        from edge.transports.ws import binary_response
+
+        media_id = urlsplit(request.path).path[len(MEDIA_PREFIX):]
+        if not valid_id(media_id):
+            return binary_response(400, b"invalid media id\n", "text/plain")
+        assert self.index is not None
+        record = self.index.get(media_id)
+        if record is None:
+            return binary_response(404, b"no such media\n", "text/plain")
+        return self._serve_file(record)  # type: ignore[return-value]  # websockets awaits it
+
+    async def _serve_file(self, record: MediaRecord) -> Response:
+        from edge.transports.ws import binary_response
+
+        try:
+            body = await asyncio.to_thread(file_of(record, self.folder).read_bytes)
+        except (OSError, ValueError) as exc:
+            log.warning("media %s listed but unreadable (%s); removing it from the index", record.id, exc)
+            assert self.index is not None
+            self.index.delete([record.id])
+            return binary_response(404, b"no such media\n", "text/plain")
+        extension = record.file.rsplit(".", 1)[-1]
+        return binary_response(200, body, record.content_type, {
+            "Cache-Control": "private, max-age=86400, immutable",
+            "Content-Disposition": f'inline; filename="{record.id}.{extension}"'})
+
+    def _http_snapshot(self, connection: ServerConnection, request: Request) -> Response:
+        from edge.transports.ws import binary_response
+
+        newest = self.ring.newest()
+        if newest is None:
+            return binary_response(503, b"no camera frame yet\n", "text/plain", {"Retry-After": "1"})
+        return binary_response(200, newest.jpeg, "image/jpeg", {"X-Frame-Time": f"{newest.wall:.3f}"})
+
+    # --- Feature surface ---
+    def connection_info(self) -> dict[str, Any]:
+        newest = self.index.newest("snapshot") if self.index is not None else None
+        return {"media": {"live_path": LIVE_PATH, "snapshot_url": "/snapshot.jpg", "media_url": "/media/{id}",
+                          "clip_codec": self.codecs[0] if self.codecs else None,
+                          "latest_snapshot": newest.id if newest else None}}
+
+    def telemetry(self) -> dict[str, Any]:
+        index = self.index
+        return {
+            "disk_full": self.disk_full,
+            "failing": self.failing,
+            "stored_files": index.count() if index else 0,
+            "stored_mb": round((index.total_bytes() if index else 0) / 2**20, 2),
+            "removed": self.removed,
+            "snapshots_saved": self.snapshots_saved,
+            "clips_saved": self.clips_saved,
+            "recording": self.planner.active is not None,
+            "ring": {"frames": len(self.ring), "kb": self.ring.bytes // 1024, "seconds": round(self.ring.span(), 2)},
+            "live": {**self.live.telemetry(), "encoded": self.live_encoded},
+            "dropped": {"frames": self.slot.dropped, "clip_frames": self.clip_frames_dropped,
+                        "requests": self.control_dropped},
+            "clip_codec": self.codecs[0] if self.codecs else None,
+        }
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

@@ -1,0 +1,90 @@
+"""The live view: ``ws://HOST:PORT/ws/video`` sends binary JPEG frames, newest only, to each viewer.
+
+Owns the viewers (event-loop thread). The media thread encodes one JPEG per live tick for all
+viewers together and only while :attr:`LiveView.watching` is true; with nobody watching nothing is
+encoded at all. Each viewer keeps just the newest frame, so a slow tablet skips frames instead of
+building a backlog, and one slow viewer never delays another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+log = logging.getLogger(__name__)
+
+LIVE_PATH = "/ws/video"
+
+
+class Viewer:
+    def __init__(self, ws: ServerConnection) -> None:
+        self.ws = ws
+        self.latest: bytes | None = None
+        self.wake = asyncio.Event()
+        self.sent = 0
+        self.skipped = 0
+
+    def offer(self, jpeg: bytes) -> None:
+        if self.latest is not None:
+            self.skipped += 1
+        self.latest = jpeg
+        self.wake.set()
+
+    async def send_loop(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            frame, self.latest = self.latest, None
+            if frame is not None:
+                await self.ws.send(frame, text=False)
+                self.sent += 1
+
+
+class LiveView:
+    def __init__(self) -> None:
+        self.viewers: set[Viewer] = set()
+        self.frames_sent = 0
+        self.frames_skipped = 0
+        self.connections = 0
+
+    @property
+    def watching(self) -> bool:
+        """Read by the media thread; a stale read costs at most one encode."""
+        return bool(self.viewers)
+
+    def offer(self, jpeg: bytes) -> None:
+        """Loop thread: hand the newest encoded frame to every viewer."""
+        for viewer in self.viewers:
+            viewer.offer(jpeg)
+
+    async def serve(self, ws: ServerConnection) -> None:
+        """Handler for the hub's ``ws_routes`` (admission already checked token and client limit)."""
+        viewer = Viewer(ws)
+        self.viewers.add(viewer)
+        self.connections += 1
+        sender = asyncio.create_task(viewer.send_loop())
+        try:
+            async for _ in ws:  # viewers send nothing we act on; reading notices the close
+                pass
+        except ConnectionClosed:
+            pass
+        finally:
+            self.viewers.discard(viewer)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await sender
+            self.frames_sent += viewer.sent
+            self.frames_skipped += viewer.skipped
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(v.ws.close(1001, "device shutting down") for v in list(self.viewers)),
+                             return_exceptions=True)
+
+    def telemetry(self) -> dict[str, int]:
+        return {"viewers": len(self.viewers), "connections": self.connections,
+                "frames_sent": self.frames_sent + sum(v.sent for v in self.viewers),
+                "frames_skipped": self.frames_skipped + sum(v.skipped for v in self.viewers)}
