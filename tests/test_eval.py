@@ -54,3 +54,27 @@ def test_eval_over_a_users_labelled_folder(device_env, capsys, media: Path, tmp_
 def test_eval_says_what_is_wrong_with_an_empty_folder(device_env, capsys, tmp_path: Path) -> None:
     assert main(["--no-shared", "--images", str(tmp_path / "nothing")]) == 2
     assert "no images in" in capsys.readouterr().err
+
+
+def test_eval_uses_keypoints_from_a_pose_model(device_env, capsys, media: Path, tmp_path: Path) -> None:
+    """With a pose model (here a graph that always sees a sitting dog) keypoints decide, and the table says so."""
+    import numpy as np
+
+    from tests.pose_graphs import DOG_POSE_24, constant_outputs_model, write_manifest
+    from tests.test_posture import DOGS, dog_pose
+
+    points = dog_pose(DOGS["sit"])
+    kpts = np.array([[150 + x, 250 - y, 0.9] for x, y in (points[n] for n in DOG_POSE_24)], dtype=np.float32)
+    row = np.concatenate(([160, 160, 200, 200, 0.9], kpts.reshape(-1))).astype(np.float32)
+    weights = constant_outputs_model(tmp_path / "sit.onnx", [1, 3, 320, 320], {"output0": row.reshape(1, -1, 1)})
+    manifest = write_manifest(tmp_path / "sit.json", weights, {
+        "name": "always-sitting", "family": "yolo_pose", "keypoints": DOG_POSE_24,
+        "input": {"width": 320, "height": 320, "std": [255, 255, 255]}})
+    folder = tmp_path / "mine" / "stand"
+    folder.mkdir(parents=True)
+    (folder / "labrador.jpg").symlink_to(media / "dog_standing_labrador_wikimedia.jpg")
+    assert main(["--no-shared", "--images", str(tmp_path / "mine"), "--pose-model", str(manifest)]) == 0
+    out = capsys.readouterr().out
+    assert "keypoints from always-sitting" in out
+    assert "labrador.jpg" in out and "sit (keypoints)" in out
+    assert "posture accuracy: 0/1 = 0%" in out
