@@ -108,6 +108,8 @@ class AudioEvent:
 
 @dataclasses.dataclass(slots=True)
 class Episode:
+    """Vocal windows no further apart than the gap: one barking (howling, whimpering) spell."""
+
     start: float                      # start of the first vocal window (stream s)
     end: float                        # end of the last vocal window (stream s)
     windows: int = 0
