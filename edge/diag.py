@@ -142,12 +142,15 @@ def check_service(name: str = SERVICE) -> Check:
                      "on the device: systemctl status dogmonitor")
     active = _run(["systemctl", "is-active", name])
     state = active.stdout.strip() if active else "unknown"
-    show = _run(["systemctl", "show", name, "-p", "NRestarts", "-p", "SubState", "-p", "StatusText"])
+    show = _run(["systemctl", "show", name, "-p", "NRestarts", "-p", "SubState", "-p", "StatusText", "-p",
+                 "LoadState"])
     props = dict(line.split("=", 1) for line in (show.stdout.splitlines() if show else []) if "=" in line)
     restarts = props.get("NRestarts", "?")
     status_text = props.get("StatusText", "")
     journal = _run(["journalctl", "-u", name, "-p", "err", "-n", "3", "--no-pager", "-o", "cat", "--since", "-1h"])
     errors = [line for line in (journal.stdout.splitlines() if journal and journal.returncode == 0 else []) if line]
+    if props.get("LoadState") == "not-found":
+        return Check("service", WARN, f"{name} is not installed", "install the service: sudo scripts/install.sh")
     data = {"active": state, "restarts": restarts, "status": status_text, "recent_errors": errors}
     detail = f"{state}, {restarts} restart(s)" + (f", {status_text}" if status_text else "")
     if errors:
@@ -418,6 +421,12 @@ def run_checks(env_file: Path | None, service: str = SERVICE, budget: float = 12
             except Exception as exc:  # a check that crashed is itself a finding
                 results[name] = Check(name, FAIL, f"check failed: {exc!r}", "report this as a bug")
     device = results["device"]
+    service_check = results["service"]
+    if service_check.status == FAIL and device.status != FAIL:
+        # Not running as the service, yet a device answers: started by hand (development, a test run).
+        results["service"] = Check("service", WARN, service_check.detail + "; but a device answers on "
+                                   f"{device_url(config)} (started by hand?)",
+                                   "for unattended use run it as the service: sudo systemctl enable --now dogmonitor")
     # The camera: read the running device's view when it answers (it holds the camera); else open it.
     camera = camera_from_device(device) if device.status != FAIL else open_camera(config)
     checks += [results["service"], device, camera, results["models"], results["broker"], *results["system"]]

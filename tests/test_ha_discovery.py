@@ -100,7 +100,7 @@ def test_presence_and_zone_templates_follow_the_device_state() -> None:
 
 
 def test_posture_enum_renders_known_postures_and_unknown_otherwise() -> None:
-    config = ha.discovery(INFO, posture_options=["sit", "stand", "lie"])[
+    config = ha.discovery(INFO, posture_options=["sit", "stand", "lie", "unknown"])[
         "homeassistant/sensor/dogmonitor_kitchen/posture/config"]
     assert config["device_class"] == "enum" and config["options"] == ["sit", "stand", "lie"]
     state = DeviceState()
@@ -108,6 +108,8 @@ def test_posture_enum_renders_known_postures_and_unknown_otherwise() -> None:
     # HA's MQTT sensor maps the rendered "None" to unknown instead of rejecting an out-of-options value
     assert render(config["value_template"], state_payload(state, posture="jump")) == "None"
     assert render(config["value_template"], state_payload(state)) == "None"
+    assert render(config["value_template"], state_payload(state, posture="unknown")) == "None"
+    assert render(config["value_template"], state_payload(state, posture=None)) == "None"
 
 
 def test_diagnostic_templates_read_the_telemetry_envelope() -> None:

@@ -88,6 +88,31 @@ def test_home_assistant_sees_a_complete_device_whose_entities_follow_the_dog(sta
     assert len(tests) == 1 and tests[0]["data"] == {"from": "ha", "origin": "mqtt"}
     assert tests[0]["seq"] == results[7]["result"]["seq"]
 
+    # The posture stage is announced as an enum sensor whose state follows the device's.
+    posture = configs["homeassistant/sensor/dogmonitor_testdog/posture/config"]
+    assert posture["options"] == ["sit", "stand", "lie"]
+    state_now = orjson.loads(_latest(ha_view, "dogmonitor/testdog/state"))
+    expected = state_now["posture"] if state_now.get("posture") in posture["options"] else "None"
+    assert render(posture["value_template"], orjson.dumps(state_now)) == expected
+
+    # Zones drawn on a tablet (here: set over MQTT) become occupancy sensors, and vanish when deleted.
+    room = '{"name": "Whole room", "points": [[0, 0], [1, 0], [1, 1], [0, 1]]}'
+    door = '{"name": "Door", "points": [[0, 0], [0.05, 0], [0.05, 0.05]]}'
+    cmd("set_zones", '{"id": "z1", "zones": [' + room + ", " + door + "]}")
+    room_topic = "homeassistant/binary_sensor/dogmonitor_testdog/zone_whole_room/config"
+    door_topic = "homeassistant/binary_sensor/dogmonitor_testdog/zone_door/config"
+    ha_view.wait_for(lambda s: bool(_configs(s, "dogmonitor_testdog").get(door_topic)), 10, "zone entities")
+    assert _results(ha_view)["z1"]["ok"] is True
+    room_cfg = orjson.loads(_configs(ha_view, "dogmonitor_testdog")[room_topic])
+    door_cfg = orjson.loads(_configs(ha_view, "dogmonitor_testdog")[door_topic])
+    assert room_cfg["name"] == "Whole room occupied" and room_cfg["device_class"] == "occupancy"
+    ha_view.wait_for(lambda s: render(room_cfg["value_template"], _latest(s, "dogmonitor/testdog/state")) == "ON",
+                     15, "the dog inside the whole-room zone")
+    assert render(door_cfg["value_template"], _latest(ha_view, "dogmonitor/testdog/state")) == "OFF"
+    cmd("set_zones", '{"id": "z2", "zones": [' + room + "]}")
+    ha_view.wait_for(lambda s: _configs(s, "dogmonitor_testdog").get(door_topic) == b"", 10, "door zone removed")
+    assert _configs(ha_view, "dogmonitor_testdog")[room_topic] != b""
+
     # Home Assistant restarts: it says "online" and gets the configs again after a short random delay.
     before = len([1 for t, _, _ in ha_view.snapshot() if t.endswith("dog_present/config")])
     mqtt_publish.single("homeassistant/status", "online", hostname=mosquitto.host, port=mosquitto.port)

@@ -174,7 +174,8 @@ def diagnostic_entities(info: DeviceInfo) -> dict[str, dict[str, Any]]:
 
 def posture_entity(info: DeviceInfo, options: list[str] | tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """Posture as an enum sensor; a posture outside ``options`` or none renders as unknown."""
-    allowed = list(options)
+    # HA has its own unknown/unavailable states; as options they would shadow them.
+    allowed = [o for o in options if o not in ("unknown", "unavailable")]
     return {
         info.config_topic("sensor", "posture"): _entity(
             info, "posture", "Posture", device_class="enum", options=allowed, state_topic=info.topic("state"),

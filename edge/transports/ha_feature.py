@@ -54,6 +54,8 @@ class HomeAssistantFeature(Feature):
         self.published = 0
         self.removed = 0
         self.discovery_sends = 0
+        self.started = False  # nothing is published or removed before every stage said what it offers
+        self.broker_held: set[str] = set()  # retained configs the broker reported for this node
         self._resend_pending = False
 
     # --- Feature ---
@@ -82,6 +84,7 @@ class HomeAssistantFeature(Feature):
             if zones and all(hasattr(z, "name") for z in zones):
                 self.zones = [(z.name, z.name) for z in zones]
                 self._add_event_types(ZONE_EVENT_TYPES)
+        self.started = True
         if self.bridge is not None and self.bridge.connected:
             self.publish_discovery()
 
@@ -125,9 +128,9 @@ class HomeAssistantFeature(Feature):
     def publish_discovery(self) -> None:
         """Publish every wanted config (retained), clear dropped ones, then re-send state for the new entities."""
         bridge = self.bridge
-        if bridge is None or not bridge.connected:
+        if bridge is None or not bridge.connected or not self.started:
             return
-        previous = set(self.wanted)
+        previous = set(self.wanted) | self.broker_held
         self.wanted = self.desired()
         for topic in ha.removals(previous, self.wanted):
             self._clear(topic)
@@ -142,13 +145,21 @@ class HomeAssistantFeature(Feature):
 
     def _clear(self, topic: str) -> None:
         if self.bridge is not None and self.bridge.publish_retained(topic, b""):
+            self.broker_held.discard(topic)
             self.removed += 1
             log.info("Home Assistant discovery: removed %s", topic)
 
     def _on_existing_config(self, topic: str, payload: bytes, retained: bool) -> None:
-        # A retained config on the broker for this node that we no longer want: clear it.
-        # Our own current configs echo back here and are kept; empty payloads are removals already done.
-        if payload and topic not in self.wanted and (retained or not self.enabled):
+        # A retained config the broker holds for this node (it arrives on subscribe). One we no longer want is
+        # cleared now, or at the first publish if it came before every stage had started. Our own live
+        # publishes echo back unretained and are ignored; empty payloads are removals already done.
+        if not payload:
+            self.broker_held.discard(topic)
+            return
+        if not (retained or not self.enabled):
+            return
+        self.broker_held.add(topic)
+        if self.started and topic not in self.wanted:
             self._clear(topic)
 
     def _on_ha_status(self, topic: str, payload: bytes, retained: bool) -> None:
