@@ -113,6 +113,14 @@ def test_home_assistant_sees_a_complete_device_whose_entities_follow_the_dog(sta
     ha_view.wait_for(lambda s: _configs(s, "dogmonitor_testdog").get(door_topic) == b"", 10, "door zone removed")
     assert _configs(ha_view, "dogmonitor_testdog")[room_topic] != b""
 
+    # Buttons exist for the device's one-press commands; pressing one (as HA does) runs the command.
+    snapshot = configs["homeassistant/button/dogmonitor_testdog/snapshot/config"]
+    assert "homeassistant/button/dogmonitor_testdog/bookmark/config" in configs
+    mqtt_publish.single(snapshot["command_topic"], snapshot["payload_press"], hostname=mosquitto.host,
+                        port=mosquitto.port, qos=1)
+    ha_view.wait_for(lambda s: "ha-snapshot" in _results(s), 10, "snapshot button answered")
+    assert _results(ha_view)["ha-snapshot"]["ok"] is True, _results(ha_view)["ha-snapshot"]
+
     # Home Assistant restarts: it says "online" and gets the configs again after a short random delay.
     before = len([1 for t, _, _ in ha_view.snapshot() if t.endswith("dog_present/config")])
     mqtt_publish.single("homeassistant/status", "online", hostname=mosquitto.host, port=mosquitto.port)
