@@ -125,6 +125,9 @@ def check_config(env_file: Path | None) -> tuple[Config | None, Check]:
     try:
         config = load_config(env_file)
     except ConfigError as exc:
+        if exc.key == "--env":
+            return None, Check("config", FAIL, f"env file {exc.value} does not exist",
+                               "pass an existing file with --env (installed devices: /etc/dogmonitor/device.env)")
         where = f" in {env_file}" if env_file else ""
         return None, Check("config", FAIL, str(exc), f"fix {exc.key}{where} (expected {exc.accepted}), then "
                                                      "`dogmonitor check-config`")
