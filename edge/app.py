@@ -185,6 +185,10 @@ class Device:
             await feature.start()
         self.capture.start()
         self.inference.start()
+        if store.degraded:
+            bus.publish(messages.event(EventType.ERROR, {
+                "component": "store", "detail": store.degraded,
+                "effect": "events are streamed live but lost on restart"}))
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         telemetry_task = asyncio.create_task(self._telemetry_loop())

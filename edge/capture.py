@@ -117,7 +117,7 @@ class CaptureThread(threading.Thread):
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.stall_seconds = stall_seconds
         self.stop_event = threading.Event()
-        self.online = False
+        self.online: bool | None = None  # unknown until the first open attempt, so a dead start is reported
         self.ended = False
         self.reconnects = 0
         self.frame_size: tuple[int, int] | None = None

@@ -64,6 +64,8 @@ class Mosquitto:
         self.workdir = workdir
         self.conf = workdir / "mosquitto.conf"
         self.extra_conf = ""
+        self.persistent = False  # keep sessions and queued QoS 1 messages across stop()/start()
+        self.password_file: Path | None = None
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -71,8 +73,13 @@ class Mosquitto:
         return f"mqtt://{self.host}:{self.port}"
 
     def start(self) -> None:
-        self.conf.write_text(f"listener {self.port} {self.host}\nallow_anonymous true\npersistence false\n"
-                             f"{self.extra_conf}")
+        persistence = (f"persistence true\npersistence_location {self.workdir}/\nautosave_interval 1\n"
+                       if self.persistent else "persistence false\n")
+        auth = (f"allow_anonymous false\npassword_file {self.password_file}\n" if self.password_file
+                else "allow_anonymous true\n")
+        # As root, mosquitto would switch to its own user and could not read pytest's private tmp dirs.
+        user = "user root\n" if os.geteuid() == 0 else ""
+        self.conf.write_text(f"listener {self.port} {self.host}\n{user}{auth}{persistence}{self.extra_conf}")
         self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                      stderr=(self.workdir / "mosquitto.log").open("ab"))
         deadline = time.monotonic() + 10
@@ -85,6 +92,13 @@ class Mosquitto:
                     break
                 time.sleep(0.05)
         pytest.fail(f"mosquitto did not start: {(self.workdir / 'mosquitto.log').read_text()}", pytrace=False)
+
+    def require_password(self, user: str, password: str) -> None:
+        """Restart-free set-up for the next start(): only ``user``/``password`` may connect."""
+        self.password_file = self.workdir / "passwords"
+        self.password_file.write_text("")
+        tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+        subprocess.run([tool, "-b", str(self.password_file), user, password], check=True, capture_output=True)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

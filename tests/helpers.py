@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -57,12 +58,15 @@ def summarise(msgs: list[Msg]) -> list[str]:
 class MqttCollector:
     """A real paho subscriber on its own network thread; messages land in ``messages`` as (topic, payload)."""
 
-    def __init__(self, host: str, port: int, topics: str | list[str], client_id: str = "") -> None:
+    def __init__(self, host: str, port: int, topics: str | list[str], client_id: str = "",
+                 persistent: bool = False) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
         self.topics = [topics] if isinstance(topics, str) else topics
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"test-{time.monotonic_ns()}")
+        # persistent: a fixed session that the broker keeps (with its queued QoS 1 messages) while we are away
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"test-{time.monotonic_ns()}",
+                                  clean_session=not persistent)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self.subscribed.set()
@@ -112,3 +116,99 @@ def recv_until_closed(ws: ClientConnection, timeout: float) -> ConnectionClosed 
     except TimeoutError:
         return None
     return None
+
+
+class EventEmitter(threading.Thread):
+    """A WebSocket client that asks the device for ``test`` events at a steady rate (DOGMON_TEST_EVENTS=1).
+
+    ``committed`` holds the seq of every event the device confirmed (it replies only after the commit).
+    """
+
+    def __init__(self, url: str, rate: float, blob: int = 0) -> None:
+        super().__init__(daemon=True)
+        self.url, self.period, self.blob = url, 1.0 / rate, "x" * blob
+        self.committed: list[int] = []
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with ws_connect(self.url) as ws:
+                i = 0
+                while not self.stop_event.is_set():
+                    ws.send(orjson.dumps({"type": "emit_test_event", "id": i, "data": {"n": i, "blob": self.blob}}))
+                    while True:
+                        msg = orjson.loads(ws.recv(timeout=10))
+                        if msg["type"] == "reply" and msg["data"]["id"] == i:
+                            self.committed.append(msg["data"]["seq"])
+                            break
+                        if msg["type"] == "error":
+                            raise AssertionError(f"emit_test_event refused: {msg}")
+                    i += 1
+                    self.stop_event.wait(self.period)
+        except ConnectionClosed as exc:
+            self.error = exc
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+    def stop(self) -> list[int]:
+        self.stop_event.set()
+        self.join(15)
+        return self.committed
+
+
+class StalledClient:
+    """A WebSocket client that really stops reading: a raw socket with a small receive window, driven by
+    websockets' sans-I/O protocol, so the kernel applies back-pressure to the device as a frozen tablet would.
+    ``drain()`` later reads everything the device managed to send, and the close frame if one came."""
+
+    def __init__(self, host: str, port: int, path: str = "/ws/ui", rcvbuf: int = 4096) -> None:
+        from websockets.client import ClientProtocol
+        from websockets.http11 import Response
+        from websockets.uri import parse_uri
+
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.connect((host, port))
+        self.protocol = ClientProtocol(parse_uri(f"ws://{host}:{port}{path}"), max_size=None)
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+        self.messages: list[Msg] = []
+        self.sock.settimeout(10)
+        while not any(isinstance(e, Response) for e in self._pump(self.sock.recv(256))):
+            pass  # read only as far as the handshake, then stop reading
+
+    def _flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                self.sock.sendall(data)
+
+    def _pump(self, data: bytes) -> list:
+        from websockets.frames import Frame, Opcode
+
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self.protocol.receive_eof()
+        received = self.protocol.events_received()
+        for event in received:
+            if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                self.messages.append(orjson.loads(event.data))
+        self._flush()
+        return received
+
+    def drain(self, timeout: float) -> int | None:
+        """Read until the connection ends; return the close code the device sent (None: no close frame)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                self._pump(data)
+                if not data:
+                    break
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            self.sock.close()
+        close = self.protocol.close_rcvd
+        return None if close is None else close.code

@@ -190,3 +190,15 @@ def test_overlay_draws_boxes_and_zones_on_a_copy() -> None:
     assert tuple(drawn[40, 100]) == render.DOG_COLOUR  # the box's top edge
     assert (drawn[200:215, 260:285] != 90).any()  # the zone is shaded
     assert render.fit_width(image, 160).shape == (120, 160, 3) and render.fit_width(image, 0) is image
+
+
+def test_range_requests_get_one_slice_or_the_whole_file() -> None:
+    from edge.media.httprange import Unsatisfiable, parse_range
+
+    assert parse_range(None, 1000) is None and parse_range("bytes=0-1", 1000) == (0, 1)
+    assert parse_range("bytes=500-", 1000) == (500, 999) and parse_range("bytes=-100", 1000) == (900, 999)
+    assert parse_range("bytes=990-5000", 1000) == (990, 999) and parse_range("bytes=-5000", 1000) == (0, 999)
+    assert parse_range("bytes=0-1,5-6", 1000) is None and parse_range("items=0-1", 1000) is None
+    for bad in ("bytes=1000-", "bytes=5-4", "bytes=-0"):
+        with pytest.raises(Unsatisfiable):
+            parse_range(bad, 1000)

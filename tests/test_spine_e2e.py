@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import time
 import urllib.request
 from pathlib import Path
@@ -12,7 +11,7 @@ import orjson
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.helpers import MqttCollector, events, recv_until_closed, ws_collect, ws_connect
+from tests.helpers import MqttCollector, StalledClient, events, recv_until_closed, ws_collect, ws_connect
 from tests.media import compose_video, photo_box_in_frame
 
 LABRADOR = "dog_standing_labrador_wikimedia.jpg"
@@ -124,13 +123,7 @@ def test_events_made_while_broker_is_down_arrive_when_it_returns(start_device, m
 def test_a_client_that_never_reads_does_not_slow_the_others(start_device, dog_visit_video: Path) -> None:
     device = start_device({"DOGMON_SOURCE": str(dog_visit_video), "DOGMON_TEST_EVENTS": "1",
                            "DOGMON_WS_RATE": "5000", "DOGMON_WS_MAX_PENDING": "64"})
-    # A raw client that completes the handshake with a tiny receive buffer, then never reads.
-    stuck = socket.socket()
-    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stuck.connect(("127.0.0.1", device.port))
-    stuck.sendall(b"GET /ws/ui HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-    assert b"101" in stuck.recv(200)
+    stuck = StalledClient("127.0.0.1", device.port)  # completes the handshake, then never reads
     blob = "x" * 30000
     with ws_connect(device.ws_url) as reader:
         reader.recv(timeout=10)
@@ -149,4 +142,4 @@ def test_a_client_that_never_reads_does_not_slow_the_others(start_device, dog_vi
                                                      x["data"]["websocket"]["slow_closed"] >= 1 for x in m), 10)
         assert telemetry[-1]["data"]["websocket"]["clients"] == 1
     assert elapsed < 30, f"400 events of 30 kB took {elapsed:.1f}s with a stuck client"
-    stuck.close()
+    assert stuck.drain(timeout=15) == 1013

@@ -41,6 +41,7 @@ from edge.commands import Command, CommandError, register_validator
 from edge.config import Config
 from edge.features import Feature, FrameContext
 from edge.media import render
+from edge.media.httprange import Unsatisfiable, parse_range
 from edge.media.index import CONTENT_TYPES, FILE_PATTERN, MediaIndex, MediaRecord, file_of, new_id, valid_id
 from edge.media.live import LIVE_PATH, LiveView
 from edge.media.planner import ActivityGate, BestFramePicker, ClipPlan, ClipPlanner, Trigger
@@ -260,10 +261,10 @@ class MediaFeature(Feature):
 
     # --- inference thread ---
     def process(self, ctx: FrameContext) -> list[Message]:
-        boxes = [render.Box(*t.box, "dog", t.score, t.track_id) for t in ctx.seen_tracks()]
+        matched = [t for t in ctx.tracks if t.last_seen == ctx.now]  # as the detection overlay shows them
+        boxes = [render.Box(*t.box, "dog", t.score, t.track_id) for t in matched]
         boxes += [render.Box(d.x1, d.y1, d.x2, d.y2, d.label, d.score) for d in ctx.detections if d.label != "dog"]
-        dogs = tuple((t.track_id, t.first_seen, t.score, t.centre) for t in ctx.tracks
-                     if t.last_seen == ctx.now)
+        dogs = tuple((t.track_id, t.first_seen, t.score, t.centre) for t in matched)
         self.slot.put(FrameInfo(ctx.frame.image, ctx.now, ctx.wall, tuple(boxes), dogs))
         return []
 
@@ -617,22 +618,35 @@ class MediaFeature(Feature):
         record = self.index.get(media_id)
         if record is None:
             return binary_response(404, b"no such media\n", "text/plain")
-        return self._serve_file(record)  # type: ignore[return-value]  # websockets awaits it
+        try:
+            file_of(record, self.folder)
+        except ValueError:
+            return binary_response(404, b"no such media\n", "text/plain")
+        return self._serve_file(record, request.headers.get("Range"))  # type: ignore[return-value]  # awaited
 
-    async def _serve_file(self, record: MediaRecord) -> Response:
+    async def _serve_file(self, record: MediaRecord, range_header: str | None) -> Response:
         from edge.transports.ws import binary_response
 
+        path = file_of(record, self.folder)
+        extension = record.file.rsplit(".", 1)[-1]
+        headers = {"Cache-Control": "private, max-age=86400, immutable", "Accept-Ranges": "bytes",
+                   "Content-Disposition": f'inline; filename="{record.id}.{extension}"'}
         try:
-            body = await asyncio.to_thread(file_of(record, self.folder).read_bytes)
-        except (OSError, ValueError) as exc:
+            wanted = parse_range(range_header, record.bytes)
+        except Unsatisfiable:
+            return binary_response(416, b"", "text/plain", {**headers, "Content-Range": f"bytes */{record.bytes}"})
+        try:
+            body = await asyncio.to_thread(_read, path, wanted)
+        except OSError as exc:
             log.warning("media %s listed but unreadable (%s); removing it from the index", record.id, exc)
             assert self.index is not None
             self.index.delete([record.id])
             return binary_response(404, b"no such media\n", "text/plain")
-        extension = record.file.rsplit(".", 1)[-1]
-        return binary_response(200, body, record.content_type, {
-            "Cache-Control": "private, max-age=86400, immutable",
-            "Content-Disposition": f'inline; filename="{record.id}.{extension}"'})
+        if wanted is None:
+            return binary_response(200, body, record.content_type, headers)
+        first, last = wanted
+        return binary_response(206, body, record.content_type,
+                               {**headers, "Content-Range": f"bytes {first}-{last}/{record.bytes}"})
 
     def _http_snapshot(self, connection: ServerConnection, request: Request) -> Response:
         from edge.transports.ws import binary_response
@@ -666,6 +680,14 @@ class MediaFeature(Feature):
                         "requests": self.control_dropped},
             "clip_codec": self.codecs[0] if self.codecs else None,
         }
+
+
+def _read(path: Path, wanted: tuple[int, int] | None) -> bytes:
+    if wanted is None:
+        return path.read_bytes()
+    with open(path, "rb") as handle:
+        handle.seek(wanted[0])
+        return handle.read(wanted[1] - wanted[0] + 1)
 
 
 def _unlink_all(paths: list[Path]) -> None:

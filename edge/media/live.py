@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 log = logging.getLogger(__name__)
 
 LIVE_PATH = "/ws/video"
+MAX_VIEWERS = 8  # each costs one send per frame; more tablets than this watching one camera is a mistake
 
 
 class Viewer:
@@ -50,6 +51,7 @@ class LiveView:
         self.frames_sent = 0
         self.frames_skipped = 0
         self.connections = 0
+        self.refused = 0
 
     @property
     def watching(self) -> bool:
@@ -63,6 +65,10 @@ class LiveView:
 
     async def serve(self, ws: ServerConnection) -> None:
         """Handler for the hub's ``ws_routes`` (admission already checked token and client limit)."""
+        if len(self.viewers) >= MAX_VIEWERS:
+            self.refused += 1
+            await ws.close(1013, f"at most {MAX_VIEWERS} live viewers; try again later")
+            return
         viewer = Viewer(ws)
         self.viewers.add(viewer)
         self.connections += 1
@@ -85,6 +91,6 @@ class LiveView:
                              return_exceptions=True)
 
     def telemetry(self) -> dict[str, int]:
-        return {"viewers": len(self.viewers), "connections": self.connections,
+        return {"viewers": len(self.viewers), "connections": self.connections, "refused": self.refused,
                 "frames_sent": self.frames_sent + sum(v.sent for v in self.viewers),
                 "frames_skipped": self.frames_skipped + sum(v.skipped for v in self.viewers)}

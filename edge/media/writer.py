@@ -127,8 +127,9 @@ class JobThread(threading.Thread):
             return False
 
     def stop(self) -> None:
+        """Ask the thread to end after its queued jobs; never blocks (a full queue dies with the process)."""
         with contextlib.suppress(queue.Full):
-            self.jobs.put(None, timeout=2)
+            self.jobs.put_nowait(None)
 
     def run(self) -> None:
         while True:

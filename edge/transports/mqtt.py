@@ -13,6 +13,7 @@ same ``seq`` (dedupe on it). paho callbacks run on paho's thread and only hand o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
@@ -31,6 +32,8 @@ from edge.transports.kickloop import KickLoopDetector
 
 log = logging.getLogger(__name__)
 
+AUTH_RETRY_SECONDS = 60
+RECONNECT_MAX_DELAY = 8  # seconds; a LAN broker that returns is found again within this
 AUTH_FAILURES = {"Bad user name or password", "Not authorized", "Bad username or password"}
 
 
@@ -43,6 +46,7 @@ class MqttBridge:
         self.max_inflight = max_inflight
         self.loop = bus.loop
         self.connected = False
+        self.stopped = False
         self.status = "connecting"
         self.ever_connected = False
         self.connects = 0
@@ -66,7 +70,7 @@ class MqttBridge:
         if target.tls:
             self.client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
         self.client.will_set(self.topic("availability"), "offline", qos=1, retain=True)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_DELAY)
         self.client.max_inflight_messages_set(max_inflight)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -87,6 +91,7 @@ class MqttBridge:
 
     def stop(self, timeout: float = 1.0) -> None:
         """Publish ``offline`` ourselves (the will only fires on an unclean loss), then disconnect."""
+        self.stopped = True
         if self.connected:
             info = self.client.publish(self.topic("availability"), "offline", qos=1, retain=True)
             deadline = time.monotonic() + timeout
@@ -157,15 +162,17 @@ class MqttBridge:
             self.status = "refused"
             self.auth_failed = reason in AUTH_FAILURES
             if self.auth_failed:
-                # Retrying wrong credentials every second only fills the broker's log.
-                self.client.reconnect_delay_set(min_delay=30, max_delay=300)
+                # Retrying wrong credentials every second only fills the broker's log: stop paho's own
+                # reconnect loop and try again after AUTH_RETRY_SECONDS (the password may be fixed meanwhile).
+                if self.status != "auth_failed":
+                    self.loop.create_task(self._retry_later(AUTH_RETRY_SECONDS))
                 self.status = "auth_failed"
             log.error("MQTT broker %s:%s refused the connection: %s%s", self.target.host, self.target.port, reason,
                       " (check the user and password in DOGMON_MQTT_URL)" if self.auth_failed else "")
             self._report_offline(reason)
             return
         self.connected, self.status, self.auth_failed = True, "connected", False
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_DELAY)
         self.connects += 1
         self.kick_loop.connected(time.monotonic())
         log.info("MQTT connected to %s:%s as %s (client id %s)", self.target.host, self.target.port, self.base,
@@ -187,6 +194,15 @@ class MqttBridge:
             except Exception:
                 log.exception("MQTT connect hook failed")
         self._pump()
+
+    async def _retry_later(self, delay: float) -> None:
+        await asyncio.to_thread(self.client.loop_stop)
+        await asyncio.sleep(delay)
+        if self.stopped:
+            return
+        self.status = "connecting"
+        self.client.connect_async(self.target.host, self.target.port, keepalive=30)
+        self.client.loop_start()
 
     def _disconnected(self, reason: str) -> None:
         was = self.connected

@@ -42,6 +42,7 @@ CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
 REPLAY_BATCH = 200
 SOCKET_SEND_BUFFER = 256 * 1024
+SLOW_CLOSE_TIMEOUT = 10.0
 
 HttpRoute = Callable[[ServerConnection, Request], Response | Awaitable[Response]]
 
@@ -143,8 +144,8 @@ class WebSocketHub:
         self.rate, self.burst, self.abuse_limit = rate, burst, abuse_limit
         self.clients: set[Client] = set()
         self.routes: dict[str, tuple[HttpRoute, bool]] = {}  # path -> (handler, needs token)
-        self.ws_routes: dict[str, Callable[[ServerConnection], Any]] = {UI_PATH: self._serve_ui}
         self.prefix_routes: dict[str, tuple[HttpRoute, bool]] = {}  # "/media/" -> (handler, needs token)
+        self.ws_routes: dict[str, Callable[[ServerConnection], Any]] = {UI_PATH: self._serve_ui}
         self.server: Server | None = None
         self.slow_closed = 0
         self.refused = Counter()
@@ -215,7 +216,6 @@ class WebSocketHub:
     def add_route(self, path: str, handler: HttpRoute, needs_token: bool = True) -> None:
         self.routes[path] = (handler, needs_token)
 
-    @staticmethod
     def add_prefix_route(self, prefix: str, handler: HttpRoute, needs_token: bool = True) -> None:
         """Serve every path under ``prefix`` (which ends with ``/``; exact routes win). The handler gets the
         raw, still percent-encoded path and must validate the rest itself; it may return an awaitable
@@ -230,6 +230,7 @@ class WebSocketHub:
                 return route
         return None
 
+    @staticmethod
     def json_response(connection: ServerConnection, body: dict[str, Any], status: int = 200) -> Response:
         return binary_response(status, orjson.dumps(body), "application/json")
 
@@ -247,6 +248,11 @@ class WebSocketHub:
         log.warning("closing slow client %s: %d events pending", client.ws.remote_address, len(client.pending))
         if client.sender:
             client.sender.cancel()
+        client.pending.clear()
+        client.latest.clear()
+        # What is already in the socket buffers (bounded by SO_SNDBUF + write_limit) still reaches a client
+        # that wakes up, then the 1013; give it time to read that before the connection is aborted.
+        client.ws.close_timeout = SLOW_CLOSE_TIMEOUT
         asyncio.get_running_loop().create_task(
             client.ws.close(CLOSE_TRY_AGAIN, "too slow to take events; reconnect with ?since=<last seq>"))
 
