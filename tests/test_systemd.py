@@ -155,6 +155,9 @@ def test_device_is_ready_after_its_first_frame_and_stops_pinging_when_the_pipeli
     assert device.proc.poll() is None
     assert any(s.startswith("STATUS=STALLED") for s in statuses), statuses
     assert "withholding watchdog pings" in device.logs()
+    # A clean stop tells the manager it is stopping (not crashing).
+    assert device.stop() == 0
+    assert any("STOPPING=1" in m for _, m in receive_all(sock, 1.0))
 
     no_camera_lines = [line for _, message in retrying for line in message.split("\n")]
     assert "READY=1" in no_camera_lines and "WATCHDOG=1" in no_camera_lines, no_camera_lines
