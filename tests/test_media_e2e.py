@@ -145,6 +145,13 @@ def test_snapshots_and_clips_are_on_disk_before_their_events_and_bookmarks_recor
     result = [orjson.loads(p) for t, p, _ in subscriber.snapshot() if t.endswith("/cmd/result")]
     assert any(r["id"] == "m1" and r["ok"] for r in result), result
 
+    # a snapshot asked for over MQTT (cmd/snapshot): answered once its file is on disk
+    subscriber.client.publish("dogmonitor/testdog/cmd/snapshot", orjson.dumps({"id": "s1"}), qos=1)
+    subscriber.wait_for(lambda s: any(r["id"] == "s1" for r in s.json_on("/cmd/result")), 15, "cmd/snapshot result")
+    answer = next(r for r in subscriber.json_on("/cmd/result") if r["id"] == "s1")
+    assert answer["ok"] and complete_on_disk(data_dir, answer["result"]), answer
+    assert answer["result"]["event_type"] == "request" and answer["result"]["event_seq"] is None
+
     # the snapshot of the new dog, clean and with its box drawn
     snap = next(e for e in events(got, "snapshot_saved") if e["data"]["event_seq"] == detected["seq"])["data"]
     assert snap["track_id"] == detected["data"]["track_id"] and (snap["width"], snap["height"]) == (640, 480)
@@ -158,7 +165,7 @@ def test_snapshots_and_clips_are_on_disk_before_their_events_and_bookmarks_recor
 
     # the newest snapshot is retained on MQTT as JPEG bytes (Home Assistant's image entity)
     retained = [p for t, p, _ in subscriber.snapshot() if t == "dogmonitor/testdog/snapshot"]
-    snapshot_ids = [e["data"]["media_id"] for e in events(got, "snapshot_saved")]
+    snapshot_ids = [e["data"]["media_id"] for e in events(got, "snapshot_saved")] + [answer["result"]["media_id"]]
     assert retained and retained[-1][:2] == b"\xff\xd8"
     assert any(retained[-1] == media_file(data_dir, {"media_id": i}).read_bytes() for i in snapshot_ids)
 
