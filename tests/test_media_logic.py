@@ -202,3 +202,13 @@ def test_range_requests_get_one_slice_or_the_whole_file() -> None:
     for bad in ("bytes=1000-", "bytes=5-4", "bytes=-0"):
         with pytest.raises(Unsatisfiable):
             parse_range(bad, 1000)
+
+
+def test_overlay_draws_pose_keypoints_above_their_threshold() -> None:
+    image = np.full((240, 320, 3), 90, np.uint8)
+    poses = {"keypoint_threshold": 0.3, "skeleton": [[0, 1]],
+             "poses": [{"keypoints": [[40, 40, 0.9], [140, 40, 0.8], [200, 200, 0.1]]}]}
+    drawn = render.draw_overlay(image, [], (), poses)
+    limb = drawn[38:43, 90].astype(int)  # the limb between two visible keypoints (anti-aliased)
+    assert (np.abs(limb - render.KEYPOINT_COLOUR).sum(axis=1) < 40).any()
+    assert (drawn[195:206, 195:206] == 90).all()  # a keypoint below the threshold is not drawn
