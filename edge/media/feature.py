@@ -76,6 +76,7 @@ RING_MAX_BYTES = 16 * 2**20  # hard bound of the pre-roll ring, whatever the res
 SNAPSHOT_WINDOW = 2.0        # a new dog's snapshot is its best frame within this many seconds
 SNAPSHOT_TIMEOUT = 10.0      # a snapshot command waits at most this long for its file
 RETENTION_INTERVAL = 600.0
+STALE_FRAME = 5.0            # a snapshot is refused when the newest frame is older than this (camera gone)
 POSE_MAX_AGE = 1.0           # a pose overlay this much older than the frame is not drawn on it
 OWN_EVENTS = {EventType.SNAPSHOT_SAVED, EventType.CLIP_SAVED, EventType.BOOKMARK_CREATED, EventType.ERROR}
 MAX_LABEL = 100
@@ -360,6 +361,10 @@ class MediaFeature(Feature):
                         errno.ENODATA, "no camera frame yet"), request)
                     return True
                 return False  # the frame of that moment has not reached this thread yet
+            if now - latest.captured > STALE_FRAME:  # camera gone: an old frame would show the wrong moment
+                self.loop.call_soon_threadsafe(self._failed, "snapshot", OSError(
+                    errno.ENODATA, f"no camera frame for {now - latest.captured:.0f} s"), request)
+                return True
             info = latest
         self._write_snapshot(request, info)
         return True
@@ -654,6 +659,9 @@ class MediaFeature(Feature):
         newest = self.ring.newest()
         if newest is None:
             return binary_response(503, b"no camera frame yet\n", "text/plain", {"Retry-After": "1"})
+        if time.monotonic() - newest.captured > STALE_FRAME:
+            return binary_response(503, b"no recent camera frame (camera offline?)\n", "text/plain",
+                                   {"Retry-After": "5"})
         return binary_response(200, newest.jpeg, "image/jpeg", {"X-Frame-Time": f"{newest.wall:.3f}"})
 
     # --- Feature surface ---
