@@ -22,6 +22,7 @@ from tests.helpers import (
     ws_connect,
 )
 from tests.media import compose_video
+from tests.netcam import MjpegCamera
 
 RELIABLE = {"DOGMON_TEST_EVENTS": "1", "DOGMON_WS_RATE": "1000"}
 
@@ -232,3 +233,26 @@ def test_wrong_broker_credentials_are_reported_and_retries_slow_down(start_devic
     assert events(got, "broker_offline")
     assert "check the user and password in DOGMON_MQTT_URL" in device.logs()
     assert device.logs().count("refused the connection") == 1  # no hammering: the next try is 30 s away
+
+
+def test_network_camera_that_stalls_goes_offline_and_comes_back(start_device) -> None:
+    camera = MjpegCamera(fps=10)
+    try:
+        device = start_device({"DOGMON_SOURCE": camera.url, "DOGMON_CAMERA_STALL_SECONDS": "2"})
+        with ws_connect(device.ws_url + "?since=0") as ws:
+            got = ws_collect(ws, lambda m: bool(events(m, "camera_online")), 20)
+            assert events(got, "camera_online")[0]["data"]["width"] == 320
+            camera.stall()
+            stalled_at = time.monotonic()
+            got = ws_collect(ws, lambda m: bool(events(m, "camera_offline")), 15, into=got)
+            noticed = time.monotonic() - stalled_at
+            camera.resume()
+            got = ws_collect(ws, lambda m: len(events(m, "camera_online")) >= 2, 40, into=got)
+            ws_collect(ws, lambda m: any(x["type"] == "telemetry" and x["data"]["camera"]["online"]
+                                         and x["data"]["camera"]["reconnects"] >= 1 for x in m), 15, into=got)
+        kinds = [e["event_type"] for e in events(got) if e["event_type"].startswith("camera_")]
+        assert kinds[:3] == ["camera_online", "camera_offline", "camera_online"]
+        assert noticed < 8, f"a stalled stream took {noticed:.1f}s to be reported"
+        assert device.proc.poll() is None
+    finally:
+        camera.close()

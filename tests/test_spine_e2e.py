@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -51,7 +53,16 @@ def test_dog_appears_then_leaves_on_websocket_and_mqtt(start_device, mosquitto, 
     assert left["seq"] > detected[0]["seq"]
     overlays = [m for m in got if m["type"] == "overlay" and m["overlay_type"] == "detection"]
     assert any(b["label"] == "dog" for m in overlays for b in m["data"]["boxes"])
-    assert any(m["type"] == "telemetry" for m in got)
+    telemetry = [m["data"] for m in got if m["type"] == "telemetry"][-1]
+    for key in ("cpu_percent", "cpu_per_core", "load", "memory_percent", "process_rss_mb", "cpu_temperature_c",
+                "battery", "disk"):
+        assert key in telemetry  # a sensor the OS does not report is null, never missing
+    assert len(telemetry["cpu_per_core"]) >= 1 and telemetry["process_rss_mb"] > 0
+    pipeline = telemetry["pipeline"]
+    assert pipeline["inference_fps"] > 0 and pipeline["dropped_frames"] >= 0
+    assert pipeline["latency_ms"]["detect"]["p95"] >= pipeline["latency_ms"]["detect"]["p50"] > 0
+    assert {"queue", "detect", "track", "publish", "total"} <= set(pipeline["latency_ms"])
+    assert telemetry["websocket"]["clients"] == 1 and telemetry["mqtt"]["connected"] is True
     seqs = [m["seq"] for m in events(got)]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
 
@@ -143,3 +154,25 @@ def test_a_client_that_never_reads_does_not_slow_the_others(start_device, dog_vi
         assert telemetry[-1]["data"]["websocket"]["clients"] == 1
     assert elapsed < 30, f"400 events of 30 kB took {elapsed:.1f}s with a stuck client"
     assert stuck.drain(timeout=15) == 1013
+
+
+def test_watch_prints_readable_lines_of_a_running_device(start_device, dog_visit_video: Path) -> None:
+    device = start_device({"DOGMON_SOURCE": str(dog_visit_video), "DOGMON_SOURCE_LOOP": "0",
+                           "DOGMON_ABSENCE_SECONDS": "2"})
+    watch = subprocess.Popen([sys.executable, "-m", "edge", "watch", device.ws_url], stdout=subprocess.PIPE,
+                             text=True, env=device.env)
+    lines: list[str] = []
+    deadline = time.monotonic() + 40
+    assert watch.stdout is not None
+    while time.monotonic() < deadline and not any("dog_left" in line for line in lines):
+        line = watch.stdout.readline()
+        if not line:
+            break
+        lines.append(line.strip())
+    watch.terminate()
+    watch.wait(5)
+    assert lines[0].split(" ", 1)[1].startswith("connected to testdog")
+    detected = next(line for line in lines if " dog_detected " in line)
+    assert "EVENT #" in detected and "track_id=" in detected and "box=(" in detected
+    assert any(" telemetry " in line and "fps" in line for line in lines)
+    assert any(" dog_left " in line for line in lines)
