@@ -118,12 +118,12 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
 class DeviceProcess:
     """``python -m edge run`` in a subprocess with its own data dir and port."""
 
-    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+    def __init__(self, env: dict[str, str], workdir: Path, wrapper: list[str] | None = None) -> None:
         self.port = int(env["DOGMON_WS_PORT"])
         self.env = env
         self.workdir = workdir
         self.log_path = workdir / f"device-{self.port}-{time.monotonic_ns()}.log"
-        self.proc = subprocess.Popen([sys.executable, "-m", "edge", "run"], env=env, cwd=workdir,
+        self.proc = subprocess.Popen([*(wrapper or []), sys.executable, "-m", "edge", "run"], env=env, cwd=workdir,
                                      stdout=subprocess.DEVNULL, stderr=self.log_path.open("wb"))
 
     @property
@@ -165,7 +165,7 @@ def start_device(model_dir: Path, mirror: Path, tmp_path: Path) -> Iterator:
     """Factory: ``start_device(env)`` starts a device (waits for /healthz) and stops it at teardown."""
     started: list[DeviceProcess] = []
 
-    def start(env: dict[str, str] | None = None, wait: bool = True) -> DeviceProcess:
+    def start(env: dict[str, str] | None = None, wait: bool = True, wrapper: list[str] | None = None) -> DeviceProcess:
         full = {k: v for k, v in os.environ.items() if not k.startswith("DOGMON_")}
         full.update({
             "DOGMON_DEVICE_ID": "testdog",
@@ -180,7 +180,7 @@ def start_device(model_dir: Path, mirror: Path, tmp_path: Path) -> Iterator:
             "PYTHONPATH": str(REPO),
         })
         full.update(env or {})
-        device = DeviceProcess(full, tmp_path)
+        device = DeviceProcess(full, tmp_path, wrapper)
         started.append(device)
         if wait:
             device.wait_ready()

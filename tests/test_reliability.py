@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import time
@@ -256,3 +257,35 @@ def test_network_camera_that_stalls_goes_offline_and_comes_back(start_device) ->
         assert device.proc.poll() is None
     finally:
         camera.close()
+
+
+def test_data_dir_that_fills_up_mid_run_streams_live_and_flags_it(start_device, room_video: Path,
+                                                                   tmp_path: Path) -> None:
+    """A real full disk: the device runs in its own mount namespace with a 192 kB tmpfs as its data dir."""
+    data = tmp_path / "small-disk"
+    data.mkdir()
+    unshare = shutil.which("unshare")
+    assert unshare, "unshare (util-linux) is needed to give the device a small private disk"
+    mount_then_run = ["sh", "-c", f'mount -t tmpfs -o size=192k tmpfs "{data}" && exec "$0" "$@"']
+    wrapper = [unshare, "--mount"] if os.geteuid() == 0 else [unshare, "--map-root-user", "--mount"]
+    device = start_device({**RELIABLE, "DOGMON_SOURCE": str(room_video), "DOGMON_DATA_DIR": str(data)},
+                          wrapper=[*wrapper, *mount_then_run])
+    with ws_connect(device.ws_url) as ws:
+        ws.recv(timeout=10)
+        seqs = []
+        for i in range(120):  # ~1 MB of events into a 192 kB disk
+            ws.send(orjson.dumps({"type": "emit_test_event", "id": i, "data": {"blob": "x" * 8000}}))
+            got = ws_collect(ws, lambda m, i=i: any(x["type"] == "reply" and x["data"]["id"] == i for x in m), 10)
+            seqs.append(next(x for x in got if x["type"] == "reply")["data"]["seq"])
+            if any(x["type"] == "event" and x["event_type"] == "error" for x in got):
+                break
+        assert seqs == sorted(set(seqs)) and len(seqs) >= 2  # numbering and live delivery go on
+        failure = ws_collect(ws, lambda m: any(x["type"] == "telemetry" and not x["data"]["store"]["ok"]
+                                               for x in m), 10)
+        telemetry = [x for x in failure if x["type"] == "telemetry"][-1]["data"]["store"]
+        assert telemetry["write_errors"] >= 1
+        ws.send(orjson.dumps({"type": "emit_test_event", "id": "after", "data": {}}))
+        after = ws_collect(ws, lambda m: any(x["type"] == "event" and x["event_type"] == "test" for x in m), 10)
+        assert [x for x in after if x["type"] == "event"][0]["seq"] > seqs[-1]
+    health = orjson.loads(urllib.request.urlopen(device.http_url + "/healthz", timeout=5).read())
+    assert "event log not writable" in health["problems"] and device.proc.poll() is None
