@@ -98,6 +98,11 @@ def parse_command(raw: bytes | str, allowed: set[str] | None = None) -> Command:
         raise CommandError("invalid_json", f"message is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise CommandError("invalid_message", "message must be a JSON object with a 'type'")
+    return validate_command(body, allowed)
+
+
+def validate_command(body: dict[str, Any], allowed: set[str] | None = None) -> Command:
+    """Validate an already decoded command object (transports that decode themselves call this)."""
     request_id = body.get("id")
     if request_id is not None and not (
         (isinstance(request_id, str) and len(request_id) <= MAX_ID_LENGTH)

@@ -2,7 +2,7 @@
 
 Owns the MQTT side of inbound commands. The topic names the command; the payload is a JSON object
 of its fields (``id`` for correlation; an empty payload means "no fields"). It is validated by the
-same :func:`edge.commands.parse_command` as WebSocket commands, with the topic's name injected as
+same :func:`edge.commands.validate_command` as WebSocket commands, with the topic's name injected as
 ``type``, then run by :meth:`edge.bus.Bus.dispatch` on the loop thread. Every message gets exactly
 one answer on ``cmd/result``: ``{"id", "command", "ok": true, "result"}`` or
 ``{"id", "command", "ok": false, "error": {"code", "message"}}``. Nothing acts on a command that
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from edge.commands import Command, CommandError, parse_command
+from edge.commands import Command, CommandError, validate_command
 from edge.features import Feature
 from edge.messages import Message, MessageType
 
@@ -55,7 +55,7 @@ def parse_mqtt_command(name: str, payload: bytes, retained: bool, supported: set
     if "type" in body and body["type"] != name:
         raise CommandError("invalid_field", f"'type' {str(body['type'])[:40]!r} does not match the topic's "
                                             f"command {name!r}; leave 'type' out", body.get("id"))
-    return parse_command(orjson.dumps({**body, "type": name}), allowed=supported)
+    return validate_command({**body, "type": name}, allowed=supported)
 
 
 def result_payload(name: str, answer: Message, device_id: str) -> bytes:
