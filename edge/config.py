@@ -120,8 +120,9 @@ def _mqtt_url(raw: str) -> str:
 
 
 def _device_id(raw: str) -> str:
-    value = raw.strip() or socket.gethostname()
-    value = value.lower()
+    value = raw.strip().lower()
+    if not value:  # the hostname, made topic-safe ("Pi.Kitchen" -> "pi-kitchen")
+        value = re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().lower()).strip("-_")[:64] or "dogmonitor"
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", value):
         raise ValueError("1-64 characters from a-z, 0-9, '_' and '-' (it becomes an MQTT topic level)")
     return value
