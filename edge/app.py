@@ -258,6 +258,8 @@ class Device:
             problems.append("broker disconnected")
         if self.bus.store_failing:
             problems.append("event log not writable")
+        for feature in self.features:
+            problems += feature.problems()
         return {
             "status": "ok" if not problems else "degraded",
             "problems": problems,

@@ -75,3 +75,7 @@ class Feature:
     def telemetry(self) -> dict[str, Any]:
         """Merged into telemetry under the feature's ``name``."""
         return {}
+
+    def problems(self) -> list[str]:
+        """Short phrases for ``/healthz`` (e.g. "microphone offline"); empty when healthy."""
+        return []

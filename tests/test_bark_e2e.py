@@ -4,7 +4,10 @@ and a missing microphone is reported while video keeps streaming."""
 from __future__ import annotations
 
 import time
+import urllib.request
 from pathlib import Path
+
+import orjson
 
 from tests.helpers import MqttCollector, events, ws_collect, ws_connect
 
@@ -72,4 +75,6 @@ def test_missing_microphone_reports_audio_offline_and_video_keeps_streaming(star
     assert telemetry["audio"]["online"] is False
     assert telemetry["pipeline"]["inference_fps"] > 1  # the camera pipeline never waited on audio
     assert telemetry["audio"]["reconnects"] >= 1  # still retrying in the background
+    health = orjson.loads(urllib.request.urlopen(device.http_url + "/healthz", timeout=5).read())
+    assert health["status"] == "degraded" and "microphone offline" in health["problems"]
     assert device.proc.poll() is None

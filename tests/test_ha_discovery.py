@@ -46,6 +46,9 @@ def test_full_discovery_is_valid_unique_and_stable() -> None:
     assert device["configuration_url"] == "http://192.0.2.5:8765/healthz" and device["sw_version"] == "0.1.0"
     assert all(c["availability"][0]["topic"] == "dogmonitor/kitchen/availability" for c in configs.values())
     # buttons only for the commands that exist and make sense as a press
+    # with the media feature on, the newest snapshot is an MQTT image entity reading the retained JPEG
+    image = configs["homeassistant/image/dogmonitor_kitchen/latest_snapshot/config"]
+    assert image["image_topic"] == "dogmonitor/kitchen/snapshot" and image["content_type"] == "image/jpeg"
     buttons = {t.split("/")[3] for t in configs if t.split("/")[1] == "button"}
     assert buttons == {"snapshot", "bookmark"}
     assert configs["homeassistant/button/dogmonitor_kitchen/snapshot/config"]["command_topic"] == \

@@ -261,6 +261,7 @@ def test_media_http_live_view_and_a_full_disk(start_device, visit_video: Path, t
         assert not list((data_dir / "media").iterdir())
         with urllib.request.urlopen(device.http_url + "/healthz", timeout=5) as response:
             assert response.status == 200
+            assert "media disk full" in orjson.loads(response.read())["problems"]
         got = ws_collect(ui, lambda m: any(x["type"] == "overlay" for x in m), timeout=10)  # detection goes on
 
 

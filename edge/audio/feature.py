@@ -179,6 +179,9 @@ class AudioFeature(Feature):
     def connection_info(self) -> dict[str, Any]:
         return {"audio": {"source": self.spec.display, "online": self.online}}
 
+    def problems(self) -> list[str]:
+        return ["microphone offline"] if self.online is False else []
+
     def telemetry(self) -> dict[str, Any]:
         assert self.classifier is not None
         return {

@@ -671,6 +671,11 @@ class MediaFeature(Feature):
                           "clip_codec": self.codecs[0] if self.codecs else None,
                           "latest_snapshot": newest.id if newest else None}}
 
+    def problems(self) -> list[str]:
+        if self.disk_full:
+            return ["media disk full"]
+        return [f"media: {self.failing}"] if self.failing else []
+
     def telemetry(self) -> dict[str, Any]:
         index = self.index
         return {

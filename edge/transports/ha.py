@@ -36,12 +36,13 @@ BUTTON_COMMANDS: dict[str, tuple[str, str]] = {
     "clip": ("Save clip", "mdi:filmstrip"),
 }
 
-COMPONENTS = ("binary_sensor", "sensor", "event", "button")
+COMPONENTS = ("binary_sensor", "sensor", "event", "button", "image")
 REQUIRED_KEYS = {
     "binary_sensor": ("name", "unique_id", "state_topic", "device", "availability", "payload_on", "payload_off"),
     "sensor": ("name", "unique_id", "state_topic", "device", "availability", "value_template"),
     "event": ("name", "unique_id", "state_topic", "device", "availability", "event_types"),
     "button": ("name", "unique_id", "command_topic", "device", "availability", "payload_press"),
+    "image": ("name", "unique_id", "image_topic", "content_type", "device", "availability"),
 }
 
 
@@ -220,6 +221,14 @@ def button_entities(info: DeviceInfo, commands: list[str] | set[str]) -> dict[st
     return out
 
 
+def snapshot_entity(info: DeviceInfo) -> dict[str, dict[str, Any]]:
+    """The newest snapshot (JPEG bytes, retained on ``{prefix}/{id}/snapshot``) as an MQTT image entity."""
+    return {
+        info.config_topic("image", "latest_snapshot"): _entity(
+            info, "latest_snapshot", "Latest snapshot", image_topic=info.topic("snapshot"), content_type="image/jpeg"),
+    }
+
+
 def discovery(info: DeviceInfo, *, posture_options: list[str] | tuple[str, ...] | None = None,
               zones: list[tuple[str, str]] | None = None, commands: list[str] | set[str] = (),
               event_types: list[str] | tuple[str, ...] = PRESENCE_EVENT_TYPES) -> dict[str, dict[str, Any]]:
@@ -232,6 +241,8 @@ def discovery(info: DeviceInfo, *, posture_options: list[str] | tuple[str, ...] 
     if zones:
         out.update(zone_entities(info, zones))
     out.update(button_entities(info, commands))
+    if "snapshot" in commands:  # the media feature is on: it publishes the newest snapshot retained
+        out.update(snapshot_entity(info))
     return out
 
 
