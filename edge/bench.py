@@ -46,16 +46,22 @@ def bare_loop(config: Config, frames: list, total: int) -> float:
     return total / (time.perf_counter() - started)
 
 
-async def pipeline_run(config: Config, total: int, clients: int) -> tuple[float, Device, dict]:
+async def start_in_process(config: Config) -> tuple[Device, asyncio.Task]:
+    """Run a whole device in this event loop (benchmarks); returns once its inference thread runs."""
     device = Device(config)
     task = asyncio.create_task(device.run())
     while not hasattr(device, "inference") or not device.inference.is_alive():
         await asyncio.sleep(0.05)
         if task.done():
             raise SystemExit(f"device failed to start: {task.exception()}")
+    return device, task
+
+
+async def pipeline_run(config: Config, total: int, clients: int) -> tuple[float, Device, dict]:
+    device, task = await start_in_process(config)
     url = f"ws://127.0.0.1:{device.hub.port}/ws/ui"
     sockets = [await connect(url) for _ in range(clients)]
-    readers = [asyncio.create_task(_drain(ws)) for ws in sockets]
+    readers = [asyncio.create_task(drain(ws)) for ws in sockets]
     while device.inference.frames < 3:
         await asyncio.sleep(0.01)
     start_frames, started = device.inference.frames, time.perf_counter()
@@ -72,9 +78,12 @@ async def pipeline_run(config: Config, total: int, clients: int) -> tuple[float,
     return fps, device, fanout
 
 
-async def _drain(ws) -> None:
+async def drain(ws) -> int:
+    """Read a WebSocket until it closes, as a tablet would; returns the number of messages."""
+    count = 0
     async for _ in ws:
-        pass
+        count += 1
+    return count
 
 
 async def fanout_cost(device: Device, rounds: int = 2000) -> dict:

@@ -20,26 +20,15 @@ from pathlib import Path
 import psutil
 from websockets.asyncio.client import connect
 
-from edge.app import Device, ensure_models
+from edge.app import ensure_models
+from edge.bench import drain, start_in_process
 from edge.config import Config, load_config
 
 
-async def _drain(ws) -> int:
-    count = 0
-    async for _ in ws:
-        count += 1
-    return count
-
-
 async def run_once(config: Config, frames: int, viewers: int) -> dict:
-    device = Device(config)
-    task = asyncio.create_task(device.run())
-    while not hasattr(device, "inference") or not device.inference.is_alive():
-        await asyncio.sleep(0.05)
-        if task.done():
-            raise SystemExit(f"device failed to start: {task.exception()}")
+    device, task = await start_in_process(config)
     sockets = [await connect(f"ws://127.0.0.1:{device.hub.port}/ws/video", max_size=None) for _ in range(viewers)]
-    readers = [asyncio.create_task(_drain(ws)) for ws in sockets]
+    readers = [asyncio.create_task(drain(ws)) for ws in sockets]
     while device.inference.frames < 10:  # warm-up
         await asyncio.sleep(0.01)
     media = next(f for f in device.features if f.name == "media")
