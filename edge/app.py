@@ -47,16 +47,25 @@ class StartupError(RuntimeError):
 
 
 def ensure_models(config: Config) -> None:
-    """Fetch anything missing from the manifests (from the mirror when configured) before starting."""
-    from edge.models import load_manifests
+    """Fetch whatever the manifests name and is missing (from the mirror when configured) before starting.
 
-    manifests = load_manifests()
-    # "optional" manifests (e.g. YAMNet, which has no download URL) are fetched by the feature that needs them.
-    missing = [m for m in manifests if not m.spec.get("optional")
-               for f in m.files if not is_present(config.model_dir, f)]
-    if missing:
-        log.info("fetching %d missing model/demo file(s) into %s", len(missing), config.model_dir)
-        fetch_all(config.model_dir, config.mirror, missing)
+    The detector is required, and the demo clip when the source is ``demo``; any other model that cannot
+    be fetched leaves its stage off with a warning rather than keeping the device from starting.
+    "optional" manifests (e.g. YAMNet, which has no download URL) are fetched by the feature that needs them.
+    """
+    from edge.models import FetchError, load_manifests
+
+    required = {"detector"} | ({"media"} if config.source == "demo" else set())
+    for manifest in load_manifests():
+        if manifest.spec.get("optional") or all(is_present(config.model_dir, f) for f in manifest.files):
+            continue
+        log.info("fetching %s into %s", manifest.name, config.model_dir)
+        try:
+            fetch_all(config.model_dir, config.mirror, [manifest])
+        except FetchError as exc:
+            if manifest.kind in required:
+                raise
+            log.warning("%s; the stage that needs it stays off", exc)
 
 
 def build_detector(config: Config) -> Detector:

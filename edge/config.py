@@ -223,7 +223,7 @@ KEYS: tuple[Key, ...] = (
     Key("DOGMON_MQTT_PREFIX", "mqtt_prefix", "dogmonitor", _text(64, r"[A-Za-z0-9_/-]+", "letters, digits, _ - /"),
         "MQTT topic prefix"),
     Key("DOGMON_MQTT_OVERLAY_HZ", "mqtt_overlay_hz", "2", _float_range(0, 30),
-        "overlays per second mirrored to MQTT (0: none)"),
+        "overlays of each type per second mirrored to MQTT (0: none)"),
     Key("DOGMON_MODEL_DIR", "model_dir", "./models-data", _path, "where fetched models and demo media live"),
     Key("DOGMON_MIRROR", "mirror", "", _optional_path,
         "local folder holding models/ and media/ to fetch from instead of the network"),

@@ -94,6 +94,9 @@ def test_zones_fetch_and_analytics_survive_a_restart(start_device, mosquitto, me
     assert [e["event_type"] for e in subscriber.json_on("/events")].count("fetch_return") == 1
     subscriber.wait_for(lambda s: any(a["data"]["event_counts"].get("zone_exit") == 1
                                       for a in s.json_on("/analytics")), 10, "analytics on MQTT")
+    # the general overlay topic carries every overlay type, each at its own rate (detection does not starve zones)
+    overlay_types = {o["overlay_type"] for o in subscriber.json_on("/overlay")}
+    assert {"detection", "zones"} <= overlay_types, overlay_types
     zones_topic = subscriber.json_on("/zones")[-1]
     assert [z["name"] for z in zones_topic["data"]["zones"]] == ["rug", "door"]
     subscriber.close()

@@ -55,7 +55,7 @@ class MqttBridge:
         self.inflight: dict[int, int] = {}  # paho mid -> seq
         self._cursor = 0                      # highest seq handed to paho
         self._acked: list[int] = []
-        self._last_overlay = 0.0
+        self._last_overlay: dict[str, float] = {}  # per overlay type: pose/zones are not starved by detection
         self._last_state: bytes | None = None
         self._last_telemetry: bytes | None = None
         self._offline_reported = False
@@ -266,9 +266,10 @@ class MqttBridge:
             self._pump()
         elif message.type is MessageType.OVERLAY:
             now = time.monotonic()
-            due = self.overlay_interval is not None and now - self._last_overlay >= self.overlay_interval
+            kind = str(message.overlay_type)
+            due = self.overlay_interval is not None and now - self._last_overlay.get(kind, 0.0) >= self.overlay_interval
             if self.connected and due:
-                self._last_overlay = now
+                self._last_overlay[kind] = now
                 self.client.publish(self.topic("overlay"), payload, qos=0)
         elif message.type is MessageType.TELEMETRY:
             self._last_telemetry = payload
