@@ -14,6 +14,7 @@ import logging
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -46,17 +47,17 @@ class StartupError(RuntimeError):
     """The device cannot start (models missing and not fetchable …); the message says what to do."""
 
 
-def ensure_models(config: Config) -> None:
+def ensure_models(config: Config, manifest_dir: Path | None = None) -> None:
     """Fetch whatever the manifests name and is missing (from the mirror when configured) before starting.
 
     The detector is required, and the demo clip when the source is ``demo``; any other model that cannot
     be fetched leaves its stage off with a warning rather than keeping the device from starting.
     "optional" manifests (e.g. YAMNet, which has no download URL) are fetched by the feature that needs them.
     """
-    from edge.models import FetchError, load_manifests
+    from edge.models import MANIFEST_DIR, FetchError, load_manifests
 
     required = {"detector"} | ({"media"} if config.source == "demo" else set())
-    for manifest in load_manifests():
+    for manifest in load_manifests(manifest_dir or MANIFEST_DIR):
         if manifest.spec.get("optional") or all(is_present(config.model_dir, f) for f in manifest.files):
             continue
         log.info("fetching %s into %s", manifest.name, config.model_dir)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from edge.models import FetchError, ManifestFile, fetch_all, fetch_file, load_manifests
+from edge.app import ensure_models
+from edge.config import load_config
+from edge.models import MANIFEST_DIR, FetchError, ManifestFile, fetch_all, fetch_file, load_manifests
 
 
 def test_fetch_from_mirror_verifies_every_manifest_file(mirror: Path, tmp_path: Path) -> None:
@@ -47,3 +52,23 @@ def test_corrupt_local_copy_is_replaced(mirror: Path, tmp_path: Path) -> None:
     manifest = next(m for m in load_manifests() if m.kind == "media")
     fetch_all(tmp_path, mirror, [manifest])
     assert target.stat().st_size == manifest.files[0].size
+
+
+def _manifest(directory: Path, name: str, kind: str) -> None:
+    (directory / f"{name}.json").write_text(json.dumps({
+        "name": name, "kind": kind,
+        "files": [{"name": f"{name}.onnx", "sha256": ["0" * 64], "urls": [], "mirror": f"models/{name}.onnx"}]}))
+
+
+def test_start_up_fetch_needs_the_detector_but_not_optional_stages(mirror: Path, tmp_path: Path) -> None:
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    shutil.copy(MANIFEST_DIR / "yolox_nano.json", manifests)
+    _manifest(manifests, "users_pose_model", "pose")  # dropped in by a user, weights not fetchable
+    config = dataclasses.replace(load_config(None, {}), model_dir=tmp_path / "m", mirror=mirror, source="0")
+    ensure_models(config, manifests)  # the pose stage stays off; the device still starts
+    assert (tmp_path / "m" / "yolox_nano.onnx").is_file()
+    _manifest(manifests, "yolox_nano", "detector")  # now the detector itself cannot be had
+    (tmp_path / "m" / "yolox_nano.onnx").unlink()
+    with pytest.raises(FetchError, match="yolox_nano.onnx"):
+        ensure_models(config, manifests)
