@@ -74,6 +74,7 @@ def test_dog_appears_then_leaves_on_websocket_and_mqtt(start_device, mosquitto, 
     assert subscriber.json_on("/overlay") and subscriber.json_on("/telemetry")
     retained = {t: (p, r) for t, p, r in subscriber.snapshot()}
     assert retained["dogmonitor/testdog/availability"][0] == b"online"
+    subscriber.wait_for(lambda s: s.json_on("/state")[-1]["presence"] is False, 5, "retained state after dog_left")
     state = subscriber.json_on("/state")[-1]
     assert state["presence"] is False and state["last_event"]["type"] in ("dog_left", "camera_offline")
     subscriber.close()
