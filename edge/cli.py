@@ -99,6 +99,13 @@ def format_message(msg: dict[str, Any]) -> str | None:
         state = data.get("state", {})
         return (f"{stamp} connected to {data.get('device_id')} v{data.get('software_version')} "
                 f"frame={data.get('frame')} dog_present={state.get('presence')} last_seq={data.get('last_seq')}")
+    if kind == "analytics":
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(data.get("event_counts", {}).items()))
+        return (f"{stamp} analytics {data.get('day')}: activity {data.get('activity_minutes')} min, "
+                f"posture min {data.get('posture_minutes') or '-'}, zone min {data.get('zone_minutes') or '-'}, "
+                f"events: {counts or 'none'}")
+    if kind in ("error", "reply", "gap"):
+        return f"{stamp} {kind}: " + " ".join(f"{k}={v}" for k, v in data.items())
     return f"{stamp} {kind}: {data}"
 
 

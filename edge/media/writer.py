@@ -84,6 +84,17 @@ def open_video(path: Path, fourcc: str, fps: float, size: tuple[int, int]) -> cv
 def probe_codecs(size: tuple[int, int] = (320, 240)) -> list[str]:
     """The fourccs of :data:`CODECS` this OpenCV build can write to an MP4 here, in preference order."""
     usable = []
+    # A codec that is not there is an expected answer here, not an error for the log.
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        _probe_into(usable, size)
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
+    return usable
+
+
+def _probe_into(usable: list[str], size: tuple[int, int]) -> None:
     with tempfile.TemporaryDirectory(prefix="dogmon-codec-") as tmp:
         for fourcc, _ in CODECS:
             path = Path(tmp) / f"probe-{fourcc}.mp4"
@@ -96,7 +107,6 @@ def probe_codecs(size: tuple[int, int] = (320, 240)) -> list[str]:
             writer.release()
             if path.is_file() and path.stat().st_size > 0:
                 usable.append(fourcc)
-    return usable
 
 
 class JobThread(threading.Thread):
