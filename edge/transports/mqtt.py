@@ -14,6 +14,7 @@ same ``seq`` (dedupe on it). paho callbacks run on paho's thread and only hand o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -94,9 +95,8 @@ class MqttBridge:
         self.stopped = True
         if self.connected:
             info = self.client.publish(self.topic("availability"), "offline", qos=1, retain=True)
-            deadline = time.monotonic() + timeout
-            while not info.is_published() and time.monotonic() < deadline and self.connected:
-                time.sleep(0.01)
+            with contextlib.suppress(RuntimeError, ValueError):  # not queued: the broker went away meanwhile
+                info.wait_for_publish(timeout)
         self.client.disconnect()
         self.client.loop_stop()
 
