@@ -177,7 +177,7 @@ class Device:
         self.capture = CaptureThread(
             spec, holder, self._camera_status, loop=config.source_loop, realtime=config.source_realtime,
             width=config.capture_width, height=config.capture_height, fps=config.capture_fps,
-            stall_seconds=config.camera_stall_seconds)
+            stall_seconds=config.camera_stall_seconds, on_frame=lambda: self.timers.tick("capture"))
         tracker = DogTracker(absence_seconds=config.absence_seconds)
         self.features = build_features(config)
         for feature in self.features:
@@ -284,7 +284,8 @@ class Device:
         return {
             **system,
             "pipeline": {
-                "capture_fps": round(self.capture.source_fps, 2),
+                "capture_fps": self.timers.rate("capture"),
+                "source_fps": round(self.capture.source_fps, 2),
                 "inference_fps": self.timers.rate("inference"),
                 "frames_processed": self.inference.frames,
                 "dropped_frames": self.holder.dropped,

@@ -109,13 +109,15 @@ class CaptureThread(threading.Thread):
 
     def __init__(self, spec: SourceSpec, holder: LatestFrame, on_status: StatusCallback, *, loop: bool = True,
                  realtime: bool = True, width: int = 0, height: int = 0, fps: float = 0.0,
-                 backoff_initial: float = 0.5, backoff_max: float = 30.0, stall_seconds: float = 5.0) -> None:
+                 backoff_initial: float = 0.5, backoff_max: float = 30.0, stall_seconds: float = 5.0,
+                 on_frame: Callable[[], None] | None = None) -> None:
         super().__init__(name="capture", daemon=True)
         self.spec, self.holder, self.on_status = spec, holder, on_status
         self.loop_file, self.realtime = loop, realtime
         self.width, self.height, self.fps = width, height, fps
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.stall_seconds = stall_seconds
+        self.on_frame = on_frame  # e.g. a rate counter for telemetry (must be thread-safe and cheap)
         self.stop_event = threading.Event()
         self.online: bool | None = None  # unknown until the first open attempt, so a dead start is reported
         self.ended = False
@@ -217,6 +219,8 @@ class CaptureThread(threading.Thread):
                 self._set_status(True, width=image.shape[1], height=image.shape[0], fps=round(self.source_fps, 2))
             delivered = True
             self.holder.put(Frame(image, self._index, now, time.time()))
+            if self.on_frame is not None:
+                self.on_frame()
             if period:
                 next_due = max(next_due + period, now - period)
                 self.stop_event.wait(max(0.0, next_due - time.monotonic()))
