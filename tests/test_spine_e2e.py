@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -107,6 +108,9 @@ def test_sigterm_exits_quickly_and_leaves_offline_retained(start_device, mosquit
         assert time.monotonic() - started < 3.0
         closed = recv_until_closed(ws, 5)
     assert closed is not None and closed.rcvd is not None and closed.rcvd.code == 1001
+    with sqlite3.connect(Path(device.env["DOGMON_DATA_DIR"]) / "dogmonitor.db") as db:
+        logged = [row[0] for row in db.execute("SELECT event_type FROM events")]
+    assert "broker_offline" not in logged  # our own clean disconnect is not an outage
     watcher.close()
     late = MqttCollector(mosquitto.host, mosquitto.port, "dogmonitor/testdog/availability")
     late.wait_for(lambda s: bool(s.snapshot()), 5, "retained availability")

@@ -159,12 +159,13 @@ class MqttBridge:
     # --- loop thread ---
     def _connected(self, ok: bool, reason: str) -> None:
         if not ok:
+            retry_pending = self.status == "auth_failed"
             self.status = "refused"
             self.auth_failed = reason in AUTH_FAILURES
             if self.auth_failed:
                 # Retrying wrong credentials every second only fills the broker's log: stop paho's own
                 # reconnect loop and try again after AUTH_RETRY_SECONDS (the password may be fixed meanwhile).
-                if self.status != "auth_failed":
+                if not retry_pending:  # refusals that arrive before paho's loop stops share one retry
                     self.loop.create_task(self._retry_later(AUTH_RETRY_SECONDS))
                 self.status = "auth_failed"
             log.error("MQTT broker %s:%s refused the connection: %s%s", self.target.host, self.target.port, reason,
@@ -205,6 +206,9 @@ class MqttBridge:
         self.client.loop_start()
 
     def _disconnected(self, reason: str) -> None:
+        if self.stopped:  # our own clean disconnect at shutdown is not an outage
+            self.connected = False
+            return
         was = self.connected
         self.connected = False
         if self.status == "connected":
