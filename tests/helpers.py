@@ -197,11 +197,17 @@ class StalledClient:
         self._flush()
         return received
 
-    def drain(self, timeout: float) -> int | None:
-        """Read until the connection ends; return the close code the device sent (None: no close frame)."""
+    def send(self, message: dict[str, Any]) -> None:
+        self.protocol.send_text(orjson.dumps(message))
+        self._flush()
+
+    def drain(self, timeout: float, max_seconds: float = 60.0) -> int | None:
+        """Read until the connection ends, ``timeout`` s pass without data, or ``max_seconds`` in all;
+        return the close code the device sent (None: no close frame)."""
         self.sock.settimeout(timeout)
+        deadline = time.monotonic() + max_seconds
         try:
-            while True:
+            while time.monotonic() < deadline:
                 data = self.sock.recv(65536)
                 self._pump(data)
                 if not data:

@@ -289,3 +289,24 @@ def test_data_dir_that_fills_up_mid_run_streams_live_and_flags_it(start_device, 
         assert [x for x in after if x["type"] == "event"][0]["seq"] > seqs[-1]
     health = orjson.loads(urllib.request.urlopen(device.http_url + "/healthz", timeout=5).read())
     assert "event log not writable" in health["problems"] and device.proc.poll() is None
+
+
+def test_resume_on_an_open_connection_replays_in_order_then_goes_live(start_device, room_video: Path) -> None:
+    """A client with a backlog queued on the device asks to resume from an earlier seq: the replay comes
+    first, the queued copies are not sent twice, and the live stream follows without a gap."""
+    device = start_device({**RELIABLE, "DOGMON_SOURCE": str(room_video)})
+    client = StalledClient("127.0.0.1", device.port)  # not reading: a backlog builds up on the device
+    emitter = EventEmitter(device.ws_url, rate=300, blob=8000)
+    emitter.start()
+    time.sleep(1.5)
+    first = emitter.committed[0]
+    client.send({"type": "resume", "id": "r", "since": first})
+    time.sleep(1.0)
+    emitter.stop()
+    assert client.drain(timeout=3, max_seconds=8) is None  # never closed: the backlog stayed within the limits
+    seqs = [m["seq"] for m in events(client.messages)]
+    reply = next(m for m in client.messages if m["type"] == "reply")["data"]
+    start = len(seqs) - 1 - seqs[::-1].index(first + 1)  # where the replay begins
+    tail = seqs[start:]
+    assert tail == list(range(first + 1, first + 1 + len(tail))), tail  # in order, no gap, no duplicate
+    assert tail[-1] == emitter.committed[-1] and tail[-1] > reply["until"]  # and on into the live stream

@@ -43,6 +43,7 @@ CLOSE_TRY_AGAIN = 1013
 REPLAY_BATCH = 200
 SOCKET_SEND_BUFFER = 256 * 1024
 SLOW_CLOSE_TIMEOUT = 10.0
+MAX_PENDING_BYTES = 8 * 2**20  # what one client may have queued, whatever the message count
 
 HttpRoute = Callable[[ServerConnection, Request], Response | Awaitable[Response]]
 
@@ -76,15 +77,20 @@ class RateLimiter:
 class Client:
     """One connected tablet: its queues, replay cursor and sender task."""
 
-    def __init__(self, ws: ServerConnection, max_pending: int, on_slow: Callable[[Client], None]) -> None:
+    def __init__(self, ws: ServerConnection, max_pending: int, on_slow: Callable[[Client], None],
+                 max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
         self.ws = ws
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
         self.on_slow = on_slow
-        self.pending: deque[bytes] = deque()    # events, replies, errors: never dropped
+        # events (with their seq), replies and errors (seq None): never dropped; bounded in count and bytes
+        self.pending: deque[tuple[int | None, bytes]] = deque()
+        self.pending_bytes = 0
         self.latest: dict[str, bytes] = {}      # overlays/telemetry: newest wins
         self.wake = asyncio.Event()
         self.replay_after: int | None = None    # stored events after this seq …
-        self.replay_until = 0                   # … up to this one are sent before the live queue
+        self.replay_until = 0                   # … up to this one are sent before anything queued
+        self.replay_generation = 0              # a new resume restarts a replay in progress
         self.sender: asyncio.Task | None = None
         self.closing = False
         self.sent = 0
@@ -95,17 +101,27 @@ class Client:
         if message.type in (MessageType.OVERLAY, MessageType.TELEMETRY):
             self.latest[f"{message.type}:{message.overlay_type}"] = payload
         else:
-            self.enqueue(payload)
+            self.enqueue(payload, message.seq if message.is_event else None)
             return
         self.wake.set()
 
-    def enqueue(self, payload: bytes) -> None:
+    def enqueue(self, payload: bytes, seq: int | None = None) -> None:
         if self.closing:
             return
-        if len(self.pending) >= self.max_pending:
+        if len(self.pending) >= self.max_pending or self.pending_bytes + len(payload) > self.max_pending_bytes:
             self.on_slow(self)
             return
-        self.pending.append(payload)
+        self.pending.append((seq, payload))
+        self.pending_bytes += len(payload)
+        self.wake.set()
+
+    def replay(self, since: int, until: int) -> None:
+        """Send stored events ``since < seq <= until`` before anything queued; queued copies are dropped."""
+        kept = deque((seq, p) for seq, p in self.pending if seq is None or seq > until)
+        self.pending_bytes = sum(len(p) for _, p in kept)
+        self.pending = kept
+        self.replay_after, self.replay_until = since, until
+        self.replay_generation += 1
         self.wake.set()
 
     async def send_loop(self, fetch: Callable[[int, int], list[tuple[int, bytes]]]) -> None:
@@ -113,22 +129,30 @@ class Client:
         while True:
             await self.wake.wait()
             self.wake.clear()
-            while self.replay_after is not None:
-                rows = [r for r in fetch(self.replay_after, REPLAY_BATCH) if r[0] <= self.replay_until]
-                if not rows:
-                    self.replay_after = None
-                    break
-                for seq, payload in rows:
+            while True:  # replay first, then the queue, then the newest overlays; re-checked after every send
+                if self.replay_after is not None:
+                    generation = self.replay_generation
+                    rows = [r for r in fetch(self.replay_after, REPLAY_BATCH) if r[0] <= self.replay_until]
+                    if not rows:
+                        self.replay_after = None
+                        continue
+                    for seq, payload in rows:
+                        await ws.send(payload, text=True)
+                        self.sent += 1
+                        if generation != self.replay_generation:
+                            break  # a new resume arrived: start over from its cursor
+                        self.replay_after = seq
+                elif self.pending:
+                    _, payload = self.pending.popleft()
+                    self.pending_bytes -= len(payload)
                     await ws.send(payload, text=True)
-                    self.replay_after = seq
                     self.sent += 1
-            while self.pending:
-                await ws.send(self.pending.popleft(), text=True)
-                self.sent += 1
-            while self.latest:
-                key = next(iter(self.latest))
-                await ws.send(self.latest.pop(key), text=True)
-                self.sent += 1
+                elif self.latest:
+                    key = next(iter(self.latest))
+                    await ws.send(self.latest.pop(key), text=True)
+                    self.sent += 1
+                else:
+                    break
 
 
 class WebSocketHub:
@@ -249,6 +273,7 @@ class WebSocketHub:
         if client.sender:
             client.sender.cancel()
         client.pending.clear()
+        client.pending_bytes = 0
         client.latest.clear()
         # What is already in the socket buffers (bounded by SO_SNDBUF + write_limit) still reaches a client
         # that wakes up, then the 1013; give it time to read that before the connection is aborted.
@@ -267,7 +292,15 @@ class WebSocketHub:
             # A fixed kernel send buffer bounds what one stalled client can pin in memory
             # (Linux would otherwise grow it to megabytes); events beyond it wait in `pending`.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER)
-        await ws.send(messages.encode(messages.connection(self.connection_info()), self.bus.device_id), text=True)
+        # Registered before the first await: events published while the connection message is on its way
+        # wait in the client's queue (its sender starts after that message) instead of being missed.
+        self.clients.add(client)
+        try:
+            await ws.send(messages.encode(messages.connection(self.connection_info()), self.bus.device_id),
+                          text=True)
+        except ConnectionClosed:
+            self.clients.discard(client)
+            return
         query = parse_qs(urlsplit(ws.request.path).query)
         if "since" in query:
             try:
@@ -277,7 +310,6 @@ class WebSocketHub:
                 self._start_replay(client, since)
             except ValueError:
                 client.enqueue(self._encode(messages.error("invalid_field", "'since' must be an integer >= 0")))
-        self.clients.add(client)
         client.sender = asyncio.create_task(client.send_loop(self.bus.store.events))
         client.wake.set()
         limiter = RateLimiter(self.rate, self.burst)
@@ -326,9 +358,7 @@ class WebSocketHub:
         elif first is None and since < store.last_seq:
             client.enqueue(self._encode(Message(MessageType.GAP, {
                 "requested_since": since, "resumes_from": store.last_seq + 1, "reason": "event log is empty"})))
-        client.replay_after = since
-        client.replay_until = store.last_seq
-        client.wake.set()
+        client.replay(since, store.last_seq)
 
     async def _cmd_resume(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
         client = context.get("client")
