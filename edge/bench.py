@@ -88,7 +88,7 @@ async def drain(ws) -> int:
 
 async def fanout_cost(device: Device, rounds: int = 2000) -> dict:
     """Time Bus.publish of a typical detection overlay with the clients currently attached."""
-    overlay = messages.detection_overlay(512, 512, [messages.box(10, 20, 200, 300, "dog", 0.8, 1)])
+    overlay = messages.detection_overlay(512, 512, [messages.box(10, 20, 200, 300, "dog", 0.8, 1)], 1)
     clients = len(device.hub.clients)
     started = time.perf_counter()
     for _ in range(rounds):

@@ -119,6 +119,7 @@ class CaptureThread(threading.Thread):
         self.stall_seconds = stall_seconds
         self.on_frame = on_frame  # e.g. a rate counter for telemetry (must be thread-safe and cheap)
         self.stop_event = threading.Event()
+        self._status_lock = threading.Lock()
         self.online: bool | None = None  # unknown until the first open attempt, so a dead start is reported
         self.ended = False
         self.reconnects = 0
@@ -153,14 +154,17 @@ class CaptureThread(threading.Thread):
         return cap
 
     def _set_status(self, online: bool, **info: object) -> None:
-        if online == self.online:
-            return
-        self.online = online
-        info["source"] = self.spec.display
-        try:
-            self.on_status(online, info)
-        except Exception:  # a consumer bug must not kill capture
-            log.exception("capture status callback failed")
+        # The capture thread and the inference thread's stall watchdog both report; the lock keeps each
+        # transition and its event together, so the bus hears them in the order the state changed.
+        with self._status_lock:
+            if online == self.online:
+                return
+            self.online = online
+            info["source"] = self.spec.display
+            try:
+                self.on_status(online, info)
+            except Exception:  # a consumer bug must not kill capture
+                log.exception("capture status callback failed")
 
     def mark_stalled(self) -> None:
         """Called by the consumer's watchdog when no frame came for ``stall_seconds``."""

@@ -146,5 +146,7 @@ def box(x1: float, y1: float, x2: float, y2: float, label: str, confidence: floa
     }
 
 
-def detection_overlay(frame_w: int, frame_h: int, boxes: list[dict[str, Any]]) -> Message:
-    return overlay(OverlayType.DETECTION, {"frame": {"w": frame_w, "h": frame_h}, "boxes": boxes})
+def detection_overlay(frame_w: int, frame_h: int, boxes: list[dict[str, Any]], track_count: int) -> Message:
+    """Boxes seen in this frame; ``track_count`` counts confirmed dog tracks, coasting ones included."""
+    return overlay(OverlayType.DETECTION, {"frame": {"w": frame_w, "h": frame_h}, "boxes": boxes,
+                                           "track_count": track_count})

@@ -7,7 +7,9 @@ caller hands them to the bus. Per-stage timings go to the shared :class:`StageTi
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from edge import messages
@@ -18,6 +20,7 @@ from edge.telemetry import StageTimers
 from edge.tracking import DogTracker, Track
 from edge.vision.detector import Detection, Detector
 
+log = logging.getLogger(__name__)
 
 def track_box(track: Track) -> dict[str, Any]:
     x1, y1, x2, y2 = track.box
@@ -47,13 +50,15 @@ class FramePipeline:
         out = self._presence_events(update.arrived, update.left, frame.wall)
         boxes = [track_box(t) for t in update.tracks if t.last_seen == frame.captured]
         boxes += [messages.box(d.x1, d.y1, d.x2, d.y2, d.label, d.score, None) for d in detections if d.label != "dog"]
-        out.append(messages.detection_overlay(self.frame_size[0], self.frame_size[1], boxes))
+        # coasting tracks count too: the state's track count does not flicker with missed detections
+        out.append(messages.detection_overlay(self.frame_size[0], self.frame_size[1], boxes,
+                                              sum(t.confirmed for t in update.tracks)))
         tracked = time.monotonic()
         self.timers.record("track", tracked - detected)
         if self.features:
             ctx = FrameContext(frame, detections, update.tracks, self.tracker.present)
             for feature in self.features:
-                out += feature.process(ctx)
+                out += self._guarded(feature, feature.process, ctx)
             self.timers.record("features", time.monotonic() - tracked)
         self.timers.tick("inference")
         for message in out:
@@ -64,8 +69,17 @@ class FramePipeline:
         update = self.tracker.tick(now)
         out = self._presence_events(None, update.left, time.time())
         for feature in self.features:
-            out += feature.idle(now)
+            out += self._guarded(feature, feature.idle, now)
         return out
+
+    @staticmethod
+    def _guarded(feature: Feature, stage: Callable[[Any], list[Message]], arg: Any) -> list[Message]:
+        """One feature's failure must not cost the frame's presence events or the other features' work."""
+        try:
+            return stage(arg)
+        except Exception:
+            log.exception("feature %s failed on a frame", feature.name)
+            return []
 
     def _presence_events(self, arrived: Track | None, left: dict[str, Any] | None, wall: float) -> list[Message]:
         out: list[Message] = []

@@ -30,9 +30,7 @@ class DeviceState:
 
     def apply(self, message: Message) -> bool:
         if message.type is MessageType.OVERLAY and message.overlay_type is OverlayType.DETECTION:
-            count = len({b["track_id"] for b in message.data["boxes"]
-                         if b.get("label") == "dog" and b.get("track_id") is not None})
-            return self.set("track_count", count)
+            return self.set("track_count", message.data["track_count"])
         if message.type is not MessageType.EVENT:
             return False
         kind = message.event_type

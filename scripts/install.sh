@@ -156,9 +156,13 @@ write_config() {
   fi
   local mqtt_url=""
   if [ "$WITH_MOSQUITTO" = 1 ]; then mqtt_url="mqtt://dogmonitor:${MQTT_PASSWORD:-PASSWORD}@127.0.0.1:1883"; fi
-  echo "+ create $ETC_DIR/device.env from $SRC/device.env (models and data under $STATE_DIR)"
+  # The camera must not be open to the whole LAN: a fresh install gets its own WebSocket/HTTP token.
+  local ws_token
+  ws_token=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+  echo "+ create $ETC_DIR/device.env from $SRC/device.env (models and data under $STATE_DIR, a new DOGMON_WS_TOKEN)"
   if [ "$DRY_RUN" = 0 ]; then
     sed -e "s#^DOGMON_MODEL_DIR=.*#DOGMON_MODEL_DIR=$STATE_DIR/models#" \
+        -e "s#^DOGMON_WS_TOKEN=.*#DOGMON_WS_TOKEN=$ws_token#" \
         -e "s#^DOGMON_DATA_DIR=.*#DOGMON_DATA_DIR=$STATE_DIR/data#" \
         -e "s#^DOGMON_MQTT_URL=.*#DOGMON_MQTT_URL=$mqtt_url#" \
         "$SRC/device.env" > "$ETC_DIR/device.env.new"

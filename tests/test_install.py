@@ -82,7 +82,7 @@ def test_install_dry_run_prints_every_step_in_order_and_changes_nothing(tmp_path
     assert any(c.startswith("useradd --system") and "video,audio" in c for c in cmds) or "exists: user" in done.stdout
     assert any(c.endswith(f"-m venv {tmp_path}/opt/venv") for c in cmds)
     assert any("fetch-models" in c for c in cmds)
-    assert f"create {etc}/device.env" in done.stdout
+    assert f"create {etc}/device.env" in done.stdout and "a new DOGMON_WS_TOKEN" in done.stdout
     assert cmds[-2:] == ["systemctl enable dogmonitor.service", "systemctl restart dogmonitor.service"]
     assert not etc.exists() and not (tmp_path / "opt").exists()
 

@@ -43,6 +43,7 @@ CLOSE_TRY_AGAIN = 1013
 REPLAY_BATCH = 200
 SOCKET_SEND_BUFFER = 256 * 1024
 SLOW_CLOSE_TIMEOUT = 10.0
+SHUTDOWN_CLOSE_TIMEOUT = 0.5
 MAX_PENDING_BYTES = 8 * 2**20  # what one client may have queued, whatever the message count
 
 HttpRoute = Callable[[ServerConnection, Request], Response | Awaitable[Response]]
@@ -196,12 +197,13 @@ class WebSocketHub:
         self.server.close(close_connections=False)
         for client in list(self.clients):
             client.closing = True
+            client.ws.close_timeout = SHUTDOWN_CLOSE_TIMEOUT  # a silent phone must not hold up the stop
             if client.sender:
                 client.sender.cancel()
         await asyncio.gather(*(c.ws.close(CLOSE_GOING_AWAY, "device shutting down") for c in list(self.clients)),
                              return_exceptions=True)
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.server.wait_closed(), 2)
+            await asyncio.wait_for(self.server.wait_closed(), SHUTDOWN_CLOSE_TIMEOUT)
 
     # --- admission ---
     def authorised(self, request: Request) -> bool:
