@@ -42,6 +42,7 @@ from edge.config import Config
 from edge.features import Feature, FrameContext
 from edge.media import render
 from edge.media.httprange import Unsatisfiable, parse_range
+from edge.media.httprange import cap as cap_range
 from edge.media.index import CONTENT_TYPES, FILE_PATTERN, MediaIndex, MediaRecord, file_of, new_id, valid_id
 from edge.media.live import LIVE_PATH, LiveView
 from edge.media.planner import ActivityGate, BestFramePicker, ClipPlan, ClipPlanner, Trigger
@@ -69,6 +70,8 @@ log = logging.getLogger(__name__)
 
 MEDIA_DIR = "media"
 MEDIA_PREFIX = "/media/"
+MAX_RANGE_BYTES = 2 * 2**20   # largest 206 body; players continue with the next range
+MAX_HTTP_READS = 2            # media responses built at once (each holds its body in memory)
 RECORD_FPS = 10.0            # frames per second kept in the ring and written to clips (and the clip's fps)
 RECORD_MAX_WIDTH = 1280      # ring/clip frames are scaled down to this width
 RECORD_QUALITY = 80
@@ -167,6 +170,7 @@ class MediaFeature(Feature):
     def __init__(self, config: Config) -> None:
         self.config = config
         self.folder: Path = config.data_dir / MEDIA_DIR
+        self._http_reads = asyncio.Semaphore(MAX_HTTP_READS)
         self.snapshot_events = set(config.snapshot_events)
         self.clip_events = set(config.clip_events)
         self.max_bytes = int(config.media_max_mb * 2**20)
@@ -640,8 +644,11 @@ class MediaFeature(Feature):
             wanted = parse_range(range_header, record.bytes)
         except Unsatisfiable:
             return binary_response(416, b"", "text/plain", {**headers, "Content-Range": f"bytes */{record.bytes}"})
+        # Players ask "bytes=0-" and continue where a shorter 206 ended: a big clip is never held whole.
+        wanted = cap_range(wanted, MAX_RANGE_BYTES)
         try:
-            body = await asyncio.to_thread(_read, path, wanted)
+            async with self._http_reads:  # whole-file answers are held in memory: only a few at a time
+                body = await asyncio.to_thread(_read, path, wanted)
         except OSError as exc:
             log.warning("media %s listed but unreadable (%s); removing it from the index", record.id, exc)
             assert self.index is not None
