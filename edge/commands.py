@@ -90,15 +90,20 @@ def register_validator(name: str, validator: Callable[[dict], dict]) -> None:
     VALIDATORS[name] = validator
 
 
-def parse_command(raw: bytes | str, allowed: set[str] | None = None) -> Command:
-    """Validate one inbound message; raise CommandError naming the problem."""
+def decode_object(raw: bytes | str, what: str = "message", shape: str = "a JSON object with a 'type'") -> dict:
+    """Parse JSON that must be an object; raise CommandError (invalid_json / invalid_message) otherwise."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise CommandError("invalid_json", f"message is not valid JSON: {exc}") from None
+        raise CommandError("invalid_json", f"{what} is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise CommandError("invalid_message", "message must be a JSON object with a 'type'")
-    return validate_command(body, allowed)
+        raise CommandError("invalid_message", f"{what} must be {shape}")
+    return body
+
+
+def parse_command(raw: bytes | str, allowed: set[str] | None = None) -> Command:
+    """Validate one inbound message; raise CommandError naming the problem."""
+    return validate_command(decode_object(raw), allowed)
 
 
 def validate_command(body: dict[str, Any], allowed: set[str] | None = None) -> Command:

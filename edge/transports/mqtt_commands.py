@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from edge.commands import Command, CommandError, validate_command
+from edge.commands import Command, CommandError, decode_object, validate_command
 from edge.features import Feature
 from edge.messages import Message, MessageType
 
@@ -40,14 +40,7 @@ def parse_mqtt_command(name: str, payload: bytes, retained: bool, supported: set
     """Validate one MQTT command message; raise CommandError naming the problem (pure)."""
     if len(payload) > MAX_PAYLOAD:
         raise CommandError("too_large", f"command payload is larger than {MAX_PAYLOAD} bytes")
-    body: Any = {}
-    if payload.strip():
-        try:
-            body = orjson.loads(payload)
-        except orjson.JSONDecodeError as exc:
-            raise CommandError("invalid_json", f"payload is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise CommandError("invalid_message", "payload must be a JSON object (or empty)")
+    body = decode_object(payload, "payload", "a JSON object (or empty)") if payload.strip() else {}
     if retained:
         request_id = body.get("id") if isinstance(body.get("id"), str | int) else None
         raise CommandError("retained", "retained commands are ignored (they would run again on every reconnect): "
