@@ -24,6 +24,7 @@ from websockets.asyncio.client import connect
 from edge import messages
 from edge.app import Device, build_detector, ensure_models
 from edge.config import Config, load_config
+from edge.runtime import default_threads
 
 
 def read_frames(path: Path) -> list:
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     stages = device.timers.percentiles()
     rss = psutil.Process(os.getpid()).memory_info().rss / 2**20
     print(f"video: {video.name} ({len(frames)} frames, {frames[0].shape[1]}x{frames[0].shape[0]}), "
-          f"threads={config.inference_threads or 'auto'}, cores={os.cpu_count()}, rounds={args.rounds}")
+          f"threads={config.inference_threads or default_threads()}, cores={os.cpu_count()}, rounds={args.rounds}")
     print(f"bare model loop      : {bare:7.2f} fps  (runs: {', '.join(f'{x:.1f}' for x in bares)})")
     print(f"full pipeline        : {fps:7.2f} fps  (runs: {', '.join(f'{x:.1f}' for x in pipes)}; "
           "source unthrottled, every feature on, event log, WebSocket hub)")

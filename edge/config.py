@@ -236,7 +236,7 @@ KEYS: tuple[Key, ...] = (
         "no dog seen for this long fires dog_left"),
     Key("DOGMON_TELEMETRY_INTERVAL", "telemetry_interval", "5", _float_range(0.2, 3600), "telemetry period (s)"),
     Key("DOGMON_INFERENCE_THREADS", "inference_threads", "0", _int_range(0, 64),
-        "onnxruntime intra-op threads (0: onnxruntime decides)"),
+        "onnxruntime intra-op threads (0: all physical cores but one, left for capture and the event loop)"),
     Key("DOGMON_GRAPH_OPTIMIZATION", "graph_optimization", "all", _choice("disable", "basic", "extended", "all"),
         "onnxruntime graph optimisation level"),
     Key("DOGMON_EXECUTION_PROVIDERS", "execution_providers", "auto", _text(256),

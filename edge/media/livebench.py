@@ -23,6 +23,7 @@ from websockets.asyncio.client import connect
 from edge.app import ensure_models
 from edge.bench import drain, start_in_process
 from edge.config import Config, load_config
+from edge.runtime import default_threads
 
 
 async def run_once(config: Config, frames: int, viewers: int) -> dict:
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             for viewers in (0, args.viewers):
                 results.append(asyncio.run(run_once(config, args.frames, viewers)))
     print(f"video: {video.name}, live {config.live_fps:g} fps at width {config.live_width}, "
-          f"threads={config.inference_threads or 'auto'}, cores={os.cpu_count()}")
+          f"threads={config.inference_threads or default_threads()}, cores={os.cpu_count()}")
     for r in results:
         print(f"viewers {r['viewers']}: detection {r['fps']:6.2f} fps, live frames encoded {r['live_encoded']:4d} "
               f"({r['live_encoded'] / r['seconds']:.1f}/s), process CPU {r['cpu_percent']:.0f}%")
