@@ -81,17 +81,18 @@ class Bus:
             except Exception:
                 log.exception("listener failed on %s", message.type)
         if changed:
-            snapshot = self.state.snapshot()
-            for callback in self.state_listeners:
-                callback(snapshot)
+            self._notify_state()
         return payload
 
     def update_state(self, **values: Any) -> None:
         """Set state keys (posture, zones, bark …) from the loop thread; subscribers hear of changes."""
         if any([self.state.set(k, v) for k, v in values.items()]):
-            snapshot = self.state.snapshot()
-            for callback in self.state_listeners:
-                callback(snapshot)
+            self._notify_state()
+
+    def _notify_state(self) -> None:
+        snapshot = self.state.snapshot()
+        for callback in self.state_listeners:
+            callback(snapshot)
 
     def _commit(self, message: Message) -> bytes:
         def encode_with_seq(seq: int) -> bytes:

@@ -178,11 +178,8 @@ class MqttBridge:
         self.kick_loop.connected(time.monotonic())
         log.info("MQTT connected to %s:%s as %s (client id %s)", self.target.host, self.target.port, self.base,
                  self.client_id)
-        self.client.publish(self.topic("availability"), "online", qos=1, retain=True)
-        if self._last_state is not None:
-            self.client.publish(self.topic("state"), self._last_state, qos=1, retain=True)
-        if self._last_telemetry is not None:
-            self.client.publish(self.topic("telemetry"), self._last_telemetry, qos=0, retain=True)
+        self.publish_retained(self.topic("availability"), "online")
+        self.republish_state()
         if self._offline_reported:
             self._offline_reported = False
             self.bus.publish(messages.event(EventType.BROKER_ONLINE, {"broker": self._broker_name()}))
@@ -272,19 +269,16 @@ class MqttBridge:
             now = time.monotonic()
             kind = str(message.overlay_type)
             due = self.overlay_interval is not None and now - self._last_overlay.get(kind, 0.0) >= self.overlay_interval
-            if self.connected and due:
+            if due and self.publish(self.topic("overlay"), payload, qos=0):
                 self._last_overlay[kind] = now
-                self.client.publish(self.topic("overlay"), payload, qos=0)
         elif message.type is MessageType.TELEMETRY:
             self._last_telemetry = payload
-            if self.connected:
-                self.client.publish(self.topic("telemetry"), payload, qos=0, retain=True)
+            self.publish(self.topic("telemetry"), payload, qos=0, retain=True)
 
     def _on_state(self, state: dict[str, Any]) -> None:
         payload = orjson.dumps({"device_id": self.bus.device_id, "ts": round(time.time(), 3), **state})
         self._last_state = payload
-        if self.connected:
-            self.client.publish(self.topic("state"), payload, qos=1, retain=True)
+        self.publish_retained(self.topic("state"), payload)
 
     def telemetry(self) -> dict[str, Any]:
         return {
