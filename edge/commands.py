@@ -1,93 +1,29 @@
-"""Inbound commands: the schema every transport (WebSocket, MQTT) validates against, as pure logic.
+"""Inbound commands: parsing and validation every transport (WebSocket, MQTT) shares, as pure logic.
 
 :func:`parse_command` turns raw bytes into a :class:`Command` or raises :class:`CommandError` with a
-code and a message that names what was wrong. Handlers live with the parts they act on and are
-registered on the bus by name; nothing acts on a command that failed validation.
+code and a message that names what was wrong. What each command accepts is declared once in
+:mod:`edge.protocol.command_specs`; :data:`VALIDATORS` is derived from it. Handlers live with the
+parts they act on and are registered on the bus by name; nothing acts on a command that failed
+validation.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-MAX_ID_LENGTH = 64
+from edge.protocol.command_specs import COMMAND_ID_MAX_LENGTH, COMMANDS
+from edge.protocol.errors import Command, CommandError
 
+__all__ = ["MAX_ID_LENGTH", "VALIDATORS", "Command", "CommandError", "decode_object", "parse_command",
+           "validate_command"]
 
-class CommandError(Exception):
-    def __init__(self, code: str, message: str, request_id: Any = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.request_id = code, message, request_id
+MAX_ID_LENGTH = COMMAND_ID_MAX_LENGTH
 
-
-@dataclasses.dataclass(frozen=True)
-class Command:
-    type: str
-    id: Any
-    args: dict[str, Any]
-
-
-def _int(args: dict, name: str, lo: int, hi: int, default: int | None = None) -> int | None:
-    value = args.get(name, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise CommandError("invalid_field", f"'{name}' must be an integer from {lo} to {hi}")
-    return value
-
-
-def _number(args: dict, name: str) -> float | None:
-    value = args.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise CommandError("invalid_field", f"'{name}' must be a number (unix seconds)")
-    return float(value)
-
-
-def _no_args(args: dict) -> dict:
-    return {}
-
-
-def _resume(args: dict) -> dict:
-    return {"since": _int(args, "since", 0, 2**62)}
-
-
-def _get_events(args: dict) -> dict:
-    types = args.get("event_types")
-    if types is not None and (not isinstance(types, list) or len(types) > 32
-                              or not all(isinstance(t, str) and 0 < len(t) <= 40 for t in types)):
-        raise CommandError("invalid_field", "'event_types' must be a list of up to 32 event type names")
-    return {
-        "since": _int(args, "since", 0, 2**62, 0),
-        "limit": _int(args, "limit", 1, 1000, 100),
-        "event_types": types,
-        "from_ts": _number(args, "from_ts"),
-        "to_ts": _number(args, "to_ts"),
-    }
-
-
-def _emit_test_event(args: dict) -> dict:
-    data = args.get("data", {})
-    if not isinstance(data, dict):
-        raise CommandError("invalid_field", "'data' must be an object")
-    return {"data": data}
-
-
-# name -> validator of the command's fields (returns the cleaned arguments)
-VALIDATORS: dict[str, Callable[[dict], dict]] = {
-    "ping": _no_args,
-    "get_state": _no_args,
-    "resume": _resume,
-    "get_events": _get_events,
-    "emit_test_event": _emit_test_event,
-}
-
-
-def register_validator(name: str, validator: Callable[[dict], dict]) -> None:
-    VALIDATORS[name] = validator
+# name -> validator of the command's fields (returns the cleaned arguments), from the protocol definition
+VALIDATORS: dict[str, Callable[[dict], dict]] = {name: spec.validate for name, spec in COMMANDS.items()}
 
 
 def decode_object(raw: bytes | str, what: str = "message", shape: str = "a JSON object with a 'type'") -> dict:

@@ -9,20 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge import messages
-from edge.behaviour.feature import validate_get_analytics, validate_set_zones
 from edge.bus import Bus
-from edge.commands import VALIDATORS, register_validator
-from edge.media.feature import validate_bookmark, validate_list_media, validate_snapshot
+from edge.commands import VALIDATORS
 from edge.messages import MessageType
 from edge.store import EventStore
 from edge.transports.ws import WebSocketHub
 
-# The features register these when attached to a device; register them here so the fuzzing reaches them.
-for _name, _validator in (("set_zones", validate_set_zones), ("get_analytics", validate_get_analytics),
-                          ("snapshot", validate_snapshot), ("bookmark", validate_bookmark),
-                          ("list_media", validate_list_media)):
-    register_validator(_name, _validator)
-
+# Every command is declared in edge.protocol, so VALIDATORS already holds the features' commands too.
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=True) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import os
 import threading
@@ -35,10 +34,11 @@ from edge.behaviour.analytics import DailyAnalytics
 from edge.behaviour.fetch import FetchDetector
 from edge.behaviour.heatmap import ActivityMeter, HeatMap
 from edge.behaviour.zones import Zone, ZoneChange, ZoneError, ZoneTracker, ground_point, parse_zones, paws_of
-from edge.commands import Command, CommandError, register_validator
+from edge.commands import Command, CommandError
 from edge.config import Config
 from edge.features import Feature, FrameContext
 from edge.messages import EventType, Message, MessageType, OverlayType
+from edge.protocol.command_specs import COMMANDS
 
 if TYPE_CHECKING:
     from edge.app import Device
@@ -50,29 +50,10 @@ CHANGE_EVENTS = {"enter": EventType.ZONE_ENTER, "exit": EventType.ZONE_EXIT, "dw
 STATE_INTERVAL = 10.0   # seconds between activity updates of the device state (it is retained on MQTT)
 
 
-# --- validators (pure; run before any handler, so a refused request changes nothing) ---
-
-def validate_set_zones(body: dict) -> dict:
-    try:
-        return {"zones": parse_zones(body.get("zones"))}
-    except ZoneError as exc:
-        raise CommandError("invalid_zones", str(exc)) from None
-
-
-def validate_get_analytics(body: dict) -> dict:
-    day = body.get("day")
-    if day is None:
-        return {"day": None}
-    try:
-        if not isinstance(day, str) or len(day) != 10:
-            raise ValueError
-        return {"day": dt.date.fromisoformat(day).isoformat()}
-    except ValueError:
-        raise CommandError("invalid_field", "'day' must be a date as YYYY-MM-DD (device local time)") from None
-
-
-def no_args(body: dict) -> dict:
-    return {}
+# Validation of these commands is declared in edge.protocol.command_specs (run before any handler,
+# so a refused request changes nothing); the names stay for callers that validate directly.
+validate_set_zones = COMMANDS["set_zones"].validate
+validate_get_analytics = COMMANDS["get_analytics"].validate
 
 
 # --- zones file ---
@@ -143,9 +124,6 @@ class BehaviourFeature(Feature):
         self.zones = load_zones(self.zones_path)
         self.zone_tracker.set_zones(self.zones)
         self._zones_view = self._view(self.zones, {})
-        for name, validator in (("set_zones", validate_set_zones), ("get_zones", no_args),
-                                ("get_heatmap", no_args), ("get_analytics", validate_get_analytics)):
-            register_validator(name, validator)
         self.bus.handle("set_zones", self._cmd_set_zones)
         self.bus.handle("get_zones", self._cmd_get_zones)
         self.bus.handle("get_heatmap", self._cmd_get_heatmap)

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from edge import messages
-from edge.commands import Command, CommandError, register_validator
+from edge.commands import Command, CommandError
 from edge.config import Config
 from edge.features import Feature, FrameContext
 from edge.media import render
@@ -59,6 +59,7 @@ from edge.media.writer import (
     write_atomic,
 )
 from edge.messages import EventType, Message, MessageType, OverlayType
+from edge.protocol.command_specs import COMMANDS
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
@@ -82,35 +83,14 @@ RETENTION_INTERVAL = 600.0
 STALE_FRAME = 5.0            # a snapshot is refused when the newest frame is older than this (camera gone)
 POSE_MAX_AGE = 1.0           # a pose overlay this much older than the frame is not drawn on it
 OWN_EVENTS = {EventType.SNAPSHOT_SAVED, EventType.CLIP_SAVED, EventType.BOOKMARK_CREATED, EventType.ERROR}
-MAX_LABEL = 100
 
 
 # --- validators (pure) ---
 
-def validate_snapshot(body: dict) -> dict:
-    return {}
-
-
-def validate_bookmark(body: dict) -> dict:
-    label = body.get("label", "")
-    if label is None:
-        label = ""
-    if not isinstance(label, str) or len(label) > MAX_LABEL:
-        raise CommandError("invalid_field", f"'label' must be a string of at most {MAX_LABEL} characters")
-    return {"label": "".join(c for c in label if c.isprintable()).strip()}
-
-
-def validate_list_media(body: dict) -> dict:
-    kind = body.get("kind")
-    if kind is not None and kind not in ("snapshot", "snapshot_overlay", "clip"):
-        raise CommandError("invalid_field", "'kind' must be snapshot, snapshot_overlay or clip")
-    limit = body.get("limit", 50)
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 500:
-        raise CommandError("invalid_field", "'limit' must be an integer from 1 to 500")
-    before = body.get("before")
-    if before is not None and (isinstance(before, bool) or not isinstance(before, int | float)):
-        raise CommandError("invalid_field", "'before' must be a number (unix seconds)")
-    return {"kind": kind, "limit": limit, "before": None if before is None else float(before)}
+# Declared in edge.protocol.command_specs; the names stay for callers that validate directly.
+validate_snapshot = COMMANDS["snapshot"].validate
+validate_bookmark = COMMANDS["bookmark"].validate
+validate_list_media = COMMANDS["list_media"].validate
 
 
 # --- what the media thread needs of a frame ---
@@ -230,9 +210,6 @@ class MediaFeature(Feature):
                  self.codecs[0] if self.codecs else "no usable codec",
                  "available" if "avc1" in self.codecs else "not available", self.folder)
         self.recorder = ClipRecorder(self.folder, RECORD_FPS, self.codecs, self.reserve)
-        for name, validator in (("snapshot", validate_snapshot), ("bookmark", validate_bookmark),
-                                ("list_media", validate_list_media)):
-            register_validator(name, validator)
         self.bus.handle("snapshot", self._cmd_snapshot)
         self.bus.handle("bookmark", self._cmd_bookmark)
         self.bus.handle("list_media", self._cmd_list_media)

@@ -1,0 +1,44 @@
+"""Inbound command failures: the exception every validator and handler raises, and every error code.
+
+Owns :class:`CommandError` (re-exported by :mod:`edge.commands`) and :data:`ERROR_CODES`, the closed
+list of ``code`` values an ``error`` message or a failed MQTT ``cmd/result`` may carry. The published
+schema allows exactly these codes, so a new code is declared here or fails the schema tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+class CommandError(Exception):
+    def __init__(self, code: str, message: str, request_id: Any = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.request_id = code, message, request_id
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    type: str
+    id: Any
+    args: dict[str, Any]
+
+
+# code -> when it is sent
+ERROR_CODES: dict[str, str] = {
+    "invalid_json": "the message (or MQTT payload) is not valid JSON",
+    "invalid_message": "the message is not a JSON object with a string 'type'",
+    "invalid_field": "a field has the wrong type or is out of range; the message names it",
+    "unknown_type": "no such command (or not available on this transport); the message lists the known ones",
+    "unsupported": "the command exists but this device or transport cannot run it",
+    "disabled": "the command is switched off by configuration (e.g. DOGMON_TEST_EVENTS=0)",
+    "invalid_zones": "set_zones refused the zone list; the message names the zone and the problem",
+    "storage_failed": "the result could not be written to disk; nothing was changed",
+    "no_frame": "no recent camera frame to take a snapshot from",
+    "busy": "too many requests waiting; try again",
+    "timeout": "the result did not arrive in time",
+    "rate_limited": "more inbound messages per second than DOGMON_WS_RATE allows",
+    "too_large": "the MQTT command payload is larger than 64 KiB",
+    "retained": "a retained MQTT command is refused (it would run again on every reconnect)",
+    "internal": "the handler failed unexpectedly; the device logged it",
+}
