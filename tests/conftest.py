@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from edge.models import fetch_all
+from tests.protocol_check import take_violations
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,6 +29,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def sent_messages_match_the_schema() -> Iterator[None]:
+    """Every message a test client received from a device must match the published AsyncAPI schema."""
+    take_violations()
+    yield
+    found = take_violations()
+    if found:
+        pytest.fail(f"{len(found)} message(s) the device sent do not match the published schema:\n"
+                    + "\n".join(found[:5]), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -14,11 +14,24 @@ from paho.mqtt.enums import CallbackAPIVersion
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from tests.protocol_check import check_mqtt, check_ws
+
 Msg = dict[str, Any]
+
+
+class CheckedConnection(ClientConnection):
+    """A WebSocket client that checks every text message it receives against the published schema."""
+
+    def recv(self, timeout: float | None = None, decode: bool | None = None) -> str | bytes:
+        raw = super().recv(timeout, decode)
+        if isinstance(raw, str):  # /ws/ui sends JSON text; /ws/video sends binary JPEG frames
+            check_ws(raw)
+        return raw
 
 
 def ws_connect(url: str, token: str | None = None, **kwargs: Any) -> ClientConnection:
     headers = {"Authorization": f"Bearer {token}"} if token else None
+    kwargs.setdefault("create_connection", CheckedConnection)
     return connect(url, additional_headers=headers, open_timeout=10, **kwargs)
 
 
@@ -81,8 +94,10 @@ class MqttCollector:
             client.subscribe(topic, qos=1)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        payload = bytes(message.payload)
+        check_mqtt(message.topic, payload)
         with self.lock:
-            self.messages.append((message.topic, bytes(message.payload), bool(message.retain)))
+            self.messages.append((message.topic, payload, bool(message.retain)))
 
     def snapshot(self) -> list[tuple[str, bytes, bool]]:
         with self.lock:
@@ -193,6 +208,7 @@ class StalledClient:
         received = self.protocol.events_received()
         for event in received:
             if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                check_ws(event.data)
                 self.messages.append(orjson.loads(event.data))
         self._flush()
         return received

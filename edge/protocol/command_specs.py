@@ -111,7 +111,7 @@ _CATALOGUE: tuple[CommandSpec, ...] = (
                 result={"heatmap": ref("Heatmap")}),
     CommandSpec("get_analytics", "one day's analytics", (
         custom_arg("day", string("YYYY-MM-DD, device local time (default: today)", pattern=r"^\d{4}-\d{2}-\d{2}$"),
-                   _day),), {"analytics": ref("Analytics")}, ("invalid_field",)),
+                   _day),), {"analytics": ref("AnalyticsDay")}, ("invalid_field",)),
     CommandSpec("snapshot", "save a snapshot now; the reply comes once it is on disk",
                 result={**SHAPES["SnapshotSaved"]["properties"], "seq": _seq},
                 errors=("no_frame", "storage_failed", "busy", "timeout")),

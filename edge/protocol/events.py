@@ -23,7 +23,7 @@ from edge.protocol.schema import (
     ref,
     string,
 )
-from edge.protocol.shapes import POSTURE_VALUES, SHAPES
+from edge.protocol.shapes import SHAPES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +43,7 @@ def _posture(kind: str) -> EventSpec:
     return EventSpec(EventType(kind), "posture", f"the dog's posture became '{kind}' and held "
                      "DOGMON_POSTURE_MIN_SECONDS", obj({
                          "track_id": _track,
-                         "posture": string("the new posture", enum=POSTURE_VALUES),
+                         "posture": const(kind, "the new posture"),
                          "confidence": nullable(number("0..1")),
                          "source": string("evidence", enum=("keypoints", "box")),
                          "previous": nullable(string("posture before (null for a new track)")),

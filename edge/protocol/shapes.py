@@ -92,7 +92,7 @@ SHAPES: dict[str, Schema] = {
         "audio_online": nullable(boolean("microphone delivers sound (with DOGMON_AUDIO_SOURCE)")),
     }, "the device's current state", optional=("posture", "posture_since", "posture_source", "zones_occupied",
                                                "activity", "bark", "audio_online")),
-    "Analytics": obj({
+    "AnalyticsDay": obj({
         "day": string("device-local day, YYYY-MM-DD"),
         "posture_seconds": mapping(number(), "seconds per posture"),
         "posture_minutes": mapping(number(), "minutes per posture"),

@@ -21,11 +21,14 @@ import json
 import re
 from typing import Any
 
-# Dog events that the HA `event` entity can fire; the device's other events (broker, camera, errors)
-# are not the dog's and stay on the raw `events` topic.
-DOG_EVENT_TYPES = ("dog_detected", "dog_left", "sit", "stand", "lie", "zone_enter", "zone_exit", "zone_dwell",
-                   "fetch_return", "bark", "continuous_barking", "howl", "whimper")
-PRESENCE_EVENT_TYPES = ("dog_detected", "dog_left")
+from edge.protocol.events import event_types
+
+# Dog events that the HA `event` entity can fire (declared in edge.protocol.events); the device's other
+# events (broker, camera, errors) are not the dog's and stay on the raw `events` topic.
+DOG_EVENT_TYPES = event_types(dog=True)
+PRESENCE_EVENT_TYPES = event_types(group="presence")
+POSTURE_EVENT_TYPES = event_types(group="posture")
+ZONE_EVENT_TYPES = event_types(group="zone")
 
 # Commands that make sense as a one-press HA button: command name -> (entity name, icon).
 BUTTON_COMMANDS: dict[str, tuple[str, str]] = {

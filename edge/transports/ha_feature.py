@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-POSTURE_EVENT_TYPES = ("sit", "stand", "lie")
-ZONE_EVENT_TYPES = ("zone_enter", "zone_exit", "zone_dwell")
+POSTURE_EVENT_TYPES = ha.POSTURE_EVENT_TYPES
+ZONE_EVENT_TYPES = ha.ZONE_EVENT_TYPES
 
 
 class HomeAssistantFeature(Feature):

@@ -22,6 +22,7 @@ import orjson
 from edge.commands import Command, CommandError, decode_object, validate_command
 from edge.features import Feature
 from edge.messages import Message, MessageType
+from edge.protocol.command_specs import COMMANDS
 
 if TYPE_CHECKING:
     from edge.app import Device
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RESULT_LEAF = "result"
-WS_ONLY = frozenset({"resume"})  # replays into a WebSocket client's queue; meaningless over MQTT
+# e.g. resume: it replays into a WebSocket client's queue, meaningless over MQTT
+WS_ONLY = frozenset(name for name, spec in COMMANDS.items() if "mqtt" not in spec.transports)
 MAX_PAYLOAD = 64 * 1024
 MAX_RUNNING = 8
 
