@@ -14,6 +14,8 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from edge.commands import CommandError, validate_command
 from edge.messages import EventType, MessageType, OverlayType
@@ -204,3 +206,55 @@ def test_outbound_checker_on_mqtt_checks_device_topics_only() -> None:
     protocol_check.check_mqtt(f"{base}/cmd/result", orjson.dumps({"id": 1, "command": "ping", "ok": True}))
     found = protocol_check.take_violations()
     assert len(found) == 3 and "availability" in found[0] and "state" in found[1] and "cmd/result" in found[2]
+
+
+# --- OpenAPI for the REST routes (wired by the REST server) ---
+
+SAMPLE_ROUTES = [
+    ("GET", "/api/state", "get_state", "none"), ("GET", "/api/events", "get_events", "query"),
+    ("GET", "/api/zones", "get_zones", "none"), ("PUT", "/api/zones", "set_zones", "body"),
+    ("GET", "/api/analytics", "get_analytics", "query"), ("GET", "/api/heatmap", "get_heatmap", "none"),
+    ("GET", "/api/media", "list_media", "query"), ("POST", "/api/snapshot", "snapshot", "none"),
+    ("POST", "/api/bookmark", "bookmark", "body"),
+]
+OPENAPI_SCHEMA = Path(__file__).parent / "data" / "openapi-3.1.schema.json.gz"
+
+
+def test_openapi_document_of_sample_routes_is_valid_openapi_3_1() -> None:
+    from edge.protocol.openapi import openapi_document
+
+    document = json.loads(orjson.dumps(openapi_document(SAMPLE_ROUTES)))
+    official = json.loads(gzip.decompress(OPENAPI_SCHEMA.read_bytes()))
+    errors = [f"{list(e.absolute_path)}: {e.message[:200]}"
+              for e in jsonschema.Draft202012Validator(official).iter_errors(document)]
+    assert errors == []
+    events = document["paths"]["/api/events"]["get"]
+    assert [p["name"] for p in events["parameters"]] == [a.name for a in COMMANDS["get_events"].args]
+    assert all(p["in"] == "query" for p in events["parameters"])
+    limit = next(p for p in events["parameters"] if p["name"] == "limit")["schema"]
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 1000, 100)
+    zones = document["paths"]["/api/zones"]["put"]["requestBody"]
+    assert zones["required"] is True
+    assert zones["content"]["application/json"]["schema"]["required"] == ["zones"]
+    snapshot = document["paths"]["/api/snapshot"]["post"]["responses"]
+    assert {"200", "503", "504", "507"} <= snapshot.keys()
+    assert "get" in document["paths"]["/api/zones"] and "put" in document["paths"]["/api/zones"]
+
+
+def test_openapi_responses_are_the_schemas_replies_are_checked_against() -> None:
+    from edge.protocol.openapi import openapi_document
+
+    document = openapi_document(SAMPLE_ROUTES)
+    answer = {"zones": [{"name": "sofa", "points": [[0, 0], [1, 0], [1, 1]], "dwell_alert_seconds": None,
+                         "roles": [], "occupied": True, "since": 12.5}]}
+    registry = Registry().with_resource("urn:openapi", Resource.from_contents(document, DRAFT202012))
+    response = jsonschema.Draft202012Validator(
+        {"$ref": "urn:openapi#/paths/~1api~1zones/get/responses/200/content/application~1json/schema"},
+        registry=registry)
+    response.validate(answer)
+    with pytest.raises(jsonschema.ValidationError):
+        response.validate({"zones": [{"name": "sofa"}]})
+    with pytest.raises(ValueError, match="no command"):
+        openapi_document([("GET", "/api/reboot", "reboot", "none")])
+    with pytest.raises(ValueError, match="source"):
+        openapi_document([("GET", "/api/state", "get_state", "cookie")])

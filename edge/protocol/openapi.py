@@ -1,0 +1,105 @@
+"""An OpenAPI 3.1 document for REST routes that run protocol commands: :func:`openapi_document`.
+
+Owns nothing but the mapping: the REST server decides its routes (method, path, command, where the
+arguments come from) and hands them here; each operation's parameters or request body and its
+response are the command's published argument and result schemas (:mod:`.command_specs`), and every
+``$ref`` points into the same ``components.schemas`` as the AsyncAPI document. A refused command is
+answered with an :data:`ERROR_STATUS` status and ``{"code", "message"}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from edge import __version__
+from edge.protocol.command_specs import COMMANDS
+from edge.protocol.envelopes import schemas
+from edge.protocol.errors import ERROR_CODES
+from edge.protocol.schema import Schema, obj, ref, string
+
+OPENAPI_VERSION = "3.1.0"
+SOURCES = ("query", "body", "none")
+# code -> HTTP status of the error response (others: 400)
+ERROR_STATUS: dict[str, int] = {"unknown_type": 404, "unsupported": 501, "disabled": 403, "busy": 503,
+                                "timeout": 504, "no_frame": 503, "storage_failed": 507, "rate_limited": 429,
+                                "internal": 500}
+REST_ERROR = obj({"code": string("error code", enum=tuple(ERROR_CODES)), "message": string("for people")},
+                 "a refused or failed command")
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    method: str      # GET, PUT, POST …
+    path: str        # e.g. /api/events
+    command: str     # a name in COMMANDS
+    source: str      # where the arguments come from: query, body or none
+
+    def __post_init__(self) -> None:
+        if self.command not in COMMANDS:
+            raise ValueError(f"route {self.method} {self.path}: no command {self.command!r}")
+        if self.source not in SOURCES:
+            raise ValueError(f"route {self.method} {self.path}: source must be one of {', '.join(SOURCES)}")
+
+
+def _parameters(command: str) -> list[dict[str, Any]]:
+    out = []
+    for arg in COMMANDS[command].args:
+        schema = {k: v for k, v in arg.published().items() if k != "description"}
+        parameter: dict[str, Any] = {"name": arg.name, "in": "query", "required": arg.required,
+                                     "description": arg.schema.get("description", ""), "schema": schema}
+        if "array" in (schema.get("type") or ()):
+            parameter |= {"style": "form", "explode": False}  # event_types=sit,lie
+        out.append(parameter)
+    return out
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    spec = COMMANDS[route.command]
+    operation: dict[str, Any] = {
+        "operationId": f"{route.method.lower()}_{route.command}",
+        "summary": spec.summary,
+        "description": f"Runs the `{route.command}` command, exactly as over WebSocket and MQTT.",
+        "responses": {"200": {"description": f"the result of {route.command}",
+                              "content": {"application/json": {"schema": spec.result_schema()}}}},
+    }
+    if route.source == "query" and spec.args:
+        operation["parameters"] = _parameters(route.command)
+    elif route.source == "body" and spec.args:
+        operation["requestBody"] = {"required": any(a.required for a in spec.args),
+                                    "content": {"application/json": {"schema": spec.args_schema()}}}
+    codes = ("invalid_json", "invalid_field", *spec.errors, "internal") if spec.args else (*spec.errors, "internal")
+    for status in sorted({ERROR_STATUS.get(code, 400) for code in codes}):
+        named = sorted(c for c in codes if ERROR_STATUS.get(c, 400) == status)
+        operation["responses"][str(status)] = {
+            "description": "refused: " + ", ".join(named),
+            "content": {"application/json": {"schema": ref("RestError")}}}
+    return operation
+
+
+def openapi_document(routes: Iterable[Route | Sequence[str]], version: str = __version__) -> dict[str, Any]:
+    """The OpenAPI document of ``routes``: ``Route`` objects or ``(method, path, command, source)`` tuples."""
+    paths: dict[str, dict[str, Any]] = {}
+    for item in routes:
+        route = item if isinstance(item, Route) else Route(*item)
+        method = route.method.lower()
+        if method in paths.get(route.path, {}):
+            raise ValueError(f"route {route.method} {route.path} given twice")
+        paths.setdefault(route.path, {})[method] = _operation(route)
+    components: dict[str, Schema] = {**schemas(), "RestError": REST_ERROR}
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": "dogmonitor device REST API", "version": version,
+                 "description": "REST routes over the same commands as the WebSocket and MQTT "
+                                "(see the AsyncAPI document for messages)."},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer DOGMON_WS_TOKEN"},
+                "queryToken": {"type": "apiKey", "in": "query", "name": "token"},
+            },
+        },
+        "security": [{"bearer": []}, {"queryToken": []}],
+    }
