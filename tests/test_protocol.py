@@ -101,11 +101,12 @@ def test_docs_protocol_md_is_generated_from_the_definition() -> None:
 
 # --- the inbound validators and the published argument schemas say the same thing ---
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64) | st.floats(allow_nan=False) | st.text(max_size=45),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=3),
-    max_leaves=12,
-)
+scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**64) | st.floats(allow_nan=False) | st.text(max_size=45)
+json_values = (scalars | st.lists(scalars, max_size=4)
+               | st.dictionaries(st.text(max_size=10), scalars | st.lists(scalars, max_size=3), max_size=3)
+               | st.lists(st.dictionaries(st.sampled_from(["name", "points", "x", "y", "roles"]),
+                                          scalars | st.lists(st.lists(st.floats(0, 1), max_size=3), max_size=4)),
+                          max_size=3))
 FIELD_NAMES = sorted({a.name for spec in COMMANDS.values() for a in spec.args} | {"id"})
 bodies = st.builds(lambda kind, fields: {"type": kind, **fields}, st.sampled_from(sorted(COMMANDS)),
                    st.dictionaries(st.sampled_from(FIELD_NAMES), json_values | st.integers(0, 1200), max_size=4))
