@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from edge.models import fetch_all
-from tests.protocol_check import take_violations
+from tests.protocol_check import CHECKED, take_violations
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,6 +40,13 @@ def sent_messages_match_the_schema() -> Iterator[None]:
     if found:
         pytest.fail(f"{len(found)} message(s) the device sent do not match the published schema:\n"
                     + "\n".join(found[:5]), pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if CHECKED:
+        kinds = ", ".join(f"{name} {count}" for name, count in sorted(CHECKED.items()))
+        terminalreporter.write_line(f"protocol: {sum(CHECKED.values())} sent messages checked against the "
+                                    f"AsyncAPI schema ({len(CHECKED)} kinds): {kinds}")
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -25,6 +26,7 @@ from edge.protocol.topics import topic_of
 
 BASE = "urn:dogmonitor:asyncapi"
 VIOLATIONS: list[str] = []
+CHECKED: Counter[str] = Counter()   # schema name -> messages checked against it (printed after the run)
 _lock = threading.Lock()
 
 
@@ -41,6 +43,8 @@ def validator(pointer: str) -> Draft7Validator:
 
 def problem(schema_name: str, pointer: str, instance: Any) -> str | None:
     """None when ``instance`` matches; otherwise a readable account of the first mismatch."""
+    with _lock:
+        CHECKED[schema_name] += 1
     error = best_match(validator(pointer).iter_errors(instance))
     if error is None:
         return None

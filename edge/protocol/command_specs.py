@@ -88,7 +88,8 @@ _CATALOGUE: tuple[CommandSpec, ...] = (
     CommandSpec("ping", "liveness check", result={"pong": const(True), "last_seq": _last_seq}),
     CommandSpec("get_state", "the current state", result={"state": ref("State"), "last_seq": _last_seq}),
     CommandSpec("resume", "replay stored events after `since`, then continue live (WebSocket only)",
-                (int_arg("since", 0, MAX_SEQ, None, "the last seq the client processed"),),
+                (dataclasses.replace(int_arg("since", 0, MAX_SEQ, None, "the last seq the client processed"),
+                                     required=True),),
                 {"since": integer("as asked"), "until": integer("replay runs up to this seq")},
                 ("invalid_field", "unsupported"), frozenset({"ws"})),
     CommandSpec("get_events", "stored events, oldest first", (
