@@ -108,7 +108,7 @@ _CATALOGUE: tuple[EventSpec, ...] = (
     EventSpec(EventType.SNAPSHOT_SAVED, "media", "a snapshot is complete on disk (for DOGMON_SNAPSHOT_EVENTS "
               "or on request)", ref("SnapshotSaved")),
     EventSpec(EventType.CLIP_SAVED, "media", "a clip is complete on disk", obj({
-        "media_id": string(), "url": string("/media/<media_id>"), "start": number("first frame (unix s)"),
+        "media_id": string(), "url": string("/media/{media_id}"), "start": number("first frame (unix s)"),
         "duration": number("seconds"), "end": number("unix s"),
         "event_seq": nullable(integer("the trigger's seq")), "event_type": string("the trigger's type or 'bookmark'"),
         "events": array(integer(), "every event seq the clip covers"),

@@ -120,9 +120,9 @@ SHAPES: dict[str, Schema] = {
         "source": string("audio source"),
     }, "a barking episode"),
     "SnapshotSaved": obj({
-        "media_id": string("clean JPEG id"), "url": string("/media/<media_id>"),
+        "media_id": string("clean JPEG id"), "url": string("/media/{media_id}"),
         "overlay_media_id": string("JPEG with boxes, zones (and keypoints) drawn"),
-        "overlay_url": string("/media/<overlay_media_id>"),
+        "overlay_url": string("/media/{overlay_media_id}"),
         "event_seq": nullable(integer("seq of the event it illustrates (null when requested)")),
         "event_type": string("that event's type, or 'request'"),
         "track_id": nullable(integer("the dog of a dog_detected snapshot")),
@@ -131,7 +131,7 @@ SHAPES: dict[str, Schema] = {
     }, "a snapshot on disk"),
     "MediaItem": obj({
         "media_id": string(), "kind": string(enum=MEDIA_KINDS), "created": number("unix s"),
-        "bytes": integer(), "content_type": string(), "url": string("/media/<media_id>"),
+        "bytes": integer(), "content_type": string(), "url": string("/media/{media_id}"),
         "width": integer(), "height": integer(), "start": number("clip start (unix s)"),
         "duration": number("clip length (s)"), "event_seq": integer("triggering event"),
         "label": string("bookmark labels"),

@@ -53,7 +53,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("cmd/{command}", "a command (never retained); its fields as a JSON object, or an empty payload",
               {"type": "object", "description": "the command's fields, `id` to match the answer"}, 1, False,
               inbound=True),
-    TopicSpec("cmd/result", "one answer per command", {"oneOf": [
+    TopicSpec("cmd/result", "one answer per command", {"description": "ok with the result, or the error", "oneOf": [
         obj({"id": {"description": "the request's id"}, "command": string(), "device_id": string(), "ts": number(),
              "ok": const(True), "result": {"type": "object", "description": "the reply's fields"}}),
         obj({"id": {"description": "the request's id"}, "command": string(), "device_id": string(), "ts": number(),
