@@ -91,6 +91,8 @@ def check_mqtt(topic: str, payload: bytes) -> None:
     if spec is None or spec.inbound or not payload:
         return
     if spec.content_type == "image/jpeg":
+        with _lock:
+            CHECKED[f"MQTT {spec.leaf}"] += 1
         text = None if payload.startswith(b"\xff\xd8") else f"{topic}: payload is not a JPEG"
     elif spec.content_type == "text/plain":
         text = problem(spec.leaf, f"/components/messages/{_message_id(spec.leaf)}/payload", payload.decode())
