@@ -163,3 +163,46 @@ def test_watch_waits_for_the_device_follows_it_away_and_back_and_shows_recent_ev
     finally:
         late.terminate()
         late.wait(5)
+
+
+def test_scripts_test_says_what_it_installs_and_never_touches_the_hosts_services(tmp_path: Path) -> None:
+    """Runs the real scripts/test in a copy of the repository. apt-get, sudo and systemctl would change this
+    machine, so they are recorders on PATH; the rest of PATH holds only the basic tools the script needs,
+    so mosquitto, arecord and systemd-analyze look missing and the install branch runs."""
+    import shutil
+    import stat
+
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "test", repo / "scripts" / "test")
+    calls = tmp_path / "calls.log"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+
+    def recorder(path: Path, name: str) -> None:
+        path.write_text(f'#!/bin/bash\necho "{name} $*" >> {calls}\n')
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+    for name in ("apt-get", "systemctl", "service"):
+        recorder(bin_dir / name, name)
+    (bin_dir / "sudo").write_text(f'#!/bin/bash\necho "sudo $*" >> {calls}\nexec "$@"\n')
+    (bin_dir / "sudo").chmod(0o755)
+    recorder(repo / "scripts" / "setup", "setup")
+    recorder(repo / ".venv" / "bin" / "ruff", "ruff")
+    recorder(repo / ".venv" / "bin" / "python", "pytest")
+    for tool in ("bash", "dirname", "id", "env", "cat"):
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    done = subprocess.run(["bash", str(repo / "scripts" / "test"), "-q"], env={"PATH": str(bin_dir)},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    log = calls.read_text().splitlines()
+    installs = [line for line in log if line.startswith("apt-get") and " install " in line]
+    assert installs and "alsa-utils" in installs[0] and "systemd" in installs[0], log
+    # It said what it installs, and why, before doing it.
+    assert "installing with apt:" in done.stderr and "alsa-utils" in done.stderr, done.stderr
+    assert not [line for line in log if line.startswith(("systemctl", "service"))], log
+    assert log[-3:] == ["setup test", "ruff check edge tests", "pytest -m pytest -q"], log
+    # The README says what it installs.
+    readme = (REPO / "README.md").read_text()
+    assert "What it installs" in readme and "alsa-utils" in readme and "never starts, stops or disables" in readme

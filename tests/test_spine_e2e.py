@@ -189,7 +189,8 @@ def test_watch_prints_readable_lines_of_a_running_device(start_device, dog_visit
 
 
 def test_the_device_logs_each_event_at_info_in_one_line(start_device, dog_visit_video: Path) -> None:
-    device = start_device({"DOGMON_SOURCE": str(dog_visit_video), "DOGMON_SOURCE_LOOP": "0"})
+    device = start_device({"DOGMON_SOURCE": str(dog_visit_video), "DOGMON_SOURCE_LOOP": "0",
+                           "DOGMON_ABSENCE_SECONDZ": "3"})  # misspelled: warned about at start
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and " dog_detected " not in device.logs():
         time.sleep(0.2)
@@ -200,6 +201,8 @@ def test_the_device_logs_each_event_at_info_in_one_line(start_device, dog_visit_
     assert " INFO " in line and "event #" in line and "track_id=" in line and "confidence=" in line, line
     assert "box=(" in line and "frame=" not in line
     assert any(" INFO " in x and " camera_online " in x and "width=" in x for x in lines)
+    assert any(" WARNING " in x and "DOGMON_ABSENCE_SECONDZ" in x and "did you mean DOGMON_ABSENCE_SECONDS?" in x
+               for x in lines), lines[:10]
 
 
 def test_state_does_not_flicker_when_the_detector_misses_frames(start_device, mosquitto, model_dir: Path) -> None:
