@@ -32,6 +32,7 @@ from edge.media.feature import MediaFeature
 from edge.messages import EventType
 from edge.models import fetch_all, find_manifest, is_present
 from edge.pipeline import FramePipeline
+from edge.portcheck import PortInUseError, ensure_port_free
 from edge.runtime import create_session
 from edge.store import EventStore
 from edge.telemetry import StageTimers, system_sample
@@ -109,6 +110,15 @@ def integration_features(config: Config) -> list[Feature]:
     return out
 
 
+event_log = logging.getLogger("edge.events")
+
+
+def log_event(message: messages.Message) -> None:
+    """Bus listener: one INFO line per event in the device's own terminal/journal (a dog seen shows up)."""
+    if message.is_event:
+        event_log.info("event %s", messages.event_summary(str(message.event_type), message.seq, message.data))
+
+
 class InferenceThread(threading.Thread):
     """Takes the newest frame, runs the pipeline, posts messages; watches for a stalled camera."""
 
@@ -154,11 +164,16 @@ class Device:
     async def run(self) -> int:
         config = self.config
         loop = asyncio.get_running_loop()
+        try:  # before the model loads and the data dir opens: a second instance fails at once, and says why
+            ensure_port_free(config.ws_host, config.ws_port)
+        except PortInUseError as exc:
+            raise StartupError(str(exc)) from None
         ensure_models(config)
         detector = build_detector(config)
         self.store = store = EventStore(config.data_dir)
         self.bus = bus = Bus(config.device_id, store, loop)
         bus.timers = self.timers
+        bus.listeners.append(log_event)
         self.hub = WebSocketHub(bus, config.ws_host, config.ws_port, config.ws_token, config.ws_max_clients,
                                 origins=config.ws_origins, connection_info=self.connection_info,
                                 max_message_bytes=config.ws_max_message_bytes, max_pending=config.ws_max_pending,
@@ -292,7 +307,7 @@ class Device:
                 "latency_ms": self.timers.percentiles(),
             },
             "camera": {"online": self.capture.online, "source": self.capture.spec.display,
-                       "reconnects": self.capture.reconnects},
+                       "reconnects": self.capture.reconnects, "reason": self.capture.offline_reason},
             "websocket": {"clients": len(self.hub.clients), "slow_closed": self.hub.slow_closed},
             "mqtt": self.mqtt.telemetry() if self.mqtt is not None else None,
             **{f.name: f.telemetry() for f in self.features},

@@ -21,6 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.masking import mask_credentials
+
 log = logging.getLogger(__name__)
 
 DEMO_FILE = "dog_walking_vidtome.mp4"
@@ -46,8 +48,7 @@ def resolve_source(source: str, model_dir: Path) -> SourceSpec:
     if source.startswith("gst:"):
         return SourceSpec(source[4:], cv2.CAP_GSTREAMER, False, "gstreamer pipeline")
     if re.match(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp)://", source):
-        shown = re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", source)
-        return SourceSpec(source, cv2.CAP_FFMPEG, False, shown)
+        return SourceSpec(source, cv2.CAP_FFMPEG, False, mask_credentials(source))
     if source.startswith("/dev/video"):
         return SourceSpec(source, cv2.CAP_ANY, False, source)
     return SourceSpec(source, cv2.CAP_ANY, True, source)
@@ -126,6 +127,7 @@ class CaptureThread(threading.Thread):
         self.frame_size: tuple[int, int] | None = None
         self.source_fps: float = 0.0
         self.last_frame_at: float | None = None
+        self.offline_reason: str | None = None  # why it is offline now (telemetry, diag); None while online
         self._index = 0
 
     def stop(self) -> None:
@@ -160,6 +162,7 @@ class CaptureThread(threading.Thread):
             if online == self.online:
                 return
             self.online = online
+            self.offline_reason = None if online else str(info.get("reason", ""))
             info["source"] = self.spec.display
             try:
                 self.on_status(online, info)
@@ -175,8 +178,12 @@ class CaptureThread(threading.Thread):
         while not self.stop_event.is_set():
             cap = self._open()
             if cap is None:
-                self._set_status(False, reason="cannot open source", retry_in=round(backoff, 2))
-                log.warning("camera %s: cannot open; retrying in %.1fs", self.spec.display, backoff)
+                # A missing file is not a cable or network problem: say so, in the event, telemetry and log.
+                missing = self.spec.is_file and not Path(str(self.spec.target)).is_file()
+                reason = f"no such file: {self.spec.target}" if missing else "cannot open source"
+                self._set_status(False, reason=reason, retry_in=round(backoff, 2))
+                log.warning("camera %s: %s; retrying in %.1fs", self.spec.display,
+                            "no such file" if missing else "cannot open", backoff)
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, self.backoff_max)
                 self.reconnects += 1

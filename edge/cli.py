@@ -1,4 +1,4 @@
-"""Command line: ``dogmonitor [--env FILE] {run,fetch-models,check-config,watch,diag}``.
+"""Command line: ``dogmonitor [--env FILE] {run,fetch-models,check-config,watch,diag} [--env FILE]``.
 
 Exit codes: 0 success, 1 runtime failure (with a line saying what to do), 2 invalid configuration.
 """
@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
+import errno
 import logging
 import os
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
-from edge.config import Config, ConfigError, load_config
+from edge.config import DEFAULT_ENV_FILES, Config, ConfigError, load_config
 
 EXIT_CONFIG = 2
 
@@ -29,19 +27,29 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(Path(args.env) if args.env else None)
 
 
+def _log_config_warnings(config: Config) -> None:
+    for warning in config.warnings:
+        logging.getLogger("dogmonitor").warning("%s", warning)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edge.app import StartupError, run_device
     from edge.models import FetchError
 
     config = _config(args)
     _setup_logging(config.log_level)
+    _log_config_warnings(config)
     try:
         return asyncio.run(run_device(config))
     except (StartupError, FetchError) as exc:
         logging.getLogger("dogmonitor").error("%s", exc)
         return 1
-    except OSError as exc:  # e.g. port in use
-        logging.getLogger("dogmonitor").error("cannot start: %s", exc)
+    except OSError as exc:  # e.g. the port was taken between the start-up check and the server's bind
+        if exc.errno == errno.EADDRINUSE:
+            logging.getLogger("dogmonitor").error("cannot start: port %s is already in use: another dogmonitor is "
+                                                  "probably running; set DOGMON_WS_PORT to a free port", config.ws_port)
+        else:
+            logging.getLogger("dogmonitor").error("cannot start: %s", exc)
         return 1
 
 
@@ -69,51 +77,29 @@ def cmd_fetch_models(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _config(args)
+    env_file = Path(args.env) if args.env else None
+    try:
+        config = load_config(env_file)
+    except ConfigError as exc:
+        shown = env_file or next((p for p in DEFAULT_ENV_FILES if p.is_file()), None)
+        print(f"# env file: {shown or 'none found (defaults and the environment only)'}")
+        for warning in exc.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        for error in exc.errors:
+            print(f"dogmonitor: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"# env file: {config.env_file or 'none found (defaults and the environment only)'}; "
+          "the process environment overrides it")
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     width = max(len(k) for k in config.describe())
     for key, value in config.describe().items():
         print(f"{key:<{width}} = {value}")
     return 0
 
 
-def format_message(msg: dict[str, Any]) -> str | None:
-    """One readable line per message for ``watch``; None to skip (e.g. frequent overlays)."""
-    stamp = datetime.datetime.fromtimestamp(msg.get("ts", time.time())).strftime("%H:%M:%S")
-    kind = msg.get("type")
-    data = msg.get("data", {})
-    if kind == "event":
-        details = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("box", "frame"))
-        box = data.get("box")
-        where = f" box=({box['x']:.0f},{box['y']:.0f} {box['w']:.0f}x{box['h']:.0f})" if box else ""
-        return f"{stamp} EVENT #{msg.get('seq')} {msg.get('event_type')} {details}{where}"
-    if kind == "overlay":
-        boxes = data.get("boxes", [])
-        labels = ", ".join(f"{b['label']}#{b['track_id']} {b['confidence']:.2f}" for b in boxes) or "nothing"
-        return f"{stamp} overlay {msg.get('overlay_type')}: {labels}"
-    if kind == "telemetry":
-        pipe = data.get("pipeline", {})
-        return (f"{stamp} telemetry cpu={data.get('cpu_percent')}% temp={data.get('cpu_temperature_c')} "
-                f"inference={pipe.get('inference_fps')}fps dropped={pipe.get('dropped_frames')} "
-                f"clients={data.get('websocket', {}).get('clients')}")
-    if kind == "connection":
-        state = data.get("state", {})
-        return (f"{stamp} connected to {data.get('device_id')} v{data.get('software_version')} "
-                f"frame={data.get('frame')} dog_present={state.get('presence')} last_seq={data.get('last_seq')}")
-    if kind == "analytics":
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(data.get("event_counts", {}).items()))
-        return (f"{stamp} analytics {data.get('day')}: activity {data.get('activity_minutes')} min, "
-                f"posture min {data.get('posture_minutes') or '-'}, zone min {data.get('zone_minutes') or '-'}, "
-                f"events: {counts or 'none'}")
-    if kind in ("error", "reply", "gap"):
-        return f"{stamp} {kind}: " + " ".join(f"{k}={v}" for k, v in data.items())
-    return f"{stamp} {kind}: {data}"
-
-
 def cmd_watch(args: argparse.Namespace) -> int:
-    from websockets.exceptions import InvalidStatus
-    from websockets.sync.client import connect
-
-    from edge.messages import decode
+    from edge.watch import Watch
 
     url = args.url
     token = os.environ.get("DOGMON_WS_TOKEN", "")
@@ -126,44 +112,35 @@ def cmd_watch(args: argparse.Namespace) -> int:
         except ConfigError:
             url = "ws://127.0.0.1:8765/ws/ui"
     headers = {"Authorization": f"Bearer {token}"} if token else None
-    last_overlay = 0.0
     try:
-        with connect(url, additional_headers=headers, open_timeout=5) as ws:
-            for raw in ws:
-                msg = decode(raw)
-                if msg.get("type") == "overlay" and not args.all:
-                    if time.monotonic() - last_overlay < 1.0:
-                        continue
-                    last_overlay = time.monotonic()
-                line = format_message(msg)
-                if line:
-                    print(line, flush=True)
-    except InvalidStatus as exc:
-        print(f"error: {url} refused the connection ({exc.response.status_code}); "
-              "set DOGMON_WS_TOKEN if the device requires a token", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"error: cannot reach {url}: {exc}; is the device running (dogmonitor run)?", file=sys.stderr)
-        return 1
+        return Watch(url, headers, show_all=args.all).run()
     except KeyboardInterrupt:
         return 0
-    return 0
+
+
+ENV_HELP = "env file (default ./device.env, then /etc/dogmonitor/device.env; /dev/null: none)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dogmonitor", description="Watch a dog with a camera; tell the household.")
-    parser.add_argument("--env", help="env file (default ./device.env, then /etc/dogmonitor/device.env)")
+    parser.add_argument("--env", help=ENV_HELP)
+    # Every subcommand takes --env too (before or after its name); SUPPRESS keeps a subcommand without it
+    # from overwriting the value given before the subcommand.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--env", default=argparse.SUPPRESS, help=ENV_HELP)
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("run", help="run the device process (default)").set_defaults(func=cmd_run)
-    sub.add_parser("fetch-models", help="fetch and verify models and demo media").set_defaults(func=cmd_fetch_models)
-    sub.add_parser("check-config", help="print the effective configuration; exit 2 if invalid").set_defaults(
-        func=cmd_check_config)
-    watch = sub.add_parser("watch", help="print a running device's live messages")
+    sub.add_parser("run", parents=[common], help="run the device process (default)").set_defaults(func=cmd_run)
+    sub.add_parser("fetch-models", parents=[common], help="fetch and verify models and demo media").set_defaults(
+        func=cmd_fetch_models)
+    sub.add_parser("check-config", parents=[common], help="print the effective configuration; exit 2 if invalid"
+                   ).set_defaults(func=cmd_check_config)
+    watch = sub.add_parser("watch", parents=[common], help="print a running device's live messages")
     watch.add_argument("url", nargs="?", help="ws://HOST:PORT/ws/ui (default: from the config)")
-    watch.add_argument("--all", action="store_true", help="print every overlay, not one a second")
+    watch.add_argument("--all", action="store_true",
+                       help="print every overlay, not only a line when what is in view changes")
     watch.set_defaults(func=cmd_watch)
-    diag = sub.add_parser("diag", help="check config, camera, models, broker, service and system; "
-                                       "exit 0 pass, 1 warn, 2 fail")
+    diag = sub.add_parser("diag", parents=[common], help="check config, camera, models, broker, service and "
+                          "system; exit 0 nothing wrong with the device, 1 device problems, 2 config invalid")
     diag.add_argument("--json", action="store_true", help="machine-readable report")
     diag.add_argument("--service", default="dogmonitor.service", help="systemd unit to inspect")
     diag.set_defaults(func=cmd_diag)
@@ -183,5 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return func(args)
     except ConfigError as exc:
-        print(f"dogmonitor: {exc}", file=sys.stderr)
+        for warning in exc.warnings:
+            print(f"dogmonitor: warning: {warning}", file=sys.stderr)
+        for error in exc.errors:
+            print(f"dogmonitor: {error}", file=sys.stderr)
         return EXIT_CONFIG

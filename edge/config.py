@@ -9,6 +9,7 @@ code 2. Nothing here does I/O beyond reading the env file.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import socket
@@ -17,16 +18,34 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from edge.masking import mask_credentials
+
 DEFAULT_ENV_FILES = (Path("device.env"), Path("/etc/dogmonitor/device.env"))
 SECRET_KEYS = frozenset({"DOGMON_WS_TOKEN"})
+# DOGMON_* variables read by scripts/install.sh and scripts/setup, not by the device: never "unknown keys".
+SCRIPT_VARIABLES = frozenset({"DOGMON_ENV", "DOGMON_PYTHON", "DOGMON_PREFIX", "DOGMON_BIN_DIR", "DOGMON_ETC_DIR",
+                              "DOGMON_STATE_DIR", "DOGMON_UNIT_DIR"})
 
 
 class ConfigError(ValueError):
-    """An invalid configuration value; ``str()`` is the one line shown to the user."""
+    """An invalid configuration value; ``str()`` is the one line shown to the user (credentials masked)."""
 
     def __init__(self, key: str, value: str, accepted: str) -> None:
         self.key, self.value, self.accepted = key, value, accepted
-        super().__init__(f"invalid {key}={value!r}: expected {accepted}")
+        self.errors: list[ConfigError] = [self]
+        self.warnings: tuple[str, ...] = ()  # unknown keys seen while loading (often the cause)
+        shown = "***" if key in SECRET_KEYS else mask_credentials(value)
+        super().__init__(f"invalid {key}={shown!r}: expected {accepted}")
+
+
+class ConfigErrors(ConfigError):
+    """Several invalid values at once: ``errors`` has each; ``str()`` is one line per error."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        first = errors[0]
+        super().__init__(first.key, first.value, first.accepted)
+        self.errors = errors
+        self.args = ("\n".join(str(e) for e in errors),)
 
 
 # --- parsers: each takes the raw string and returns a value or raises ValueError(accepted) ---
@@ -166,6 +185,9 @@ def parse_mqtt_url(url: str) -> MqttTarget:
     parts = urlsplit(url)
     if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
         raise ValueError(accepted)
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        # Usually a password with a raw "/", "?" or "#": the host would silently become part of it.
+        raise ValueError(accepted + " (no path; write @ / : ? # in the user or password as %40 %2F %3A %3F %23)")
     try:
         port = parts.port
     except ValueError:
@@ -365,6 +387,9 @@ class Config:
     media_max_mb: float
     media_max_days: float
     media_min_free_mb: float
+    # Not keys: where the values came from, and what looked wrong without being invalid.
+    env_file: Path | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def mqtt(self) -> MqttTarget | None:
@@ -383,9 +408,7 @@ class Config:
                 text = "" if value is None else str(value)
             if key.name in SECRET_KEYS and text:
                 text = "***"
-            if key.name == "DOGMON_MQTT_URL" and text:
-                text = re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", text)
-            out[key.name] = text
+            out[key.name] = mask_credentials(text)
         return out
 
 
@@ -408,24 +431,52 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+def unknown_key_warnings(names: Mapping[str, str] | list[str], where: str) -> list[str]:
+    """A warning for each ``DOGMON_*`` name that is not a key, naming the nearest known key."""
+    out = []
+    for name in names:
+        if not name.startswith("DOGMON_") or name in KEYS_BY_NAME or name in SCRIPT_VARIABLES:
+            continue
+        nearest = difflib.get_close_matches(name, KEYS_BY_NAME, n=1, cutoff=0.6)
+        hint = f"did you mean {nearest[0]}?" if nearest else "see the configuration table in README.md"
+        out.append(f"unknown key {name} in {where} is ignored; {hint}")
+    return out
+
+
+def _readable_env_file(path: Path) -> bool:
+    # Any readable non-directory counts, so /dev/null (an empty env) and process substitutions work.
+    return path.exists() and not path.is_dir()
+
+
 def load_config(env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
-    """Build the Config; ``env_file`` None means the first of DEFAULT_ENV_FILES that exists."""
+    """Build the Config; ``env_file`` None means the first of DEFAULT_ENV_FILES that exists.
+
+    Every invalid value is reported at once (:class:`ConfigErrors`), not only the first.
+    """
     environ = os.environ if environ is None else environ
     file_values: dict[str, str] = {}
+    read_from: Path | None = None
     if env_file is not None:
-        if not env_file.is_file():
+        if not _readable_env_file(env_file):
             raise ConfigError("--env", str(env_file), "an existing env file")
-        file_values = read_env_file(env_file)
+        file_values, read_from = read_env_file(env_file), env_file
     else:
         for candidate in DEFAULT_ENV_FILES:
             if candidate.is_file():
-                file_values = read_env_file(candidate)
+                file_values, read_from = read_env_file(candidate), candidate
                 break
+    warnings = unknown_key_warnings(list(file_values), str(read_from)) + unknown_key_warnings(
+        [n for n in environ if n not in file_values], "the environment")
     fields: dict[str, Any] = {}
+    errors: list[ConfigError] = []
     for key in KEYS:
         raw = environ.get(key.name, file_values.get(key.name, key.default))
         try:
             fields[key.field] = key.parse(raw)
         except ValueError as exc:
-            raise ConfigError(key.name, raw, str(exc)) from None
-    return Config(**fields)
+            errors.append(ConfigError(key.name, raw, str(exc)))
+    if errors:
+        error = errors[0] if len(errors) == 1 else ConfigErrors(errors)
+        error.warnings = tuple(warnings)
+        raise error
+    return Config(**fields, env_file=read_from, warnings=tuple(warnings))

@@ -5,7 +5,10 @@ Owns the health checks a person runs when something is wrong, and their report. 
 the service runs and without root: the camera is only opened when the running device is not holding
 it (otherwise its telemetry is read), the broker check uses its own client id, and nothing is written
 except one MQTT message on a private topic. Independent checks run in parallel so the whole report
-takes a few seconds (well under 15 s). Exit code: 0 all PASS, 1 a WARN, 2 a FAIL.
+takes a few seconds (well under 15 s). Exit code (:func:`exit_code`), as for every dogmonitor command:
+0 nothing is wrong with the device (all PASS, or warnings only about the machine diag runs on, such as
+no systemd or no clock status), 1 a device problem (any FAIL, or any other WARN), 2 the configuration
+is invalid.
 """
 
 from __future__ import annotations
@@ -44,14 +47,27 @@ class Check:
     detail: str
     advice: str = ""
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # True for a WARN about the machine diag runs on rather than the device (no systemd here, the clock's
+    # state unknown): shown, but not a device problem, so it does not change the exit code.
+    environment: bool = False
+
+
+EXIT_OK, EXIT_DEVICE_PROBLEM, EXIT_CONFIG_INVALID = 0, 1, 2
 
 
 def worst(checks: list[Check]) -> str:
     return max((c.status for c in checks), key=RANK.__getitem__, default=PASS)
 
 
+def device_problems(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if c.status == FAIL or (c.status == WARN and not c.environment)]
+
+
 def exit_code(checks: list[Check]) -> int:
-    return RANK[worst(checks)]
+    """0 nothing wrong with the device, 1 a device problem, 2 the configuration is invalid."""
+    if any(c.name == "config" and c.status == FAIL for c in checks):
+        return EXIT_CONFIG_INVALID
+    return EXIT_DEVICE_PROBLEM if device_problems(checks) else EXIT_OK
 
 
 # --- pure interpretation (tested directly) ---
@@ -129,20 +145,23 @@ def check_config(env_file: Path | None) -> tuple[Config | None, Check]:
             return None, Check("config", FAIL, f"env file {exc.value} does not exist",
                                "pass an existing file with --env (installed devices: /etc/dogmonitor/device.env)")
         where = f" in {env_file}" if env_file else ""
-        return None, Check("config", FAIL, str(exc), f"fix {exc.key}{where} (expected {exc.accepted}), then "
-                                                     "`dogmonitor check-config`")
+        fixes = "; ".join(f"fix {e.key}{where} (expected {e.accepted})" for e in exc.errors)
+        return None, Check("config", FAIL, "; ".join(str(e) for e in [*exc.errors]) + "".join(
+            f"; {w}" for w in exc.warnings), f"{fixes}, then `dogmonitor check-config`")
     except OSError as exc:
         return None, Check("config", FAIL, f"cannot read the env file: {exc}",
                            "run as root (sudo dogmonitor-diag) or join group dogmonitor, or pass --env FILE")
-    source = env_file or next((p for p in (Path("device.env"), Path("/etc/dogmonitor/device.env")) if p.is_file()),
-                              None)
-    return config, Check("config", PASS, f"device {config.device_id} ({source or 'defaults only'})")
+    detail = f"device {config.device_id} ({config.env_file or 'no env file: defaults and environment'})"
+    if config.warnings:
+        return config, Check("config", WARN, detail + "; " + "; ".join(config.warnings),
+                             "correct the key names (a misspelled key is ignored), then `dogmonitor check-config`")
+    return config, Check("config", PASS, detail)
 
 
 def check_service(name: str = SERVICE) -> Check:
     if not Path("/run/systemd/system").is_dir() or shutil.which("systemctl") is None:
         return Check("service", WARN, "systemd is not running here: cannot check the service",
-                     "on the device: systemctl status dogmonitor")
+                     "on the device: systemctl status dogmonitor", environment=True)
     active = _run(["systemctl", "is-active", name])
     state = active.stdout.strip() if active else "unknown"
     show = _run(["systemctl", "show", name, "-p", "NRestarts", "-p", "SubState", "-p", "StatusText", "-p",
@@ -153,7 +172,8 @@ def check_service(name: str = SERVICE) -> Check:
     journal = _run(["journalctl", "-u", name, "-p", "err", "-n", "3", "--no-pager", "-o", "cat", "--since", "-1h"])
     errors = [line for line in (journal.stdout.splitlines() if journal and journal.returncode == 0 else []) if line]
     if props.get("LoadState") == "not-found":
-        return Check("service", WARN, f"{name} is not installed", "install the service: sudo scripts/install.sh")
+        return Check("service", WARN, f"{name} is not installed", "install the service: sudo scripts/install.sh",
+                     environment=True)
     data = {"active": state, "restarts": restarts, "status": status_text, "recent_errors": errors}
     detail = f"{state}, {restarts} restart(s)" + (f", {status_text}" if status_text else "")
     if errors:
@@ -219,7 +239,12 @@ def camera_from_device(device: Check) -> Check:
               f"inference {pipeline.get('inference_fps')} fps, {camera.get('reconnects', 0)} reconnect(s) "
               "(from the running device)")
     if not camera.get("online"):
-        return Check("camera", FAIL, detail.replace(": ", ": OFFLINE, ", 1),
+        reason = camera.get("reason") or ""
+        if reason.startswith("no such file"):
+            return Check("camera", FAIL, f"{camera.get('source')}: OFFLINE, {reason} (from the running device)",
+                         "DOGMON_SOURCE names a file that does not exist: correct the path "
+                         "(demo: run `dogmonitor fetch-models`)")
+        return Check("camera", FAIL, detail.replace(": ", ": OFFLINE, ", 1) + (f"; {reason}" if reason else ""),
                      "check the cable/URL and DOGMON_SOURCE; `ls /dev/video*`; is the user in group video?")
     return Check("camera", PASS, detail)
 
@@ -232,8 +257,9 @@ def open_camera(config: Config, seconds: float = 3.0) -> Check:
 
     spec = resolve_source(config.source, config.model_dir)
     if spec.is_file and not Path(str(spec.target)).is_file():
-        return Check("camera", FAIL, f"{spec.display}: file not found",
-                     "DOGMON_SOURCE names a missing file (demo: run `dogmonitor fetch-models`)")
+        return Check("camera", FAIL, f"{spec.display}: no such file",
+                     "DOGMON_SOURCE names a file that does not exist: correct the path "
+                     "(demo: run `dogmonitor fetch-models`)")
     cap = cv2.VideoCapture(spec.target, spec.api)
     try:
         if not cap.isOpened():
@@ -391,12 +417,14 @@ def check_system(config: Config) -> list[Check]:
     sync = _run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"])
     if sync is None or sync.returncode != 0 or not sync.stdout.strip():
         out.append(Check("clock", WARN, "cannot tell whether the clock is synchronised (timedatectl unavailable)",
-                         "event times need a synchronised clock: check `timedatectl` on the device"))
+                         "event times need a synchronised clock: check `timedatectl` on the device",
+                         environment=True))
     elif sync.stdout.strip() == "yes":
         out.append(Check("clock", PASS, "synchronised (NTP)"))
     else:
+        # The host's clock setting, not a fault of the device: shown, but not counted as a device problem.
         out.append(Check("clock", WARN, "not synchronised", "event times may be wrong: sudo timedatectl set-ntp true "
-                                                           "and check network access to NTP"))
+                                                           "and check network access to NTP", environment=True))
     return out
 
 
@@ -429,7 +457,8 @@ def run_checks(env_file: Path | None, service: str = SERVICE, budget: float = 12
         # Not running as the service, yet a device answers: started by hand (development, a test run).
         results["service"] = Check("service", WARN, service_check.detail + "; but a device answers on "
                                    f"{device_url(config)} (started by hand?)",
-                                   "for unattended use run it as the service: sudo systemctl enable --now dogmonitor")
+                                   "for unattended use run it as the service: sudo systemctl enable --now dogmonitor",
+                                   environment=True)
     # The camera: read the running device's view when it answers (it holds the camera); else open it.
     camera = camera_from_device(device) if device.status != FAIL else open_camera(config)
     checks += [results["service"], device, camera, results["models"], results["broker"], *results["system"]]
@@ -445,14 +474,22 @@ def render_table(checks: list[Check]) -> str:
     if advice:
         lines.append("")
         lines += [f"{c.status} {c.name}: {c.advice}" for c in advice]
-    overall = worst(checks)
     lines.append("")
-    lines.append({PASS: "all checks passed", WARN: "working, with warnings", FAIL: "problems found"}[overall])
+    code = exit_code(checks)
+    notes = sum(1 for c in checks if c.status == WARN and c.environment)
+    if code == EXIT_CONFIG_INVALID:
+        lines.append("problems found: the configuration is invalid (exit 2)")
+    elif code == EXIT_DEVICE_PROBLEM:
+        worst_status = worst(device_problems(checks))
+        lines.append(("problems found" if worst_status == FAIL else "working, with warnings") + " (exit 1)")
+    else:
+        lines.append("all device checks passed" + (f" ({notes} note(s) about this machine, not the device)"
+                                                   if notes else ""))
     return "\n".join(lines)
 
 
 def render_json(checks: list[Check], seconds: float) -> str:
-    return json.dumps({"status": worst(checks), "seconds": round(seconds, 2),
+    return json.dumps({"status": worst(checks), "exit_code": exit_code(checks), "seconds": round(seconds, 2),
                        "checks": [{k: v for k, v in dataclasses.asdict(c).items() if k != "data" or v}
                                   for c in checks]}, default=str)
 

@@ -132,6 +132,29 @@ def reply(request_id: Any, result: dict[str, Any]) -> Message:
     return Message(MessageType.REPLY, {"id": request_id, **result})
 
 
+def event_summary(event_type: str, seq: int | None, data: dict[str, Any], max_value: int = 60,
+                  max_line: int = 400) -> str:
+    """One readable line for an event (the device's log and ``dogmonitor watch``): type, seq, key data.
+
+    Boxes are shortened to ``(x,y wxh)``, frame sizes left out, long values cut, so a line stays short.
+    """
+    parts = []
+    for key, value in data.items():
+        if key == "frame":
+            continue
+        if key == "box" and isinstance(value, dict) and {"x", "y", "w", "h"} <= value.keys():
+            text = f"({value['x']:.0f},{value['y']:.0f} {value['w']:.0f}x{value['h']:.0f})"
+        elif isinstance(value, float):
+            text = f"{value:.3g}" if abs(value) < 1e6 else f"{value:.0f}"
+        else:
+            text = str(value)
+        if len(text) > max_value:
+            text = text[:max_value - 1] + "…"
+        parts.append(f"{key}={text}")
+    line = f"#{seq} {event_type} " + " ".join(parts)
+    return line if len(line) <= max_line else line[:max_line - 1] + "…"
+
+
 def box(x1: float, y1: float, x2: float, y2: float, label: str, confidence: float,
         track_id: int | None) -> dict[str, Any]:
     """A box in source-frame pixels, as every message carries it."""

@@ -72,7 +72,7 @@ class MqttCollector:
     """A real paho subscriber on its own network thread; messages land in ``messages`` as (topic, payload)."""
 
     def __init__(self, host: str, port: int, topics: str | list[str], client_id: str = "",
-                 persistent: bool = False) -> None:
+                 persistent: bool = False, username: str | None = None, password: str | None = None) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
@@ -84,6 +84,8 @@ class MqttCollector:
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self.subscribed.set()
         self.client.reconnect_delay_set(0.2, 1)
+        if username is not None:
+            self.client.username_pw_set(username, password)
         self.client.connect_async(host, port, keepalive=10)
         self.client.loop_start()
         if not self.subscribed.wait(10):

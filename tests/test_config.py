@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge.config import KEYS, ConfigError, load_config, parse_mqtt_url
+from edge.masking import mask_credentials
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,7 +54,7 @@ def test_check_config_masks_secrets_and_exits_2_on_invalid(tmp_path: Path) -> No
                         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert "hunter2" not in ok.stdout and "secret" not in ok.stdout
-    assert "DOGMON_WS_TOKEN" in ok.stdout and "mqtt://bob:***@broker:1883" in ok.stdout
+    assert "DOGMON_WS_TOKEN" in ok.stdout and "mqtt://***@broker:1883" in ok.stdout
     for command in ("check-config", "run"):
         bad = subprocess.run([sys.executable, "-m", "edge", command], env={**env, "DOGMON_WS_PORT": "http"},
                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
@@ -71,3 +72,95 @@ def test_every_key_is_documented_in_device_env_and_readme() -> None:
     assert not missing_readme, f"not in the README configuration table: {missing_readme}"
     # and device.env itself is valid
     load_config(REPO / "device.env", {})
+
+
+# A password with a raw "@" and "/" (typed as is) and the same one percent-encoded (as a URL should carry it).
+RAW_PASSWORD_URL = "rtsp://cam:s3cr@t/pa55@192.0.2.7:554/stream1"
+ENCODED_PASSWORD_URL = "rtsp://cam:s3cr%40t%2Fpa55@192.0.2.7:554/stream1"
+PASSWORD_PIECES = ("s3cr", "pa55", "%40t", "t/pa")
+
+
+def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    full = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "edge", *args], env=full, cwd=cwd or REPO, capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (RAW_PASSWORD_URL, "rtsp://***@192.0.2.7:554/stream1"),
+    (ENCODED_PASSWORD_URL, "rtsp://***@192.0.2.7:554/stream1"),
+    ("mqtts://bob:p@ss/w0rd@broker.lan:8883", "mqtts://***@broker.lan:8883"),
+    ("https://TOKEN123@cam.lan/snap.jpg", "https://***@cam.lan/snap.jpg"),
+    ("http://cam.lan/cgi-bin/snap.cgi?user=admin&pwd=s3cr3t", "http://cam.lan/cgi-bin/snap.cgi?user=admin&pwd=***"),
+    ("gst:rtspsrc location=rtsp://u:s3cr3t@cam/x user-pw=s3cr3t ! decodebin ! appsink",
+     "gst:rtspsrc location=rtsp://***@cam/x user-pw=*** ! decodebin ! appsink"),
+    ("rtsp://192.0.2.7/stream1", "rtsp://192.0.2.7/stream1"),
+    ("/dev/video0", "/dev/video0"),
+    ("demo", "demo"),
+])
+def test_mask_credentials_hides_all_userinfo_and_secret_parameters(value: str, shown: str) -> None:
+    assert mask_credentials(value) == shown
+
+
+def test_check_config_masks_a_password_with_at_and_slash_everywhere_it_prints(tmp_path: Path) -> None:
+    for url in (RAW_PASSWORD_URL, ENCODED_PASSWORD_URL):
+        env_file = tmp_path / "device.env"
+        env_file.write_text(f"DOGMON_SOURCE={url}\nDOGMON_MQTT_URL=mqtt://bob:p%40ss%2Fw0rd@broker:1883\n")
+        ok = cli("check-config", "--env", str(env_file))
+        assert ok.returncode == 0, ok.stderr
+        assert "rtsp://***@192.0.2.7:554/stream1" in ok.stdout and "mqtt://***@broker:1883" in ok.stdout
+        assert not [p for p in (*PASSWORD_PIECES, "w0rd", "bob") if p in ok.stdout + ok.stderr], ok.stdout
+        # An invalid value is shown in the error, masked too: a raw "/" in an MQTT password would make part of
+        # the password the host name, so it is refused with how to write it.
+        env_file.write_text(f"DOGMON_MQTT_URL=mqtt://bob:p@ss/w0rd@broker:1883\nDOGMON_SOURCE={url}\n")
+        bad = cli("check-config", "--env", str(env_file))
+        assert bad.returncode == 2 and "DOGMON_MQTT_URL='mqtt://***@broker:1883'" in bad.stderr, bad.stderr
+        assert "%40 %2F" in bad.stderr
+        assert "w0rd" not in bad.stdout + bad.stderr and "p@ss" not in bad.stdout + bad.stderr
+
+
+def test_env_is_accepted_before_and_after_every_subcommand_and_dev_null_is_an_empty_env(tmp_path: Path) -> None:
+    env_file = tmp_path / "mine.env"
+    env_file.write_text("DOGMON_DEVICE_ID=fromfile\nDOGMON_WS_PORT=eighty\n")
+    for args in (("--env", str(env_file), "check-config"), ("check-config", "--env", str(env_file))):
+        bad = cli(*args, cwd=tmp_path)
+        assert bad.returncode == 2 and "DOGMON_WS_PORT='eighty'" in bad.stderr, (args, bad.stderr)
+    env_file.write_text("DOGMON_DEVICE_ID=fromfile\n")
+    for args in (("--env", str(env_file), "check-config"), ("check-config", "--env", str(env_file))):
+        ok = cli(*args, cwd=tmp_path)
+        assert ok.returncode == 0 and "= fromfile" in ok.stdout and f"env file: {env_file}" in ok.stdout, args
+    # Every subcommand takes it after its name: argparse would exit 2 with "unrecognized arguments" otherwise.
+    for command in ("run", "fetch-models", "watch", "diag"):
+        helped = cli(command, "--env", "/nonexistent.env", "--help", cwd=tmp_path)
+        assert helped.returncode == 0 and "--env" in helped.stdout, (command, helped.stderr)
+    # `run --env FILE` really reads FILE: an invalid value there stops it with exit 2 naming the key.
+    env_file.write_text("DOGMON_LOG_LEVEL=loud\n")
+    refused = cli("run", "--env", str(env_file), cwd=tmp_path)
+    assert refused.returncode == 2 and "DOGMON_LOG_LEVEL='loud'" in refused.stderr, refused.stderr
+    # /dev/null is an empty env file, before or after the subcommand.
+    for args in (("--env", "/dev/null", "check-config"), ("check-config", "--env", "/dev/null")):
+        empty = cli(*args, cwd=tmp_path)
+        assert empty.returncode == 0, empty.stderr
+        assert "env file: /dev/null" in empty.stdout and "DOGMON_SOURCE                  = demo" in empty.stdout
+    missing = cli("check-config", "--env", str(tmp_path / "nope.env"), cwd=tmp_path)
+    assert missing.returncode == 2 and "nope.env" in missing.stderr
+
+
+def test_a_misspelled_key_warns_with_the_nearest_key_and_every_invalid_value_is_reported(tmp_path: Path) -> None:
+    env_file = tmp_path / "device.env"
+    env_file.write_text("DOGMON_SORCE=0\nDOGMON_WS_PORT=http\nDOGMON_LOG_LEVEL=loud\nDOGMON_ABSENCE_SECONDS=-3\n")
+    bad = cli("check-config", "--env", str(env_file), cwd=tmp_path)
+    assert bad.returncode == 2
+    assert f"env file: {env_file}" in bad.stdout
+    assert "DOGMON_SORCE" in bad.stderr and "did you mean DOGMON_SOURCE?" in bad.stderr, bad.stderr
+    errors = [line for line in bad.stderr.splitlines() if "invalid" in line]
+    assert [e.split("=")[0].split()[-1] for e in errors] == [
+        "DOGMON_WS_PORT", "DOGMON_ABSENCE_SECONDS", "DOGMON_LOG_LEVEL"], bad.stderr
+    # Valid otherwise: the warning alone, exit 0, and the misspelled value really was ignored.
+    env_file.write_text("DOGMON_SORCE=0\n")
+    ok = cli("check-config", "--env", str(env_file), cwd=tmp_path)
+    assert ok.returncode == 0 and "did you mean DOGMON_SOURCE?" in ok.stderr
+    assert "DOGMON_SOURCE                  = demo" in ok.stdout
+    # From the process environment too; the device logs the warning at start.
+    from_env = cli("check-config", "--env", "/dev/null", env={"DOGMON_TELEMETRY_INTERVALL": "3"}, cwd=tmp_path)
+    assert "DOGMON_TELEMETRY_INTERVALL" in from_env.stderr and "DOGMON_TELEMETRY_INTERVAL?" in from_env.stderr

@@ -193,7 +193,7 @@ def test_camera_missing_then_back_reports_offline_then_online(start_device, room
     with ws_connect(device.ws_url + "?since=0") as ws:
         got = ws_collect(ws, lambda m: bool(events(m, "camera_offline")), 15)
         offline = events(got, "camera_offline")[0]["data"]
-        assert offline["reason"] == "cannot open source" and offline["retry_in"] > 0
+        assert offline["reason"] == f"no such file: {later}" and offline["retry_in"] > 0
         health = orjson.loads(urllib.request.urlopen(device.http_url + "/healthz", timeout=5).read())
         assert "camera offline" in health["problems"]
         shutil.copy(room_video, later)  # the camera comes back

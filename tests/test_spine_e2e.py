@@ -182,6 +182,27 @@ def test_watch_prints_readable_lines_of_a_running_device(start_device, dog_visit
     assert "EVENT #" in detected and "track_id=" in detected and "box=(" in detected
     assert any(" telemetry " in line and "fps" in line for line in lines)
     assert any(" dog_left " in line for line in lines)
+    # What is in view, when it changes: not a line per overlay (the video gives about 15 a second).
+    views = [line for line in lines if " in view: " in line]
+    assert any("in view: dog#" in line for line in views) and "in view: nothing" in views[-1], lines
+    assert len(views) <= 12 and not [line for line in lines if "overlay detection" in line], lines
+
+
+def test_the_device_logs_each_event_at_info_in_one_line(start_device, dog_visit_video: Path) -> None:
+    device = start_device({"DOGMON_SOURCE": str(dog_visit_video), "DOGMON_SOURCE_LOOP": "0",
+                           "DOGMON_ABSENCE_SECONDZ": "3"})  # misspelled: warned about at start
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and " dog_detected " not in device.logs():
+        time.sleep(0.2)
+    lines = device.logs().splitlines()
+    detected = [line for line in lines if " dog_detected " in line]
+    assert detected, "\n".join(lines[-30:])
+    line = detected[0]
+    assert " INFO " in line and "event #" in line and "track_id=" in line and "confidence=" in line, line
+    assert "box=(" in line and "frame=" not in line
+    assert any(" INFO " in x and " camera_online " in x and "width=" in x for x in lines)
+    assert any(" WARNING " in x and "DOGMON_ABSENCE_SECONDZ" in x and "did you mean DOGMON_ABSENCE_SECONDS?" in x
+               for x in lines), lines[:10]
 
 
 def test_state_does_not_flicker_when_the_detector_misses_frames(start_device, mosquitto, model_dir: Path) -> None:
