@@ -21,6 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.retry import Backoff
+
 log = logging.getLogger(__name__)
 
 DEMO_FILE = "dog_walking_vidtome.mp4"
@@ -171,14 +173,13 @@ class CaptureThread(threading.Thread):
         self._set_status(False, reason="stalled", stalled_seconds=self.stall_seconds)
 
     def run(self) -> None:
-        backoff = self.backoff_initial
+        backoff = Backoff(self.backoff_initial, self.backoff_max)
         while not self.stop_event.is_set():
             cap = self._open()
             if cap is None:
-                self._set_status(False, reason="cannot open source", retry_in=round(backoff, 2))
-                log.warning("camera %s: cannot open; retrying in %.1fs", self.spec.display, backoff)
-                self.stop_event.wait(backoff)
-                backoff = min(backoff * 2, self.backoff_max)
+                self._set_status(False, reason="cannot open source", retry_in=round(backoff.delay, 2))
+                log.warning("camera %s: cannot open; retrying in %.1fs", self.spec.display, backoff.delay)
+                self.stop_event.wait(backoff.failed())
                 self.reconnects += 1
                 continue
             try:
@@ -188,11 +189,10 @@ class CaptureThread(threading.Thread):
             if self.ended or self.stop_event.is_set():
                 break
             if delivered:
-                backoff = self.backoff_initial
-            self._set_status(False, reason="stream ended or read failed", retry_in=round(backoff, 2))
-            log.warning("camera %s: lost; reconnecting in %.1fs", self.spec.display, backoff)
-            self.stop_event.wait(backoff)
-            backoff = min(backoff * 2, self.backoff_max)
+                backoff.reset()
+            self._set_status(False, reason="stream ended or read failed", retry_in=round(backoff.delay, 2))
+            log.warning("camera %s: lost; reconnecting in %.1fs", self.spec.display, backoff.delay)
+            self.stop_event.wait(backoff.failed())
             self.reconnects += 1
 
     def _read_loop(self, cap: cv2.VideoCapture) -> bool:

@@ -19,7 +19,8 @@ from edge.media.index import MediaIndex, MediaRecord, file_of, new_id, valid_id
 from edge.media.planner import ActivityGate, BestFramePicker, ClipPlanner, ConstantRate, Trigger
 from edge.media.retention import Item, plan_retention
 from edge.media.ring import EncodedFrame, FrameRing
-from edge.media.writer import ClipRecorder, DiskFull, check_space, probe_codecs, remove_partials, write_atomic
+from edge.fsutil import atomic_write as write_atomic
+from edge.media.writer import ClipRecorder, DiskFull, check_space, probe_codecs, remove_partials
 
 
 def frame(t: float, size: int = 100, wall: float | None = None) -> EncodedFrame:

@@ -19,10 +19,8 @@ commands, the bus listener, analytics and persistence run on the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -38,6 +36,7 @@ from edge.behaviour.zones import Zone, ZoneChange, ZoneError, ZoneTracker, groun
 from edge.commands import Command, CommandError, register_validator
 from edge.config import Config
 from edge.features import Feature, FrameContext
+from edge.fsutil import atomic_write, private_dir
 from edge.messages import EventType, Message, MessageType, OverlayType
 
 if TYPE_CHECKING:
@@ -91,20 +90,9 @@ def load_zones(path: Path) -> tuple[Zone, ...]:
 
 def save_zones(path: Path, zones: tuple[Zone, ...]) -> None:
     """Write atomically: a reader (or a power cut) sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(orjson.dumps({"version": 1, "zones": [z.to_dict() for z in zones]},
-                                  option=orjson.OPT_INDENT_2))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    with contextlib.suppress(OSError):
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    private_dir(path.parent)
+    atomic_write(path, orjson.dumps({"version": 1, "zones": [z.to_dict() for z in zones]},
+                                    option=orjson.OPT_INDENT_2))
 
 
 class BehaviourFeature(Feature):

@@ -40,6 +40,7 @@ from edge import messages
 from edge.commands import Command, CommandError, register_validator
 from edge.config import Config
 from edge.features import Feature, FrameContext
+from edge.fsutil import atomic_write, fsync_dir, private_dir
 from edge.media import render
 from edge.media.httprange import Unsatisfiable, parse_range
 from edge.media.httprange import cap as cap_range
@@ -53,10 +54,8 @@ from edge.media.writer import (
     DiskFull,
     JobThread,
     check_space,
-    fsync_dir,
     probe_codecs,
     remove_partials,
-    write_atomic,
 )
 from edge.messages import EventType, Message, MessageType, OverlayType
 
@@ -220,7 +219,7 @@ class MediaFeature(Feature):
         self.bus = device.bus
         self.loop = device.bus.loop
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_dir(self.folder)
         except OSError as exc:
             self.failing = f"media folder {self.folder} cannot be created: {exc}"
             log.error("%s", self.failing)
@@ -392,8 +391,8 @@ class MediaFeature(Feature):
         def job() -> None:
             try:
                 check_space(self.folder, len(clean) + len(drawn), self.reserve)
-                write_atomic(self.folder / records[0].file, clean)
-                write_atomic(self.folder / records[1].file, drawn)
+                atomic_write(self.folder / records[0].file, clean, sync_dir=False)
+                atomic_write(self.folder / records[1].file, drawn, sync_dir=False)
             except OSError as exc:
                 for record in records:
                     with contextlib.suppress(OSError):
