@@ -139,6 +139,7 @@ class BehaviourFeature(Feature):
         self.bus.handle("get_heatmap", self._cmd_get_heatmap)
         self.bus.handle("get_analytics", self._cmd_get_analytics)
         self.bus.listeners.append(self._on_message)
+        device.store.on_recreated.append(self._store_recreated)
         if device.mqtt is not None:
             device.mqtt.connect_hooks.append(self._republish_retained)
         log.info("behaviour: %d zone(s) loaded from %s", len(self.zones), self.zones_path)
@@ -273,6 +274,18 @@ class BehaviourFeature(Feature):
             self.bus.publish(message)
             self._mirror("analytics", message)
 
+    def _store_recreated(self, detail: str) -> None:
+        """The data dir was emptied under us: write the zones again so they survive the next restart."""
+        async def save() -> None:
+            async with self._save_lock:
+                try:
+                    await asyncio.to_thread(save_zones, self.zones_path, self.zones)
+                except OSError as exc:
+                    log.error("zones could not be saved again in %s: %s", self.zones_path.parent, exc)
+
+        if self.zones:
+            self._tasks.append(asyncio.ensure_future(save()))
+
     # --- commands (loop) ---
     async def _cmd_set_zones(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
         zones: tuple[Zone, ...] = command.args["zones"]
@@ -289,7 +302,18 @@ class BehaviourFeature(Feature):
         return {"zones": [z.to_dict() for z in zones], "count": len(zones)}
 
     async def _cmd_get_zones(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
-        return {"zones": self._zones_view}
+        return {"zones": self._current_view()}
+
+    def _current_view(self) -> list[dict[str, Any]]:
+        """The saved zones with the newest occupancy the inference thread reported for them.
+
+        Read your own writes: right after ``set_zones`` the inference thread has not applied the new set yet
+        (it does on its next frame), so its last overlay still describes the old zones; until it catches
+        up, the new zones are shown unoccupied rather than the old ones."""
+        defined = [z.to_dict() for z in self.zones]
+        if [{k: v for k, v in z.items() if k not in ("occupied", "since")} for z in self._zones_view] == defined:
+            return self._zones_view
+        return self._view(self.zones, {})
 
     async def _cmd_get_heatmap(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -306,7 +330,7 @@ class BehaviourFeature(Feature):
     # --- Feature surface ---
     def connection_info(self) -> dict[str, Any]:
         now = time.time()
-        return {"zones": self._zones_view,
+        return {"zones": self._current_view(),
                 "analytics": self.analytics.report(self.analytics.day_of(now), now)}
 
     def telemetry(self) -> dict[str, Any]:

@@ -58,6 +58,7 @@ from edge.media.writer import (
     remove_partials,
 )
 from edge.messages import EventType, Message, MessageType, OverlayType
+from edge.ratelimit import Cooldown
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
@@ -78,6 +79,8 @@ RING_MAX_BYTES = 16 * 2**20  # hard bound of the pre-roll ring, whatever the res
 SNAPSHOT_WINDOW = 2.0        # a new dog's snapshot is its best frame within this many seconds
 SNAPSHOT_TIMEOUT = 10.0      # a snapshot command waits at most this long for its file
 RETENTION_INTERVAL = 600.0
+SNAPSHOT_COOLDOWN = 1.0      # seconds between requested snapshots, whatever transport asks (each is two files)
+BOOKMARK_COOLDOWN = 2.0      # seconds between bookmarks (each is an event and extends or starts a clip)
 STALE_FRAME = 5.0            # a snapshot is refused when the newest frame is older than this (camera gone)
 POSE_MAX_AGE = 1.0           # a pose overlay this much older than the frame is not drawn on it
 OWN_EVENTS = {EventType.SNAPSHOT_SAVED, EventType.CLIP_SAVED, EventType.BOOKMARK_CREATED, EventType.ERROR}
@@ -212,6 +215,8 @@ class MediaFeature(Feature):
         self._retention_again = False
         self._tasks: list[asyncio.Task] = []
         self.index: MediaIndex | None = None
+        self.snapshot_cooldown = Cooldown(SNAPSHOT_COOLDOWN)
+        self.bookmark_cooldown = Cooldown(BOOKMARK_COOLDOWN)
 
     # --- lifecycle (loop) ---
     def attach(self, device: Device) -> None:
@@ -224,6 +229,7 @@ class MediaFeature(Feature):
             self.failing = f"media folder {self.folder} cannot be created: {exc}"
             log.error("%s", self.failing)
         self.index = MediaIndex(device.store.db)
+        device.store.on_recreated.append(self._store_recreated)
         self.codecs = probe_codecs()
         log.info("media: clips as MP4 with %s (H.264 %s in this OpenCV build); stored in %s",
                  self.codecs[0] if self.codecs else "no usable codec",
@@ -521,6 +527,17 @@ class MediaFeature(Feature):
             log.info("media: saving works again")
         self.failing, self.disk_full = None, False
 
+    def _store_recreated(self, detail: str) -> None:
+        """The event database (which holds the media index) was lost and made anew: index the new one,
+        make the folder again if it went too, and adopt whatever files are still there."""
+        self.index = MediaIndex(self.device.store.db)
+        try:
+            private_dir(self.folder)
+        except OSError as exc:
+            self.failing = f"media folder {self.folder} cannot be created: {exc}"
+            log.error("%s", self.failing)
+        self._tasks.append(asyncio.ensure_future(self._reconcile()))
+
     def _republish_snapshot(self) -> None:
         mqtt = self.device.mqtt
         if mqtt is not None and self._latest_snapshot is not None:
@@ -590,6 +607,7 @@ class MediaFeature(Feature):
 
     # --- loop: commands ---
     async def _cmd_snapshot(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
+        _cooling("snapshot", self.snapshot_cooldown)
         future = self.loop.create_future()
         request = SnapshotRequest(None, "request", time.monotonic(), None, future)
         if not self._send("snapshot", request):
@@ -601,6 +619,7 @@ class MediaFeature(Feature):
 
     async def _cmd_bookmark(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
         label = command.args["label"]
+        _cooling("bookmark", self.bookmark_cooldown)
         now = time.monotonic()
         event = messages.event(EventType.BOOKMARK_CREATED, {
             "label": label, "origin": context.get("transport"),
@@ -699,6 +718,13 @@ class MediaFeature(Feature):
                         "requests": self.control_dropped},
             "clip_codec": self.codecs[0] if self.codecs else None,
         }
+
+
+def _cooling(action: str, cooldown: Cooldown) -> None:
+    """Refuse an action that writes to disk when asked again too soon (a flood must not fill the media)."""
+    wait = cooldown.wait()
+    if wait > 0:
+        raise CommandError("cooldown", f"at most one {action} per {cooldown.seconds:g} s; try again in {wait:.1f} s")
 
 
 def _read(path: Path, wanted: tuple[int, int] | None) -> bytes:
