@@ -84,6 +84,7 @@ class EventStore:
         self.on_recreated: list[Callable[[str], None]] = []  # loop thread, after a new database is open
         self._identity: tuple[int, int] | None = None
         self._floor = 0
+        self._floor_retry = 0
         self.closed = False
         self.last_seq = 0
         self.db = self._open()
@@ -149,7 +150,9 @@ class EventStore:
 
     # --- seq floor outside the database ---
     def _floor_path(self) -> Path | None:
-        return None if self.path is None else self.path.with_name(FLOOR_FILE)
+        # Beside the database, and read even when the database could not be opened (a read-only data dir):
+        # the in-memory fallback then numbers on from the floor instead of starting again at 1.
+        return None if self.data_dir is None else self.data_dir / FLOOR_FILE
 
     def _read_floor(self) -> dict[str, Any] | None:
         path = self._floor_path()
@@ -169,13 +172,14 @@ class EventStore:
     def _reserve(self, seq: int) -> None:
         """Before ``seq`` is given, make sure the floor file says at least that much (one write per block)."""
         path = self._floor_path()
-        if path is None or seq <= self._floor:
+        if path is None or seq <= self._floor or seq < self._floor_retry:
             return
         floor = seq + FLOOR_BLOCK - 1
         try:
             atomic_write(path, orjson.dumps({"floor": floor, "db_id": self.db_id}))
             self._floor = floor
         except OSError as exc:  # the database write that follows fails the same way and is reported there
+            self._floor_retry = seq + FLOOR_BLOCK // 10  # not once per event while the disk is full
             log.warning("seq floor file %s not written: %s", path, exc)
 
     # --- watching the file ---

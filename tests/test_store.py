@@ -167,3 +167,16 @@ def test_rate_limiter_cooldown_and_backoff() -> None:
     assert [backoff.failed() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
     backoff.reset()
     assert backoff.delay == 0.5
+
+
+def test_a_database_that_cannot_be_opened_falls_back_to_memory_numbering_on_from_the_floor(tmp_path: Path) -> None:
+    store = EventStore(tmp_path)
+    given = add(store, 4)
+    store.close()
+    for name in ("dogmonitor.db", "dogmonitor.db-wal", "dogmonitor.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    (tmp_path / "dogmonitor.db").mkdir()  # whatever is in the way, the database cannot be opened
+    degraded = EventStore(tmp_path)
+    assert degraded.degraded is not None and degraded.path is None
+    assert add(degraded, 1)[0] > max(given)
+    degraded.close()
