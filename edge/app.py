@@ -43,6 +43,8 @@ from edge.vision.detector import Detector
 
 log = logging.getLogger(__name__)
 
+STORE_CHECK_SECONDS = 2.0  # how soon a deleted data dir is noticed when no event is being committed
+
 
 class StartupError(RuntimeError):
     """The device cannot start (models missing and not fetchable …); the message says what to do."""
@@ -216,23 +218,31 @@ class Device:
                 "effect": "events are streamed live but lost on restart"}))
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        telemetry_task = asyncio.create_task(self._telemetry_loop())
-        retention_task = asyncio.create_task(self._retention_loop())
+        tasks = [asyncio.create_task(self._telemetry_loop()), asyncio.create_task(self._retention_loop()),
+                 asyncio.create_task(self._store_watch())]
         await self.stopping.wait()
         log.info("stopping")
-        telemetry_task.cancel()
-        retention_task.cancel()
+        for task in tasks:
+            task.cancel()
+        await self._shutdown()
+        return 0
+
+    async def _shutdown(self) -> None:
+        """Stop in dependency order: producers, features (their last events and command answers), clients,
+        the MQTT bridge (acks marked, ``offline`` once), and only then the event store they all write to."""
         self.capture.stop()
         self.inference.stop()
+        await asyncio.to_thread(self.inference.join, 1.0)
         for feature in self.features:
-            with contextlib.suppress(Exception):
+            try:
                 await feature.stop()
+            except Exception:
+                log.exception("feature %s failed to stop", feature.name)
         await self.hub.stop()
         if self.mqtt is not None:
-            await asyncio.to_thread(self.mqtt.stop)
-        self.inference.join(timeout=1)
-        store.close()
-        return 0
+            await self.mqtt.aclose()
+        await asyncio.sleep(0)  # messages other threads posted meanwhile are committed before the store closes
+        self.store.close()
 
     async def _cmd_emit_test_event(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
         """The seed's test broadcast: a ``test`` event through exactly the path real events take."""
@@ -253,10 +263,16 @@ class Device:
 
     async def _retention_loop(self) -> None:
         while True:
-            removed = self.store.prune(self.config.event_retention_days, self.config.event_max_rows)
+            removed = await self.store.prune_async(self.config.event_retention_days, self.config.event_max_rows)
             if removed:
                 log.info("event retention removed %d old events", removed)
             await asyncio.sleep(600)
+
+    async def _store_watch(self) -> None:
+        """Notice the database file being deleted or replaced even while no event is committed."""
+        while True:
+            await asyncio.sleep(STORE_CHECK_SECONDS)
+            self.store.check()
 
     def _camera_status(self, online: bool, info: dict[str, Any]) -> None:
         """Capture-thread callback: turn transitions into events on the bus."""
@@ -283,6 +299,7 @@ class Device:
             problems.append("broker disconnected")
         if self.bus.store_failing:
             problems.append("event log not writable")
+        problems += self.store.problems()
         for feature in self.features:
             problems += feature.problems()
         return {
@@ -311,8 +328,9 @@ class Device:
             "websocket": {"clients": len(self.hub.clients), "slow_closed": self.hub.slow_closed},
             "mqtt": self.mqtt.telemetry() if self.mqtt is not None else None,
             **{f.name: f.telemetry() for f in self.features},
-            "store": {"ok": not self.bus.store_failing, "degraded": self.store.degraded,
-                      "write_errors": self.store.write_errors, "last_seq": self.store.last_seq},
+            "store": {"ok": not self.bus.store_failing and not self.store.problems(), "degraded": self.store.degraded,
+                      "write_errors": self.store.write_errors, "last_seq": self.store.last_seq,
+                      "recreated": self.store.recreated, "problem": self.store.problem},
         }
 
     async def _telemetry_loop(self) -> None:

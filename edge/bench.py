@@ -108,11 +108,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="bare/pipeline measurements, interleaved; medians are reported (other load evens out)")
     parser.add_argument("--clients", type=int, default=3, help="WebSocket clients attached for the fan-out figure")
     parser.add_argument("--audio", action="store_true", help="benchmark bark detection instead (edge.audio.bench)")
+    parser.add_argument("--store", action="store_true", help="benchmark event log writes instead (edge.storebench)")
     args, rest = parser.parse_known_args(argv)
     if args.audio:
         from edge.audio.bench import main as audio_main
 
         return audio_main(rest)
+    if args.store:
+        from edge.storebench import main as store_main
+
+        return store_main(rest)
     base = load_config()
     ensure_models(base)
     video = Path(args.video) if args.video else base.model_dir / "dog_walking_vidtome.mp4"

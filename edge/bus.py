@@ -47,6 +47,7 @@ class Bus:
         self.counts: Counter[str] = Counter()
         self.timers: StageTimers | None = None  # set to measure hand-over and end-to-end latency
         self._store_failing = False
+        store.on_recreated.append(self._store_recreated)
 
     def attach(self, transport: Transport) -> None:
         self.transports.append(transport)
@@ -99,6 +100,10 @@ class Bus:
             message.seq = seq
             return messages.encode(message, self.device_id)
 
+        if self.store.closed:  # a thread's last message arriving after shutdown closed the log
+            log.warning("%s event after the event log closed is not stored", message.event_type)
+            message.seq = None
+            return messages.encode(message, self.device_id)
         try:
             _, payload = self.store.append(message.ts, str(message.event_type), encode_with_seq)
             self._store_failing = False
@@ -112,6 +117,12 @@ class Bus:
                     EventType.ERROR, {"component": "store", "detail": str(exc.cause),
                                       "effect": "events are streamed live but not persisted"}))
             return exc.payload
+
+    def _store_recreated(self, detail: str) -> None:
+        """The database file vanished under us and a new one was opened: say so once, as a durable event."""
+        self.loop.call_soon(self.publish, messages.event(EventType.ERROR, {
+            "component": "store", "detail": detail,
+            "effect": "events and media stored before are lost; new events are stored and numbered on"}))
 
     @property
     def store_failing(self) -> bool:

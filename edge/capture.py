@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from edge.masking import mask_credentials
+from edge.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -174,18 +175,17 @@ class CaptureThread(threading.Thread):
         self._set_status(False, reason="stalled", stalled_seconds=self.stall_seconds)
 
     def run(self) -> None:
-        backoff = self.backoff_initial
+        backoff = Backoff(self.backoff_initial, self.backoff_max)
         while not self.stop_event.is_set():
             cap = self._open()
             if cap is None:
                 # A missing file is not a cable or network problem: say so, in the event, telemetry and log.
                 missing = self.spec.is_file and not Path(str(self.spec.target)).is_file()
                 reason = f"no such file: {self.spec.target}" if missing else "cannot open source"
-                self._set_status(False, reason=reason, retry_in=round(backoff, 2))
+                self._set_status(False, reason=reason, retry_in=round(backoff.delay, 2))
                 log.warning("camera %s: %s; retrying in %.1fs", self.spec.display,
-                            "no such file" if missing else "cannot open", backoff)
-                self.stop_event.wait(backoff)
-                backoff = min(backoff * 2, self.backoff_max)
+                            "no such file" if missing else "cannot open", backoff.delay)
+                self.stop_event.wait(backoff.failed())
                 self.reconnects += 1
                 continue
             try:
@@ -195,11 +195,10 @@ class CaptureThread(threading.Thread):
             if self.ended or self.stop_event.is_set():
                 break
             if delivered:
-                backoff = self.backoff_initial
-            self._set_status(False, reason="stream ended or read failed", retry_in=round(backoff, 2))
-            log.warning("camera %s: lost; reconnecting in %.1fs", self.spec.display, backoff)
-            self.stop_event.wait(backoff)
-            backoff = min(backoff * 2, self.backoff_max)
+                backoff.reset()
+            self._set_status(False, reason="stream ended or read failed", retry_in=round(backoff.delay, 2))
+            log.warning("camera %s: lost; reconnecting in %.1fs", self.spec.display, backoff.delay)
+            self.stop_event.wait(backoff.failed())
             self.reconnects += 1
 
     def _read_loop(self, cap: cv2.VideoCapture) -> bool:

@@ -3,7 +3,10 @@
 A :class:`Feature` is attached to the running :class:`~edge.app.Device` once the bus and transports
 exist. It may take part in each frame (``process``, on the inference thread, after tracking), in idle
 ticks, in the WebSocket ``connection`` message and in telemetry, and may register commands on the
-bus. Features never do blocking I/O on the event loop.
+bus. Slow work (file writes, folder scans, encoding, model runs) stays off the event loop, on the
+feature's own threads or ``asyncio.to_thread``; on the loop a feature does only small SQLite statements
+on the event store's connection (the media index, analytics in ``meta``) and single metadata calls
+such as ``mkdir``.
 """
 
 from __future__ import annotations

@@ -13,13 +13,13 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from edge.fsutil import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -98,23 +98,16 @@ def _write_verified(entry: ManifestFile, directory: Path, origin: str,
                     copy_into: Callable[[Any], None]) -> Path:
     """Write to a temp file via ``copy_into(fh)``, check the hash, then rename into place."""
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.name}.", dir=directory)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            copy_into(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+
+    def check(tmp: Path) -> None:
         digest = sha256_of(tmp)
         if digest not in entry.sha256:
             raise FetchError(
                 f"{entry.name} from {origin} has sha256 {digest}, expected one of {', '.join(entry.sha256)}; "
                 "the file is corrupt or not the pinned one: fetch it again, or fix the mirror copy"
             )
-        os.replace(tmp, directory / entry.name)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return directory / entry.name
+
+    return atomic_write(directory / entry.name, copy_into, check=check)
 
 
 def fetch_file(entry: ManifestFile, directory: Path, mirror: Path | None, timeout: float = 60.0) -> Path:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from edge.diag import FAIL, PASS, WARN, Check, decode_throttled, exit_code, judge_resources, judge_temperature
@@ -43,6 +44,11 @@ def test_exit_code_rule_0_device_fine_1_device_problem_2_config_invalid() -> Non
     assert exit_code([Check("config", FAIL, "invalid DOGMON_WS_PORT")]) == 2
 
 
+def _healthz(device) -> dict:
+    with urllib.request.urlopen(device.http_url + "/healthz", timeout=5) as response:
+        return json.loads(response.read())
+
+
 def run_diag(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, float]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("DOGMON_")}
     full.update(env)
@@ -55,7 +61,10 @@ def run_diag(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, floa
 
 def test_a_healthy_device_passes_every_essential_check(start_device, mosquitto, tmp_path: Path) -> None:
     device = start_device({"DOGMON_SOURCE": "demo", "DOGMON_MQTT_URL": mosquitto.url})
-    time.sleep(1.5)  # let the first frames and telemetry flow
+    deadline = time.monotonic() + 20  # poll until frames flow and the broker is connected
+    while (health := _healthz(device))["status"] != "ok" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert health["status"] == "ok", health
     env = {k: v for k, v in device.env.items() if k.startswith("DOGMON_")}
     code, out, seconds = run_diag(env, tmp_path, "diag", "--json")
     report = json.loads(out)

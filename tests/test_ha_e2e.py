@@ -3,7 +3,6 @@ entity states rendered as HA renders them, and commands over MQTT."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
@@ -154,7 +153,8 @@ def test_unique_ids_survive_a_restart_and_discovery_off_removes_the_entities(sta
                    and all(p == b"" for p in _configs(s, "dogmonitor_testdog").values()), 10, "entities removed")
     third.close()
     # A fresh HA connecting now finds no retained config for this device at all.
-    late = MqttCollector(mosquitto.host, mosquitto.port, "homeassistant/#")
-    time.sleep(0.5)
+    late = MqttCollector(mosquitto.host, mosquitto.port, ["homeassistant/#", "test/marker"])
+    late.client.publish("test/marker", b"x", qos=1)  # retained configs come on subscribe, before this marker
+    late.wait_for(lambda s: any(t == "test/marker" for t, _, _ in s.snapshot()), 10, "the marker")
     assert _configs(late, "dogmonitor_testdog") == {}
     late.close()

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 
 from edge.commands import CommandError
+from edge.fsutil import atomic_write as write_atomic
 from edge.media import render
 from edge.media.feature import validate_bookmark, validate_list_media
 from edge.media.index import MediaIndex, MediaRecord, file_of, new_id, valid_id
 from edge.media.planner import ActivityGate, BestFramePicker, ClipPlanner, ConstantRate, Trigger
 from edge.media.retention import Item, plan_retention
 from edge.media.ring import EncodedFrame, FrameRing
-from edge.media.writer import ClipRecorder, DiskFull, check_space, probe_codecs, remove_partials, write_atomic
+from edge.media.writer import ClipRecorder, DiskFull, check_space, probe_codecs, remove_partials
 
 
 def frame(t: float, size: int = 100, wall: float | None = None) -> EncodedFrame:

@@ -28,6 +28,14 @@ from tests.netcam import MjpegCamera
 RELIABLE = {"DOGMON_TEST_EVENTS": "1", "DOGMON_WS_RATE": "1000"}
 
 
+def wait_committed(emitter: EventEmitter, count: int, timeout: float = 30) -> None:
+    """Poll until the device confirmed ``count`` events from ``emitter``."""
+    deadline = time.monotonic() + timeout
+    while len(emitter.committed) < count:
+        assert emitter.error is None and time.monotonic() < deadline, (len(emitter.committed), emitter.error)
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def room_video(tmp_path: Path) -> Path:
     """An empty room: the camera runs, no dog, so only the test's own events are produced."""
@@ -70,7 +78,7 @@ def test_sigkill_mid_stream_then_restart_loses_no_committed_event(start_device, 
     device = start_device(env)
     emitter = EventEmitter(device.ws_url, rate=50)
     emitter.start()
-    time.sleep(2.5)
+    wait_committed(emitter, 60)
     device.stop(signal.SIGKILL)
     committed = emitter.stop()
     assert len(committed) > 20
@@ -298,10 +306,10 @@ def test_resume_on_an_open_connection_replays_in_order_then_goes_live(start_devi
     client = StalledClient("127.0.0.1", device.port)  # not reading: a backlog builds up on the device
     emitter = EventEmitter(device.ws_url, rate=300, blob=8000)
     emitter.start()
-    time.sleep(1.5)
+    wait_committed(emitter, 200)  # a backlog builds up on the device
     first = emitter.committed[0]
     client.send({"type": "resume", "id": "r", "since": first})
-    time.sleep(1.0)
+    wait_committed(emitter, len(emitter.committed) + 150)  # the live stream goes on after the resume
     emitter.stop()
     assert client.drain(timeout=3, max_seconds=8) is None  # never closed: the backlog stayed within the limits
     seqs = [m["seq"] for m in events(client.messages)]

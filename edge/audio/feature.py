@@ -36,6 +36,7 @@ from edge.audio.yamnet import YamnetClassifier, read_class_map
 from edge.config import Config
 from edge.features import Feature
 from edge.messages import EventType
+from edge.retry import Backoff
 
 if TYPE_CHECKING:
     from edge.app import Device
@@ -93,7 +94,7 @@ class AudioThread(threading.Thread):
 
     def run(self) -> None:
         feature = self.feature
-        backoff = self.backoff_initial
+        backoff = Backoff(self.backoff_initial, self.backoff_max)
         while not self.stop_event.is_set():
             try:
                 self.source.open()
@@ -114,12 +115,11 @@ class AudioThread(threading.Thread):
             if self.stop_event.is_set():
                 break
             if delivered:
-                backoff = self.backoff_initial
+                backoff.reset()
             feature.reconnects += 1
-            feature.set_online(False, reason=reason or "source stopped", retry_in=round(backoff, 2))
-            log.warning("audio %s: %s; retrying in %.1fs", self.source.display, reason, backoff)
-            self.stop_event.wait(backoff)
-            backoff = min(backoff * 2, self.backoff_max)
+            feature.set_online(False, reason=reason or "source stopped", retry_in=round(backoff.delay, 2))
+            log.warning("audio %s: %s; retrying in %.1fs", self.source.display, reason, backoff.delay)
+            self.stop_event.wait(backoff.failed())
 
     def _read_loop(self) -> bool:
         self.feature.begin_stream()

@@ -19,9 +19,7 @@ commands, the bus listener, analytics and persistence run on the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -37,6 +35,7 @@ from edge.behaviour.zones import Zone, ZoneChange, ZoneError, ZoneTracker, groun
 from edge.commands import Command, CommandError
 from edge.config import Config
 from edge.features import Feature, FrameContext
+from edge.fsutil import atomic_write, private_dir
 from edge.messages import EventType, Message, MessageType, OverlayType
 from edge.protocol.command_specs import COMMANDS
 
@@ -72,20 +71,9 @@ def load_zones(path: Path) -> tuple[Zone, ...]:
 
 def save_zones(path: Path, zones: tuple[Zone, ...]) -> None:
     """Write atomically: a reader (or a power cut) sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(orjson.dumps({"version": 1, "zones": [z.to_dict() for z in zones]},
-                                  option=orjson.OPT_INDENT_2))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    with contextlib.suppress(OSError):
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    private_dir(path.parent)
+    atomic_write(path, orjson.dumps({"version": 1, "zones": [z.to_dict() for z in zones]},
+                                    option=orjson.OPT_INDENT_2))
 
 
 class BehaviourFeature(Feature):
@@ -129,6 +117,7 @@ class BehaviourFeature(Feature):
         self.bus.handle("get_heatmap", self._cmd_get_heatmap)
         self.bus.handle("get_analytics", self._cmd_get_analytics)
         self.bus.listeners.append(self._on_message)
+        device.store.on_recreated.append(self._store_recreated)
         if device.mqtt is not None:
             device.mqtt.connect_hooks.append(self._republish_retained)
         log.info("behaviour: %d zone(s) loaded from %s", len(self.zones), self.zones_path)
@@ -263,6 +252,18 @@ class BehaviourFeature(Feature):
             self.bus.publish(message)
             self._mirror("analytics", message)
 
+    def _store_recreated(self, detail: str) -> None:
+        """The data dir was emptied under us: write the zones again so they survive the next restart."""
+        async def save() -> None:
+            async with self._save_lock:
+                try:
+                    await asyncio.to_thread(save_zones, self.zones_path, self.zones)
+                except OSError as exc:
+                    log.error("zones could not be saved again in %s: %s", self.zones_path.parent, exc)
+
+        if self.zones:
+            self._tasks.append(asyncio.ensure_future(save()))
+
     # --- commands (loop) ---
     async def _cmd_set_zones(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
         zones: tuple[Zone, ...] = command.args["zones"]
@@ -279,7 +280,18 @@ class BehaviourFeature(Feature):
         return {"zones": [z.to_dict() for z in zones], "count": len(zones)}
 
     async def _cmd_get_zones(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
-        return {"zones": self._zones_view}
+        return {"zones": self._current_view()}
+
+    def _current_view(self) -> list[dict[str, Any]]:
+        """The saved zones with the newest occupancy the inference thread reported for them.
+
+        Read your own writes: right after ``set_zones`` the inference thread has not applied the new set yet
+        (it does on its next frame), so its last overlay still describes the old zones; until it catches
+        up, the new zones are shown unoccupied rather than the old ones."""
+        defined = [z.to_dict() for z in self.zones]
+        if [{k: v for k, v in z.items() if k not in ("occupied", "since")} for z in self._zones_view] == defined:
+            return self._zones_view
+        return self._view(self.zones, {})
 
     async def _cmd_get_heatmap(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -296,7 +308,7 @@ class BehaviourFeature(Feature):
     # --- Feature surface ---
     def connection_info(self) -> dict[str, Any]:
         now = time.time()
-        return {"zones": self._zones_view,
+        return {"zones": self._current_view(),
                 "analytics": self.analytics.report(self.analytics.day_of(now), now)}
 
     def telemetry(self) -> dict[str, Any]:

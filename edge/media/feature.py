@@ -40,6 +40,7 @@ from edge import messages
 from edge.commands import Command, CommandError
 from edge.config import Config
 from edge.features import Feature, FrameContext
+from edge.fsutil import atomic_write, fsync_dir, private_dir
 from edge.media import render
 from edge.media.httprange import Unsatisfiable, parse_range
 from edge.media.httprange import cap as cap_range
@@ -53,13 +54,12 @@ from edge.media.writer import (
     DiskFull,
     JobThread,
     check_space,
-    fsync_dir,
     probe_codecs,
     remove_partials,
-    write_atomic,
 )
 from edge.messages import EventType, Message, MessageType, OverlayType
 from edge.protocol.command_specs import COMMANDS
+from edge.ratelimit import Cooldown
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
@@ -80,6 +80,8 @@ RING_MAX_BYTES = 16 * 2**20  # hard bound of the pre-roll ring, whatever the res
 SNAPSHOT_WINDOW = 2.0        # a new dog's snapshot is its best frame within this many seconds
 SNAPSHOT_TIMEOUT = 10.0      # a snapshot command waits at most this long for its file
 RETENTION_INTERVAL = 600.0
+SNAPSHOT_COOLDOWN = 1.0      # seconds between requested snapshots, whatever transport asks (each is two files)
+BOOKMARK_COOLDOWN = 2.0      # seconds between bookmarks (each is an event and extends or starts a clip)
 STALE_FRAME = 5.0            # a snapshot is refused when the newest frame is older than this (camera gone)
 POSE_MAX_AGE = 1.0           # a pose overlay this much older than the frame is not drawn on it
 OWN_EVENTS = {EventType.SNAPSHOT_SAVED, EventType.CLIP_SAVED, EventType.BOOKMARK_CREATED, EventType.ERROR}
@@ -193,6 +195,8 @@ class MediaFeature(Feature):
         self._retention_again = False
         self._tasks: list[asyncio.Task] = []
         self.index: MediaIndex | None = None
+        self.snapshot_cooldown = Cooldown(SNAPSHOT_COOLDOWN)
+        self.bookmark_cooldown = Cooldown(BOOKMARK_COOLDOWN)
 
     # --- lifecycle (loop) ---
     def attach(self, device: Device) -> None:
@@ -200,11 +204,12 @@ class MediaFeature(Feature):
         self.bus = device.bus
         self.loop = device.bus.loop
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_dir(self.folder)
         except OSError as exc:
             self.failing = f"media folder {self.folder} cannot be created: {exc}"
             log.error("%s", self.failing)
         self.index = MediaIndex(device.store.db)
+        device.store.on_recreated.append(self._store_recreated)
         self.codecs = probe_codecs()
         log.info("media: clips as MP4 with %s (H.264 %s in this OpenCV build); stored in %s",
                  self.codecs[0] if self.codecs else "no usable codec",
@@ -369,8 +374,8 @@ class MediaFeature(Feature):
         def job() -> None:
             try:
                 check_space(self.folder, len(clean) + len(drawn), self.reserve)
-                write_atomic(self.folder / records[0].file, clean)
-                write_atomic(self.folder / records[1].file, drawn)
+                atomic_write(self.folder / records[0].file, clean, sync_dir=False)
+                atomic_write(self.folder / records[1].file, drawn, sync_dir=False)
             except OSError as exc:
                 for record in records:
                     with contextlib.suppress(OSError):
@@ -499,6 +504,17 @@ class MediaFeature(Feature):
             log.info("media: saving works again")
         self.failing, self.disk_full = None, False
 
+    def _store_recreated(self, detail: str) -> None:
+        """The event database (which holds the media index) was lost and made anew: index the new one,
+        make the folder again if it went too, and adopt whatever files are still there."""
+        self.index = MediaIndex(self.device.store.db)
+        try:
+            private_dir(self.folder)
+        except OSError as exc:
+            self.failing = f"media folder {self.folder} cannot be created: {exc}"
+            log.error("%s", self.failing)
+        self._tasks.append(asyncio.ensure_future(self._reconcile()))
+
     def _republish_snapshot(self) -> None:
         mqtt = self.device.mqtt
         if mqtt is not None and self._latest_snapshot is not None:
@@ -568,6 +584,7 @@ class MediaFeature(Feature):
 
     # --- loop: commands ---
     async def _cmd_snapshot(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
+        _cooling("snapshot", self.snapshot_cooldown)
         future = self.loop.create_future()
         request = SnapshotRequest(None, "request", time.monotonic(), None, future)
         if not self._send("snapshot", request):
@@ -579,6 +596,7 @@ class MediaFeature(Feature):
 
     async def _cmd_bookmark(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
         label = command.args["label"]
+        _cooling("bookmark", self.bookmark_cooldown)
         now = time.monotonic()
         event = messages.event(EventType.BOOKMARK_CREATED, {
             "label": label, "origin": context.get("transport"),
@@ -677,6 +695,13 @@ class MediaFeature(Feature):
                         "requests": self.control_dropped},
             "clip_codec": self.codecs[0] if self.codecs else None,
         }
+
+
+def _cooling(action: str, cooldown: Cooldown) -> None:
+    """Refuse an action that writes to disk when asked again too soon (a flood must not fill the media)."""
+    wait = cooldown.wait()
+    if wait > 0:
+        raise CommandError("cooldown", f"at most one {action} per {cooldown.seconds:g} s; try again in {wait:.1f} s")
 
 
 def _read(path: Path, wanted: tuple[int, int] | None) -> bytes:

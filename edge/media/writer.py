@@ -1,9 +1,10 @@
 """Media files on disk: atomic JPEG writes, MP4 clip recording, codec choice, and the writer threads.
 
 Owns every write under the media folder. A file only gets its final name once it is complete and
-fsynced (``.part`` name → fsync → rename → fsync of the folder), so anything that announces a file
-announces a complete one. Work runs on :class:`JobThread` s (bounded queues, off the capture,
-inference and event-loop threads); results go back through callbacks the caller makes thread-safe.
+fsynced (``.part`` name → fsync → rename → fsync of the folder, with :mod:`edge.fsutil`; mode 0600), so
+anything that announces a file announces a complete one. Work runs on :class:`JobThread` s (bounded
+queues, off the capture, inference and event-loop threads); results go back through callbacks the
+caller makes thread-safe.
 
 Codec: OpenCV's VideoWriter is asked for H.264 (``avc1``) first and falls back to MPEG-4 Part 2
 (``mp4v``). The opencv-python wheels carry no software H.264 encoder (x264 is GPL); their FFmpeg
@@ -16,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import os
 import queue
 import shutil
 import tempfile
@@ -28,13 +28,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.fsutil import PART_SUFFIX, commit_file
 from edge.media.planner import ConstantRate
 from edge.media.ring import EncodedFrame
 
 log = logging.getLogger(__name__)
 
 CODECS = (("avc1", "h264"), ("mp4v", "mpeg4"))  # (fourcc, codec name) in order of preference
-PART_SUFFIX = ".part"
 
 
 class DiskFull(OSError):
@@ -47,30 +47,6 @@ def check_space(folder: Path, need: int, reserve: int) -> None:
     free = shutil.disk_usage(folder).free
     if free - need < reserve:
         raise DiskFull(f"only {free // 2**20} MiB free on {folder}; media keeps {reserve // 2**20} MiB in reserve")
-
-
-def fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` so that ``path`` either does not exist or holds all of it, also after power loss."""
-    part = path.with_name("." + path.name + PART_SUFFIX)
-    try:
-        with open(part, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(part, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            part.unlink()
-        raise
 
 
 def open_video(path: Path, fourcc: str, fps: float, size: tuple[int, int]) -> cv2.VideoWriter | None:
@@ -233,10 +209,7 @@ class ClipRecorder:
         assert self.part is not None
         final = self.folder / f"{media_id}.mp4"
         try:
-            with open(self.part, "rb+") as handle:
-                os.fsync(handle.fileno())
-            os.replace(self.part, final)
-            fsync_dir(self.folder)
+            commit_file(self.part, final)
         except OSError:
             self.abort()
             raise

@@ -71,7 +71,9 @@ TELEMETRY = obj({
                    "reason": nullable(string("why it is offline (e.g. \"no such file: PATH\"); null while online"))}),
     "websocket": obj({"clients": integer(), "slow_closed": integer()}),
     "mqtt": _telemetry_block, "store": obj({"ok": boolean(), "degraded": nullable(string()),
-                                            "write_errors": integer(), "last_seq": integer()}),
+                                            "write_errors": integer(), "last_seq": integer(),
+                                            "recreated": integer("times the database was found deleted and recreated"),
+                                            "problem": nullable(string("what is wrong with the event log now"))}),
 }, "system, pipeline, camera, transports, store, and one block per feature (audio, behaviour, media …)",
     closed=False)
 

@@ -39,6 +39,8 @@ ERROR_CODES: dict[str, str] = {
     "timeout": "the result did not arrive in time",
     "rate_limited": "more inbound messages per second than DOGMON_WS_RATE allows",
     "too_large": "the MQTT command payload is larger than 64 KiB",
+    "cooldown": "snapshot or bookmark asked again before its cooldown ended; the message says when to retry",
+    "shutting_down": "the device stopped before the command finished; nothing more is published after offline",
     "retained": "a retained MQTT command is refused (it would run again on every reconnect)",
     "internal": "the handler failed unexpectedly; the device logged it",
 }

@@ -47,6 +47,7 @@ class MqttBridge:
         self.max_inflight = max_inflight
         self.loop = bus.loop
         self.connected = False
+        self.stopping = False   # shutdown began: nothing new is handed to paho
         self.stopped = False
         self.status = "connecting"
         self.ever_connected = False
@@ -60,6 +61,7 @@ class MqttBridge:
         self._last_state: bytes | None = None
         self._last_telemetry: bytes | None = None
         self._offline_reported = False
+        self._drained = asyncio.Event()       # set when no event is waiting for its PUBACK
         self.client_id = client_id or f"dogmonitor-{device_id}"
         self.kick_loop = KickLoopDetector(self.client_id)
         # Extension hooks (loop thread): called after each (re)connect, and per subscribed topic filter.
@@ -90,8 +92,26 @@ class MqttBridge:
         self.client.loop_start()
         self._pump()
 
+    async def aclose(self, timeout: float = 1.0) -> None:
+        """Shut down in an order that loses and repeats nothing; the event store must stay open until it returns.
+
+        No new event is handed to paho and nothing else is published; the PUBACKs of the events in flight
+        are awaited (at most ``timeout``) and marked delivered in one transaction, so a restart does not
+        send them again; then ``offline`` is published once and the connection closed.
+        """
+        self.stopping = True
+        if self.inflight and self.connected:
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), timeout)
+        self._flush_acks()
+        await asyncio.to_thread(self.stop, timeout)
+        await asyncio.sleep(0)  # PUBACKs paho handed to the loop before its thread ended
+        self._flush_acks()
+
     def stop(self, timeout: float = 1.0) -> None:
         """Publish ``offline`` ourselves (the will only fires on an unclean loss), then disconnect."""
+        self.stopping = True
         self.stopped = True
         if self.connected:
             info = self.client.publish(self.topic("availability"), "offline", qos=1, retain=True)
@@ -124,8 +144,8 @@ class MqttBridge:
             self.client.subscribe(topic_filter, qos=1)
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> bool:
-        """Publish when connected (False otherwise); callers re-send from a connect hook."""
-        if not self.connected:
+        """Publish when connected (False otherwise, and once shutdown began); callers re-send from a connect hook."""
+        if not self.connected or self.stopping:
             return False
         self.client.publish(topic, payload, qos=qos, retain=retain)
         return True
@@ -178,6 +198,8 @@ class MqttBridge:
         self.kick_loop.connected(time.monotonic())
         log.info("MQTT connected to %s:%s as %s (client id %s)", self.target.host, self.target.port, self.base,
                  self.client_id)
+        if self.stopping:
+            return
         self.publish_retained(self.topic("availability"), "online")
         self.republish_state()
         if self._offline_reported:
@@ -240,18 +262,22 @@ class MqttBridge:
         if seq is None:
             return
         if not self._acked:
-            self.loop.call_later(0.05, self._flush_acks)  # one transaction for a burst of acks
+            # Acks arriving within 50 ms are marked together: mark_delivered is one transaction, one fsync.
+            self.loop.call_later(0.05, self._flush_acks)
         self._acked.append(seq)
+        if not self.inflight:
+            self._drained.set()
         self._pump()
 
     def _flush_acks(self) -> None:
         acked, self._acked = self._acked, []
-        self.bus.store.mark_delivered(acked)
+        if acked:
+            self.bus.store.mark_delivered(acked)
 
     def _pump(self) -> None:
         """Hand the next undelivered events to paho, in order, while fewer than max_inflight are out."""
         room = self.max_inflight - len(self.inflight)
-        if room <= 0:
+        if room <= 0 or self.stopping:
             return
         for seq, payload in self.bus.store.undelivered(self._cursor, room):
             info = self.client.publish(self.topic("events"), payload, qos=1)

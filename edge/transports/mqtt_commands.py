@@ -6,8 +6,14 @@ same :func:`edge.commands.validate_command` as WebSocket commands, with the topi
 ``type``, then run by :meth:`edge.bus.Bus.dispatch` on the loop thread. Every message gets exactly
 one answer on ``cmd/result``: ``{"id", "command", "ok": true, "result"}`` or
 ``{"id", "command", "ok": false, "error": {"code", "message"}}``. Nothing acts on a command that
-failed validation, and retained messages are refused (a retained command would run again on every
-reconnect).
+failed validation. Commands are rate-limited (a token bucket for all command topics: the broker does
+not say who sent what); refusals answer ``rate_limited``.
+
+Retained commands: MQTT 3.1.1 shows the retain flag only on messages the broker replays at subscribe
+time, so a command published retained while the device is subscribed runs once like any other. When
+the device subscribes and finds a retained command, it refuses it (``retained``) and clears it with an
+empty retained publish, so it cannot run on any later reconnect either. At shutdown, commands still
+running are answered ``shutting_down`` before the bridge publishes ``offline``.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from edge import messages
 from edge.commands import Command, CommandError, decode_object, validate_command
 from edge.features import Feature
 from edge.messages import Message, MessageType
 from edge.protocol.command_specs import COMMANDS
+from edge.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from edge.app import Device
@@ -36,6 +44,9 @@ RESULT_LEAF = "result"
 WS_ONLY = frozenset(name for name, spec in COMMANDS.items() if "mqtt" not in spec.transports)
 MAX_PAYLOAD = 64 * 1024
 MAX_RUNNING = 8
+COMMAND_RATE = 5.0    # commands per second over MQTT, all topics together …
+COMMAND_BURST = 10.0  # … with this many in reserve (a Home Assistant dashboard pressing a few buttons)
+SHUTDOWN_WAIT = 0.5   # seconds running commands get to finish at shutdown before they are answered
 
 
 def parse_mqtt_command(name: str, payload: bytes, retained: bool, supported: set[str]) -> Command:
@@ -69,11 +80,18 @@ def result_payload(name: str, answer: Message, device_id: str) -> bytes:
 class MqttCommands:
     """Subscribes to ``cmd/+`` on the bridge and answers each message on ``cmd/result``."""
 
-    def __init__(self, bridge: MqttBridge, bus: Bus) -> None:
+    def __init__(self, bridge: MqttBridge, bus: Bus, rate: float = COMMAND_RATE, burst: float = COMMAND_BURST) -> None:
         self.bridge, self.bus = bridge, bus
         self.running: set[asyncio.Task] = set()
         self.handled = 0
         self.rejected = 0
+        self.rate_limited = 0
+        self.retained_cleared = 0
+        self.limiter = RateLimiter(rate, burst)
+        self.rate = rate
+        self.closing = False
+        self._limited_spell = 0              # refusals since the last one was logged
+        self._clearing: set[str] = set()     # topics whose empty retained publish (ours) is still to come back
         bridge.subscribe(bridge.topic("cmd/+"), self._on_message)
 
     def supported(self) -> set[str]:
@@ -83,27 +101,82 @@ class MqttCommands:
         name = topic.rsplit("/", 1)[-1]
         if name == RESULT_LEAF:
             return  # our own answers (MQTT 3.1.1 has no "no local")
+        if not payload and not retained and topic in self._clearing:
+            self._clearing.discard(topic)  # our own clearing publish coming back: not a command
+            return
+        if retained and payload:
+            self._clear_retained(topic)
         try:
+            if self.closing:
+                raise CommandError("shutting_down", "the device is shutting down; send the command again later")
+            if not retained and not self.limiter.allow():
+                self._limited()
+                raise CommandError("rate_limited", f"more than {self.rate:g} MQTT commands per second; slow down",
+                                   _request_id(payload))
             if len(self.running) >= MAX_RUNNING:
                 raise CommandError("busy", f"more than {MAX_RUNNING} commands running; try again")
             command = parse_mqtt_command(name, payload, retained, self.supported())
         except CommandError as exc:
             self.rejected += 1
-            log.info("MQTT command %r rejected: %s", name[:40], exc.message)
+            if exc.code != "rate_limited":
+                log.info("MQTT command %r rejected: %s", name[:40], exc.message)
             self._answer(name, _error_message(exc))
             return
+        if self._limited_spell:
+            log.warning("MQTT commands: %d refused by the rate limit (%g per second)", self._limited_spell, self.rate)
+            self._limited_spell = 0
         task = asyncio.ensure_future(self._run(name, command))
         self.running.add(task)
         task.add_done_callback(self.running.discard)
 
+    def _limited(self) -> None:
+        self.rate_limited += 1
+        if self._limited_spell == 0:
+            log.warning("MQTT commands arrive faster than %g per second: refusing them (rate_limited)", self.rate)
+        self._limited_spell += 1
+
+    def _clear_retained(self, topic: str) -> None:
+        """Remove a retained command from the broker (an empty retained message deletes it)."""
+        if self.bridge.publish(topic, b"", qos=1, retain=True):
+            self._clearing.add(topic)
+            self.retained_cleared += 1
+            log.warning("MQTT: a retained command on %s was refused and cleared from the broker", topic)
+
     async def _run(self, name: str, command: Command) -> None:
-        answer = await self.bus.dispatch(command, {"transport": "mqtt"})
+        try:
+            answer = await self.bus.dispatch(command, {"transport": "mqtt"})
+        except asyncio.CancelledError:
+            self._answer(name, messages.error("shutting_down", f"the device shut down before {name} finished",
+                                              command.id))
+            raise
         self.handled += 1
         self._answer(name, answer)
+
+    async def close(self) -> None:
+        """Refuse new commands; give running ones a moment, then answer them ``shutting_down``."""
+        self.closing = True
+        if self.running:
+            _, pending = await asyncio.wait(set(self.running), timeout=SHUTDOWN_WAIT)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
 
     def _answer(self, name: str, answer: Message) -> None:
         self.bridge.publish(self.bridge.topic(f"cmd/{RESULT_LEAF}"),
                             result_payload(name[:64], answer, self.bus.device_id), qos=1)
+
+
+def _request_id(payload: bytes) -> str | int | None:
+    """The ``id`` of a command that is refused before validation, so the sender can match the refusal."""
+    if len(payload) > MAX_PAYLOAD:
+        return None
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    found = body.get("id") if isinstance(body, dict) else None
+    return found if isinstance(found, str | int) and not isinstance(found, bool) else None
 
 
 def _error_message(exc: CommandError) -> Message:
@@ -125,7 +198,12 @@ class MqttCommandsFeature(Feature):
         if device.mqtt is not None:
             self.channel = MqttCommands(device.mqtt, device.bus)
 
+    async def stop(self) -> None:
+        if self.channel is not None:
+            await self.channel.close()
+
     def telemetry(self) -> dict[str, Any]:
         if self.channel is None:
             return {}
-        return {"handled": self.channel.handled, "rejected": self.channel.rejected}
+        return {"handled": self.channel.handled, "rejected": self.channel.rejected,
+                "rate_limited": self.channel.rate_limited, "retained_cleared": self.channel.retained_cleared}

@@ -17,7 +17,6 @@ import hmac
 import http
 import logging
 import socket
-import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,6 +32,7 @@ from edge import messages
 from edge.bus import Bus
 from edge.commands import Command, CommandError, parse_command
 from edge.messages import Message, MessageType
+from edge.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +55,6 @@ def binary_response(status: int, body: bytes, content_type: str,
     headers = Headers({"Content-Type": content_type, "Content-Length": str(len(body)),
                        "Cache-Control": "no-store", **(extra or {})})
     return Response(status, http.HTTPStatus(status).phrase, headers, body)
-
-
-class RateLimiter:
-    """Token bucket: ``rate`` messages per second with ``burst`` in reserve."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens = burst
-        self.stamp = time.monotonic()
-
-    def allow(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
 
 
 class Client:
