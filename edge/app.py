@@ -39,6 +39,7 @@ from edge.tracking import DogTracker
 from edge.transports.mqtt import MqttBridge
 from edge.transports.ws import WebSocketHub
 from edge.vision.detector import Detector
+from edge.vision.gating import DetectGate
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,12 @@ def build_detector(config: Config) -> Detector:
         return Detector(session, manifest.spec, config.detect_classes, config.detect_threshold)
     except ValueError as exc:
         raise StartupError(f"DOGMON_DETECT_CLASSES: {exc}") from exc
+
+
+def build_gate(config: Config, detector: Detector) -> DetectGate:
+    """Motion gating from configuration; crops are never smaller than the model's input in source pixels."""
+    return DetectGate(idle_seconds=config.detect_idle_seconds, max_fps=config.detect_fps,
+                      min_side=max(detector.width, detector.height))
 
 
 def build_features(config: Config) -> list[Feature]:
@@ -182,7 +189,7 @@ class Device:
         self.features = build_features(config)
         for feature in self.features:
             feature.attach(self)
-        self.pipeline = FramePipeline(detector, tracker, self.timers, self.features)
+        self.pipeline = FramePipeline(detector, tracker, self.timers, self.features, gate=build_gate(config, detector))
         self.inference = InferenceThread(holder, self.pipeline, bus, self.capture)
 
         await self.hub.start()
@@ -291,6 +298,7 @@ class Device:
                 "dropped_frames": self.holder.dropped,
                 "latency_ms": self.timers.percentiles(),
             },
+            "detect": self.pipeline.gating_telemetry(),
             "camera": {"online": self.capture.online, "source": self.capture.spec.display,
                        "reconnects": self.capture.reconnects},
             "websocket": {"clients": len(self.hub.clients), "slow_closed": self.hub.slow_closed},
