@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import os
 import statistics
@@ -100,6 +101,54 @@ async def fanout_cost(device: Device, rounds: int = 2000) -> dict:
     return {"clients": clients, "publish_us": per_message_us}
 
 
+def device_rss(video: Path, folder: Path, model_dir: Path, mirror: Path | None, seconds: float = 20.0,
+               audio: str = "bark_esc50_4-183992-A-0.wav") -> tuple[float, float]:
+    """Peak and settled RSS (MiB) of a real ``python -m edge run`` with every feature on and a live-view
+    client attached: the device's own memory, not this benchmark's."""
+    import socket
+    import subprocess
+    import sys
+
+    from websockets.sync.client import connect as sync_connect
+
+    from edge.media.live import LIVE_PATH
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    media = (mirror / "media") if mirror else model_dir
+    env = {**os.environ, "DOGMON_SOURCE": str(video), "DOGMON_SOURCE_REALTIME": "1", "DOGMON_WS_HOST": "127.0.0.1",
+           "DOGMON_WS_PORT": str(port), "DOGMON_DATA_DIR": str(folder / "data"), "DOGMON_MODEL_DIR": str(model_dir),
+           "DOGMON_MQTT_URL": "", "DOGMON_AUDIO_SOURCE": str(media / "audio" / audio), "DOGMON_LOG_LEVEL": "warning"}
+    if mirror:
+        env["DOGMON_MIRROR"] = str(mirror)
+    child = subprocess.Popen([sys.executable, "-m", "edge", "run"], cwd=folder, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = settled = 0.0
+    try:
+        process = psutil.Process(child.pid)
+        deadline = time.monotonic() + 60
+        viewer = None
+        while viewer is None:
+            try:
+                viewer = sync_connect(f"ws://127.0.0.1:{port}{LIVE_PATH}", open_timeout=2, legacy=True)
+            except OSError:
+                if child.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the device for the RSS figure did not start") from None
+                time.sleep(0.2)
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            with contextlib.suppress(TimeoutError):
+                viewer.recv(timeout=0.5)
+            settled = process.memory_info().rss / 2**20
+            peak = max(peak, settled)
+        viewer.close()
+    finally:
+        child.terminate()
+        child.wait(10)
+    return peak, settled
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge.bench", description=__doc__)
     parser.add_argument("--video", help="video file (default: the demo clip)")
@@ -108,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="bare/pipeline measurements, interleaved; medians are reported (other load evens out)")
     parser.add_argument("--clients", type=int, default=3, help="WebSocket clients attached for the fan-out figure")
     parser.add_argument("--audio", action="store_true", help="benchmark bark detection instead (edge.audio.bench)")
+    parser.add_argument("--no-gating", action="store_true", help="skip the motion-gating scenarios (a)-(e)")
+    parser.add_argument("--cpu-seconds", type=float, default=8.0, help="seconds per CPU measurement in (a)")
     args, rest = parser.parse_known_args(argv)
     if args.audio:
         from edge.audio.bench import main as audio_main
@@ -148,7 +199,22 @@ def main(argv: list[str] | None = None) -> int:
           f"{fanout['publish_us']:.1f} us with {fanout['clients']}; {per_client:.2f} us per added client "
           "(encoded once, same bytes to every client; clients in this process)")
     print(f"dropped frames       : {device.holder.dropped} (lock-step file source: expected 0)")
-    print(f"process RSS          : {rss:.1f} MiB")
+    print(f"bench process RSS    : {rss:.1f} MiB (this process: {args.rounds} bare sessions and "
+          f"{args.rounds + 2} devices built one after another, the decoded clip)")
+    duty = device.pipeline.gating_telemetry()["duty_cycle"]
+    print(f"gating in the ratio  : detector on {duty} of the pipeline's frames (the clip moves throughout)")
+    with tempfile.TemporaryDirectory() as tmp:
+        peak, settled = device_rss(video, Path(tmp), base.model_dir, base.mirror)
+    print(f"device RSS           : peak {peak:.1f} MiB, after 20 s {settled:.1f} MiB (`python -m edge run`, "
+          "every feature on: bark detection from a WAV, posture, zones, media pre-roll, live view watched)")
+    if not args.no_gating:
+        from edge.gatebench import measure
+
+        media = (base.mirror / "media") if base.mirror else base.model_dir
+        with tempfile.TemporaryDirectory() as tmp:
+            config = dataclasses.replace(config, source_loop=True, data_dir=Path(tmp) / "data")
+            for line in measure(config, build_detector(config), media, Path(tmp), args.cpu_seconds):
+                print(line, flush=True)
     return 0
 
 
