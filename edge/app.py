@@ -181,15 +181,16 @@ class Device:
         holder = LatestFrame()
         self.holder = holder
         spec = resolve_source(config.source, config.model_dir)
-        self.capture = CaptureThread(
-            spec, holder, self._camera_status, loop=config.source_loop, realtime=config.source_realtime,
-            width=config.capture_width, height=config.capture_height, fps=config.capture_fps,
-            stall_seconds=config.camera_stall_seconds, on_frame=lambda: self.timers.tick("capture"))
         tracker = DogTracker(absence_seconds=config.absence_seconds)
         self.features = build_features(config)
         for feature in self.features:
             feature.attach(self)
         self.pipeline = FramePipeline(detector, tracker, self.timers, self.features, gate=build_gate(config, detector))
+        self.capture = CaptureThread(
+            spec, holder, self._camera_status, loop=config.source_loop, realtime=config.source_realtime,
+            width=config.capture_width, height=config.capture_height, fps=config.capture_fps,
+            stall_seconds=config.camera_stall_seconds, on_frame=lambda: self.timers.tick("capture"),
+            analyse=self.pipeline.analyse if self.pipeline.gate.enabled else None)
         self.inference = InferenceThread(holder, self.pipeline, bus, self.capture)
 
         await self.hub.start()

@@ -68,8 +68,7 @@ class FramePipeline:
         self.frame_size = (frame.image.shape[1], frame.image.shape[0])
         out: list[Message] = []
         if self.gate.enabled:
-            motion = self.motion.update(frame.image)
-            self.timers.record("motion", time.monotonic() - started)
+            motion = frame.motion if isinstance(frame.motion, MotionResult) else self.analyse(frame.image)
         else:
             motion = MotionResult((), 0.0)  # gating off: no motion stage either
         decision = self.gate.decide(frame.captured, motion, [t.box for t in self.tracker.tracks],
@@ -91,6 +90,14 @@ class FramePipeline:
         for message in out:
             message.captured = frame.captured
         return out
+
+    def analyse(self, image: Any) -> MotionResult:
+        """The motion stage; the capture thread calls it on every frame it reads (``Frame.motion``), so
+        it runs beside the detector rather than before it. Only one thread may call it."""
+        started = time.monotonic()
+        result = self.motion.update(image)
+        self.timers.record("motion", time.monotonic() - started)
+        return result
 
     def _detect_and_track(self, frame: Frame, decision: GateDecision) -> list[Message]:
         started = time.monotonic()
