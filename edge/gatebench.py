@@ -106,15 +106,20 @@ async def device_cpu(config: Config, video: Path, seconds: float, warmup: float 
             await asyncio.sleep(0.05)
         await asyncio.sleep(warmup)
         process = psutil.Process()
-        cpu0, wall0, frames0 = process.cpu_times(), time.perf_counter(), device.inference.frames
-        detected0 = device.pipeline.frames_detected
+        pipeline = device.pipeline
+        cpu0, wall0 = process.cpu_times(), time.perf_counter()
+        frames0, detected0 = pipeline.frames, pipeline.frames_detected
         await asyncio.sleep(seconds)
         cpu1, wall = process.cpu_times(), time.perf_counter() - wall0
-        frames = device.inference.frames - frames0
-        detected = device.pipeline.frames_detected - detected0
+        frames, detected = pipeline.frames - frames0, pipeline.frames_detected - detected0
     finally:
         device.stopping.set()
         await task
+        # a clip still being written hands its result to this loop: let it finish before the loop closes
+        for feature in device.features:
+            for writer in (getattr(feature, "clip_writer", None), getattr(feature, "snap_writer", None)):
+                if writer is not None and writer.is_alive():
+                    writer.join(10)
     cores = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall
     return {"cores": cores, "fps": frames / wall, "duty": detected / max(1, frames)}
 
