@@ -26,6 +26,7 @@ from edge import messages
 from edge.app import Device, build_detector, ensure_models
 from edge.config import Config, load_config
 from edge.runtime import default_threads
+from edge.vision.detector import Detector
 
 
 def read_frames(path: Path) -> list:
@@ -38,8 +39,7 @@ def read_frames(path: Path) -> list:
     return frames
 
 
-def bare_loop(config: Config, frames: list, total: int) -> float:
-    detector = build_detector(config)
+def bare_loop(detector: Detector, frames: list, total: int) -> float:
     for frame in frames[:3]:  # warm-up
         detector.detect(frame)
     started = time.perf_counter()
@@ -118,7 +118,8 @@ def device_rss(video: Path, folder: Path, model_dir: Path, mirror: Path | None, 
         port = probe.getsockname()[1]
     media = (mirror / "media") if mirror else model_dir
     env = {**os.environ, "DOGMON_SOURCE": str(video), "DOGMON_SOURCE_REALTIME": "1", "DOGMON_WS_HOST": "127.0.0.1",
-           "DOGMON_WS_PORT": str(port), "DOGMON_DATA_DIR": str(folder / "data"), "DOGMON_MODEL_DIR": str(model_dir),
+           "DOGMON_WS_PORT": str(port), "DOGMON_DATA_DIR": str(folder / "data"),
+           "DOGMON_MODEL_DIR": str(model_dir.resolve()),
            "DOGMON_MQTT_URL": "", "DOGMON_AUDIO_SOURCE": str(media / "audio" / audio), "DOGMON_LOG_LEVEL": "warning"}
     if mirror:
         env["DOGMON_MIRROR"] = str(mirror)
@@ -149,6 +150,27 @@ def device_rss(video: Path, folder: Path, model_dir: Path, mirror: Path | None, 
     return peak, settled
 
 
+RSS_STEPS = """
+import psutil, numpy as np
+p = psutil.Process(); print(p.memory_info().rss)
+import edge.app, edge.audio.feature, edge.media.feature
+print(p.memory_info().rss)
+from edge.config import load_config
+d = edge.app.build_detector(load_config())
+d.detect(np.zeros((512, 512, 3), np.uint8)); print(p.memory_info().rss)
+"""
+
+
+def rss_steps(folder: Path, model_dir: Path) -> list[float]:
+    """RSS (MiB) of a fresh interpreter: bare, after the device's imports, after the detector's first run."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", RSS_STEPS], cwd=folder, capture_output=True, text=True,
+                         check=True, env={**os.environ, "DOGMON_MODEL_DIR": str(model_dir.resolve())})
+    return [int(line) / 2**20 for line in out.stdout.split()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge.bench", description=__doc__)
     parser.add_argument("--video", help="video file (default: the demo clip)")
@@ -176,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         frames = read_frames(video)
         bares, pipes = [], []
         device = None
+        detector = build_detector(config)  # one session for every bare round (and the gating scenarios)
         for _ in range(args.rounds):
-            bares.append(bare_loop(config, frames, args.frames))
+            bares.append(bare_loop(detector, frames, args.frames))
             fps, device, _ = asyncio.run(pipeline_run(config, args.frames, 0))
             pipes.append(fps)
         zero = asyncio.run(pipeline_run(config, 20, 0))[2]
@@ -199,21 +222,25 @@ def main(argv: list[str] | None = None) -> int:
           f"{fanout['publish_us']:.1f} us with {fanout['clients']}; {per_client:.2f} us per added client "
           "(encoded once, same bytes to every client; clients in this process)")
     print(f"dropped frames       : {device.holder.dropped} (lock-step file source: expected 0)")
-    print(f"bench process RSS    : {rss:.1f} MiB (this process: {args.rounds} bare sessions and "
-          f"{args.rounds + 2} devices built one after another, the decoded clip)")
+    print(f"bench process RSS    : {rss:.1f} MiB (this process: a bare session, {args.rounds + 2} devices built "
+          "one after another, the decoded clip; not a device's figure, see the next lines)")
     duty = device.pipeline.gating_telemetry()["duty_cycle"]
     print(f"gating in the ratio  : detector on {duty} of the pipeline's frames (the clip moves throughout)")
     with tempfile.TemporaryDirectory() as tmp:
         peak, settled = device_rss(video, Path(tmp), base.model_dir, base.mirror)
+        steps = rss_steps(Path(tmp), base.model_dir)
     print(f"device RSS           : peak {peak:.1f} MiB, after 20 s {settled:.1f} MiB (`python -m edge run`, "
           "every feature on: bark detection from a WAV, posture, zones, media pre-roll, live view watched)")
+    print(f"RSS where it goes    : interpreter {steps[0]:.0f}, + imports (numpy, cv2, onnxruntime, transports) "
+          f"{steps[1] - steps[0]:.0f}, + detector session and first run {steps[2] - steps[1]:.0f}, + the rest "
+          f"(YAMNet, threads, pre-roll ring, buffers) {peak - steps[2]:.0f} MiB")
     if not args.no_gating:
         from edge.gatebench import measure
 
         media = (base.mirror / "media") if base.mirror else base.model_dir
         with tempfile.TemporaryDirectory() as tmp:
             config = dataclasses.replace(config, source_loop=True, data_dir=Path(tmp) / "data")
-            for line in measure(config, build_detector(config), media, Path(tmp), args.cpu_seconds):
+            for line in measure(config, detector, media, Path(tmp), args.cpu_seconds):
                 print(line, flush=True)
     return 0
 
