@@ -117,7 +117,8 @@ def device_rss(video: Path, folder: Path, model_dir: Path, mirror: Path | None, 
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     media = (mirror / "media") if mirror else model_dir
-    env = {**os.environ, "DOGMON_SOURCE": str(video), "DOGMON_SOURCE_REALTIME": "1", "DOGMON_WS_HOST": "127.0.0.1",
+    env = {**os.environ, "DOGMON_SOURCE": str(video.resolve()), "DOGMON_SOURCE_REALTIME": "1",
+           "DOGMON_WS_HOST": "127.0.0.1",
            "DOGMON_WS_PORT": str(port), "DOGMON_DATA_DIR": str(folder / "data"),
            "DOGMON_MODEL_DIR": str(model_dir.resolve()),
            "DOGMON_MQTT_URL": "", "DOGMON_AUDIO_SOURCE": str(media / "audio" / audio), "DOGMON_LOG_LEVEL": "warning"}
@@ -138,12 +139,16 @@ def device_rss(video: Path, folder: Path, model_dir: Path, mirror: Path | None, 
                     raise SystemExit("the device for the RSS figure did not start") from None
                 time.sleep(0.2)
         started = time.monotonic()
+        live_frames = 0
         while time.monotonic() - started < seconds:
             with contextlib.suppress(TimeoutError):
                 viewer.recv(timeout=0.5)
+                live_frames += 1
             settled = process.memory_info().rss / 2**20
             peak = max(peak, settled)
         viewer.close()
+        if live_frames == 0:  # a device without camera frames would make a flattering figure
+            raise SystemExit(f"the device for the RSS figure sent no live-view frame from {video}")
     finally:
         child.terminate()
         child.wait(10)

@@ -168,3 +168,16 @@ def test_a_light_switched_on_costs_a_few_detector_runs_not_a_stream(detector: De
     assert len(recorder.frames) == 360 and sum(not detected for detected, _, _ in recorder.frames) >= 350
     telemetry = pipeline.gating_telemetry()
     assert telemetry["frames_skipped"] >= 350 and telemetry["duty_cycle"] < 0.05
+
+
+def test_frames_skipped_by_the_fps_cap_reach_the_features_with_the_tracks_as_they_are(
+        detector: Detector, media: Path, tmp_path: Path) -> None:
+    photo = scenes.read_image(media / "dog_lying_person_horse_darknet.jpg")
+    video = scenes.write_video(tmp_path / "lying.mp4", scenes.still_frames(photo, 6, 10, (640, 480)), 10)
+    recorder = Recorder()
+    gate = DetectGate(idle_seconds=3.0, max_fps=5.0, min_side=416)
+    pipeline = FramePipeline(detector, DogTracker(absence_seconds=10), StageTimers(), [recorder], gate=gate)
+    kinds, runs = events_of(video, pipeline)
+    assert kinds == ["dog_detected"] and len(runs) == 30       # 60 frames, every other one detected
+    skipped = [(tracks, seen) for detected, tracks, seen in recorder.frames[10:] if not detected]
+    assert len(skipped) == 25 and all(tracks == 1 and seen == 1 for tracks, seen in skipped)
