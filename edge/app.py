@@ -40,6 +40,7 @@ from edge.tracking import DogTracker
 from edge.transports.mqtt import MqttBridge
 from edge.transports.ws import WebSocketHub
 from edge.vision.detector import Detector
+from edge.vision.gating import DetectGate
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,12 @@ def build_detector(config: Config) -> Detector:
         return Detector(session, manifest.spec, config.detect_classes, config.detect_threshold)
     except ValueError as exc:
         raise StartupError(f"DOGMON_DETECT_CLASSES: {exc}") from exc
+
+
+def build_gate(config: Config, detector: Detector) -> DetectGate:
+    """Motion gating from configuration; crops are never smaller than the model's input in source pixels."""
+    return DetectGate(idle_seconds=config.detect_idle_seconds, max_fps=config.detect_fps,
+                      min_side=max(detector.width, detector.height))
 
 
 def build_features(config: Config) -> list[Feature]:
@@ -191,15 +198,16 @@ class Device:
         holder = LatestFrame()
         self.holder = holder
         spec = resolve_source(config.source, config.model_dir)
-        self.capture = CaptureThread(
-            spec, holder, self._camera_status, loop=config.source_loop, realtime=config.source_realtime,
-            width=config.capture_width, height=config.capture_height, fps=config.capture_fps,
-            stall_seconds=config.camera_stall_seconds, on_frame=lambda: self.timers.tick("capture"))
         tracker = DogTracker(absence_seconds=config.absence_seconds)
         self.features = build_features(config)
         for feature in self.features:
             feature.attach(self)
-        self.pipeline = FramePipeline(detector, tracker, self.timers, self.features)
+        self.pipeline = FramePipeline(detector, tracker, self.timers, self.features, gate=build_gate(config, detector))
+        self.capture = CaptureThread(
+            spec, holder, self._camera_status, loop=config.source_loop, realtime=config.source_realtime,
+            width=config.capture_width, height=config.capture_height, fps=config.capture_fps,
+            stall_seconds=config.camera_stall_seconds, on_frame=lambda: self.timers.tick("capture"),
+            analyse=self.pipeline.analyse if self.pipeline.gate.enabled else None)
         self.inference = InferenceThread(holder, self.pipeline, bus, self.capture)
 
         await self.hub.start()
@@ -323,6 +331,7 @@ class Device:
                 "dropped_frames": self.holder.dropped,
                 "latency_ms": self.timers.percentiles(),
             },
+            "detect": self.pipeline.gating_telemetry(),
             "camera": {"online": self.capture.online, "source": self.capture.spec.display,
                        "reconnects": self.capture.reconnects, "reason": self.capture.offline_reason},
             "websocket": {"clients": len(self.hub.clients), "slow_closed": self.hub.slow_closed},

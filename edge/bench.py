@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import os
 import statistics
@@ -25,6 +26,7 @@ from edge import messages
 from edge.app import Device, build_detector, ensure_models
 from edge.config import Config, load_config
 from edge.runtime import default_threads
+from edge.vision.detector import Detector
 
 
 def read_frames(path: Path) -> list:
@@ -37,8 +39,7 @@ def read_frames(path: Path) -> list:
     return frames
 
 
-def bare_loop(config: Config, frames: list, total: int) -> float:
-    detector = build_detector(config)
+def bare_loop(detector: Detector, frames: list, total: int) -> float:
     for frame in frames[:3]:  # warm-up
         detector.detect(frame)
     started = time.perf_counter()
@@ -100,6 +101,81 @@ async def fanout_cost(device: Device, rounds: int = 2000) -> dict:
     return {"clients": clients, "publish_us": per_message_us}
 
 
+def device_rss(video: Path, folder: Path, model_dir: Path, mirror: Path | None, seconds: float = 20.0,
+               audio: str = "bark_esc50_4-183992-A-0.wav") -> tuple[float, float]:
+    """Peak and settled RSS (MiB) of a real ``python -m edge run`` with every feature on and a live-view
+    client attached: the device's own memory, not this benchmark's."""
+    import socket
+    import subprocess
+    import sys
+
+    from websockets.sync.client import connect as sync_connect
+
+    from edge.media.live import LIVE_PATH
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    media = (mirror / "media") if mirror else model_dir
+    env = {**os.environ, "DOGMON_SOURCE": str(video.resolve()), "DOGMON_SOURCE_REALTIME": "1",
+           "DOGMON_WS_HOST": "127.0.0.1",
+           "DOGMON_WS_PORT": str(port), "DOGMON_DATA_DIR": str(folder / "data"),
+           "DOGMON_MODEL_DIR": str(model_dir.resolve()),
+           "DOGMON_MQTT_URL": "", "DOGMON_AUDIO_SOURCE": str(media / "audio" / audio), "DOGMON_LOG_LEVEL": "warning"}
+    if mirror:
+        env["DOGMON_MIRROR"] = str(mirror)
+    child = subprocess.Popen([sys.executable, "-m", "edge", "run"], cwd=folder, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = settled = 0.0
+    try:
+        process = psutil.Process(child.pid)
+        deadline = time.monotonic() + 60
+        viewer = None
+        while viewer is None:
+            try:
+                viewer = sync_connect(f"ws://127.0.0.1:{port}{LIVE_PATH}", open_timeout=2, legacy=True)
+            except OSError:
+                if child.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the device for the RSS figure did not start") from None
+                time.sleep(0.2)
+        started = time.monotonic()
+        live_frames = 0
+        while time.monotonic() - started < seconds:
+            with contextlib.suppress(TimeoutError):
+                viewer.recv(timeout=0.5)
+                live_frames += 1
+            settled = process.memory_info().rss / 2**20
+            peak = max(peak, settled)
+        viewer.close()
+        if live_frames == 0:  # a device without camera frames would make a flattering figure
+            raise SystemExit(f"the device for the RSS figure sent no live-view frame from {video}")
+    finally:
+        child.terminate()
+        child.wait(10)
+    return peak, settled
+
+
+RSS_STEPS = """
+import psutil, numpy as np
+p = psutil.Process(); print(p.memory_info().rss)
+import edge.app, edge.audio.feature, edge.media.feature
+print(p.memory_info().rss)
+from edge.config import load_config
+d = edge.app.build_detector(load_config())
+d.detect(np.zeros((512, 512, 3), np.uint8)); print(p.memory_info().rss)
+"""
+
+
+def rss_steps(folder: Path, model_dir: Path) -> list[float]:
+    """RSS (MiB) of a fresh interpreter: bare, after the device's imports, after the detector's first run."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", RSS_STEPS], cwd=folder, capture_output=True, text=True,
+                         check=True, env={**os.environ, "DOGMON_MODEL_DIR": str(model_dir.resolve())})
+    return [int(line) / 2**20 for line in out.stdout.split()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge.bench", description=__doc__)
     parser.add_argument("--video", help="video file (default: the demo clip)")
@@ -109,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=3, help="WebSocket clients attached for the fan-out figure")
     parser.add_argument("--audio", action="store_true", help="benchmark bark detection instead (edge.audio.bench)")
     parser.add_argument("--store", action="store_true", help="benchmark event log writes instead (edge.storebench)")
+    parser.add_argument("--no-gating", action="store_true", help="skip the motion-gating scenarios (a)-(e)")
+    parser.add_argument("--cpu-seconds", type=float, default=8.0, help="seconds per CPU measurement in (a)")
     args, rest = parser.parse_known_args(argv)
     if args.audio:
         from edge.audio.bench import main as audio_main
@@ -130,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         frames = read_frames(video)
         bares, pipes = [], []
         device = None
+        detector = build_detector(config)  # one session for every bare round (and the gating scenarios)
         for _ in range(args.rounds):
-            bares.append(bare_loop(config, frames, args.frames))
+            bares.append(bare_loop(detector, frames, args.frames))
             fps, device, _ = asyncio.run(pipeline_run(config, args.frames, 0))
             pipes.append(fps)
         zero = asyncio.run(pipeline_run(config, 20, 0))[2]
@@ -153,7 +232,26 @@ def main(argv: list[str] | None = None) -> int:
           f"{fanout['publish_us']:.1f} us with {fanout['clients']}; {per_client:.2f} us per added client "
           "(encoded once, same bytes to every client; clients in this process)")
     print(f"dropped frames       : {device.holder.dropped} (lock-step file source: expected 0)")
-    print(f"process RSS          : {rss:.1f} MiB")
+    print(f"bench process RSS    : {rss:.1f} MiB (this process: a bare session, {args.rounds + 2} devices built "
+          "one after another, the decoded clip; not a device's figure, see the next lines)")
+    duty = device.pipeline.gating_telemetry()["duty_cycle"]
+    print(f"gating in the ratio  : detector on {duty} of the pipeline's frames (the clip moves throughout)")
+    with tempfile.TemporaryDirectory() as tmp:
+        peak, settled = device_rss(video, Path(tmp), base.model_dir, base.mirror)
+        steps = rss_steps(Path(tmp), base.model_dir)
+    print(f"device RSS           : peak {peak:.1f} MiB, after 20 s {settled:.1f} MiB (`python -m edge run`, "
+          "every feature on: bark detection from a WAV, posture, zones, media pre-roll, live view watched)")
+    print(f"RSS where it goes    : interpreter {steps[0]:.0f}, + imports (numpy, cv2, onnxruntime, transports) "
+          f"{steps[1] - steps[0]:.0f}, + detector session and first run {steps[2] - steps[1]:.0f}, + the rest "
+          f"(YAMNet, threads, pre-roll ring, buffers) {peak - steps[2]:.0f} MiB")
+    if not args.no_gating:
+        from edge.gatebench import measure
+
+        media = (base.mirror / "media") if base.mirror else base.model_dir
+        with tempfile.TemporaryDirectory() as tmp:
+            config = dataclasses.replace(config, source_loop=True, data_dir=Path(tmp) / "data")
+            for line in measure(config, detector, media, Path(tmp), args.cpu_seconds):
+                print(line, flush=True)
     return 0
 
 

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -61,6 +62,7 @@ class Frame:
     index: int
     captured: float  # time.monotonic() when read
     wall: float      # time.time() when read
+    motion: Any = None  # what the capture thread's ``analyse`` hook made of the image (motion gating)
 
 
 class LatestFrame:
@@ -112,7 +114,8 @@ class CaptureThread(threading.Thread):
     def __init__(self, spec: SourceSpec, holder: LatestFrame, on_status: StatusCallback, *, loop: bool = True,
                  realtime: bool = True, width: int = 0, height: int = 0, fps: float = 0.0,
                  backoff_initial: float = 0.5, backoff_max: float = 30.0, stall_seconds: float = 5.0,
-                 on_frame: Callable[[], None] | None = None) -> None:
+                 on_frame: Callable[[], None] | None = None,
+                 analyse: Callable[[np.ndarray], Any] | None = None) -> None:
         super().__init__(name="capture", daemon=True)
         self.spec, self.holder, self.on_status = spec, holder, on_status
         self.loop_file, self.realtime = loop, realtime
@@ -120,6 +123,9 @@ class CaptureThread(threading.Thread):
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.stall_seconds = stall_seconds
         self.on_frame = on_frame  # e.g. a rate counter for telemetry (must be thread-safe and cheap)
+        # runs on every captured frame in this thread (the motion stage: it must see frames the consumer
+        # drops, and it costs the inference thread nothing); its result travels as Frame.motion
+        self.analyse = analyse
         self.stop_event = threading.Event()
         self._status_lock = threading.Lock()
         self.online: bool | None = None  # unknown until the first open attempt, so a dead start is reported
@@ -228,7 +234,13 @@ class CaptureThread(threading.Thread):
             if not self.online:
                 self._set_status(True, width=image.shape[1], height=image.shape[0], fps=round(self.source_fps, 2))
             delivered = True
-            self.holder.put(Frame(image, self._index, now, time.time()))
+            motion = None
+            if self.analyse is not None:
+                try:
+                    motion = self.analyse(image)
+                except Exception:  # the consumer falls back to its own analysis; capture goes on
+                    log.exception("frame analysis failed")
+            self.holder.put(Frame(image, self._index, now, time.time(), motion))
             if self.on_frame is not None:
                 self.on_frame()
             if period:

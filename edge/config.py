@@ -158,6 +158,20 @@ def _classes(raw: str) -> tuple[str, ...]:
     return names
 
 
+MIN_DETECT_FPS = 2.0  # the tracker confirms a dog with 3 hits within 2 s and coasts 2 s between hits
+
+
+def _detect_fps(raw: str) -> float:
+    accepted = f"0 (no cap) or a number from {MIN_DETECT_FPS:g} to 240"
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError(accepted) from None
+    if not (value == 0 or MIN_DETECT_FPS <= value <= 240):
+        raise ValueError(accepted)
+    return value
+
+
 def _event_names(raw: str) -> tuple[str, ...]:
     from edge.messages import EventType  # messages imports nothing from here
 
@@ -256,6 +270,11 @@ KEYS: tuple[Key, ...] = (
         "COCO classes counted as the dog, e.g. dog,cat,sheep,bear for dogs the model confuses"),
     Key("DOGMON_ABSENCE_SECONDS", "absence_seconds", "10", _float_range(0.1, 3600),
         "no dog seen for this long fires dog_left"),
+    Key("DOGMON_DETECT_IDLE_SECONDS", "detect_idle_seconds", "3", _float_range(0, 3600),
+        "with nothing moving and no dog tracked, the detector still runs this often "
+        "(0: motion gating off, every frame is detected)"),
+    Key("DOGMON_DETECT_FPS", "detect_fps", "0", _detect_fps,
+        "most detector runs per second (0: no cap; otherwise at least 2, or the tracker cannot confirm a dog)"),
     Key("DOGMON_TELEMETRY_INTERVAL", "telemetry_interval", "5", _float_range(0.2, 3600), "telemetry period (s)"),
     Key("DOGMON_INFERENCE_THREADS", "inference_threads", "0", _int_range(0, 64),
         "onnxruntime intra-op threads (0: all physical cores but one, left for capture and the event loop)"),
@@ -354,6 +373,8 @@ class Config:
     detect_threshold: float
     detect_classes: tuple[str, ...]
     absence_seconds: float
+    detect_idle_seconds: float
+    detect_fps: float
     telemetry_interval: float
     inference_threads: int
     graph_optimization: str
@@ -475,8 +496,23 @@ def load_config(env_file: Path | None = None, environ: Mapping[str, str] | None 
             fields[key.field] = key.parse(raw)
         except ValueError as exc:
             errors.append(ConfigError(key.name, raw, str(exc)))
+    if not errors:
+        try:
+            check_combinations(fields)
+        except ConfigError as exc:
+            errors.append(exc)
     if errors:
         error = errors[0] if len(errors) == 1 else ConfigErrors(errors)
         error.warnings = tuple(warnings)
         raise error
     return Config(**fields, env_file=read_from, warnings=tuple(warnings))
+
+
+def check_combinations(fields: Mapping[str, Any]) -> None:
+    """Keys that are valid alone but not together; the error names both keys."""
+    fps, absence = fields["detect_fps"], fields["absence_seconds"]
+    if fps > 0 and absence < 2.0 / fps:
+        # with fewer than two capped detector runs per absence period, one missed run would end presence
+        raise ConfigError("DOGMON_DETECT_FPS", f"{fps:g}",
+                          f"0 or at least {2.0 / absence:g} with DOGMON_ABSENCE_SECONDS={absence:g} "
+                          "(two detector runs per absence period)")

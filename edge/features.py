@@ -31,6 +31,8 @@ class FrameContext:
     detections: list[Detection]   # every box this frame (dogs labelled "dog", toys by their label)
     tracks: list[Track]           # live dog tracks after this frame (confirmed or not)
     present: bool                 # dog presence after this frame
+    detected: bool = True         # the detector ran on this frame (motion gating skips still frames)
+    seen_at: float | None = None  # frame time of the last detector run (this frame's when ``detected``)
 
     @property
     def now(self) -> float:
@@ -45,8 +47,12 @@ class FrameContext:
         return self.frame.image.shape[1], self.frame.image.shape[0]
 
     def seen_tracks(self) -> list[Track]:
-        """Confirmed tracks matched in this very frame."""
-        return [t for t in self.tracks if t.confirmed and t.last_seen == self.frame.captured]
+        """Confirmed tracks matched at the last detector run (this very frame unless the gate skipped it)."""
+        return [t for t in self.tracks if t.confirmed and t.last_seen == self.seen_time]
+
+    @property
+    def seen_time(self) -> float:
+        return self.frame.captured if self.detected or self.seen_at is None else self.seen_at
 
 
 class Feature:
@@ -64,7 +70,8 @@ class Feature:
         """Called on shutdown, before the transports stop."""
 
     def process(self, ctx: FrameContext) -> list[Message]:
-        """Inference thread: called for every processed frame after tracking."""
+        """Inference thread: called for every captured frame after tracking, whether or not the detector ran
+        on it (``ctx.detected``); on a skipped frame the tracks are as the last detector run left them."""
         return []
 
     def idle(self, now: float) -> list[Message]:

@@ -60,6 +60,7 @@ class OverlayType(StrEnum):
     POSE = "pose"
     ZONES = "zones"
     HEATMAP = "heatmap"
+    MOTION = "motion"
 
 
 @dataclasses.dataclass(slots=True)
@@ -173,3 +174,15 @@ def detection_overlay(frame_w: int, frame_h: int, boxes: list[dict[str, Any]], t
     """Boxes seen in this frame; ``track_count`` counts confirmed dog tracks, coasting ones included."""
     return overlay(OverlayType.DETECTION, {"frame": {"w": frame_w, "h": frame_h}, "boxes": boxes,
                                            "track_count": track_count})
+
+
+def motion_overlay(frame_w: int, frame_h: int, boxes: list[tuple[int, int, int, int]], fraction: float,
+                   relearned: bool, detected: bool, reason: str, region: tuple[int, int, int, int] | None) -> Message:
+    """What the motion stage saw and what the gate decided for one frame (the tablet's debug view)."""
+    def xywh(b: tuple[int, int, int, int]) -> dict[str, int]:
+        return {"x": int(b[0]), "y": int(b[1]), "w": int(b[2] - b[0]), "h": int(b[3] - b[1])}
+
+    return overlay(OverlayType.MOTION, {
+        "frame": {"w": frame_w, "h": frame_h}, "boxes": [xywh(b) for b in boxes], "fraction": fraction,
+        "relearned": relearned, "detected": detected, "reason": reason,
+        "region": xywh(region) if region is not None else None})

@@ -1,14 +1,21 @@
-"""One frame through the vision stages: detect → track → messages. Owns no I/O and no threads.
+"""One frame through the vision stages: motion → gate → detect → track → messages. Owns no I/O and no threads.
 
 :class:`FramePipeline` is called by the inference thread with each new frame (and with ``idle``
 when no frame came, so absence still ends presence). It returns the messages to publish; the
 caller hands them to the bus. Per-stage timings go to the shared :class:`StageTimers`.
+
+Motion gating (``edge/vision/gating.py``) decides per frame whether the detector runs and on which
+region. A frame the detector skips still goes to every feature (pre-roll, live view), with the
+tracks as they are after the last detector run; the tracker only moves on detector runs, so absence
+is counted from frames that were really looked at.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +26,11 @@ from edge.messages import EventType, Message
 from edge.telemetry import StageTimers
 from edge.tracking import DogTracker, Track
 from edge.vision.detector import Detection, Detector
+from edge.vision.gating import DetectGate, GateDecision
+from edge.vision.motion import MotionDetector, MotionResult
+
+MOTION_OVERLAY_INTERVAL = 0.2  # at most 5 motion overlays a second (a debug view needs no more)
+DUTY_WINDOW = 300              # frames the duty cycle is measured over
 
 log = logging.getLogger(__name__)
 
@@ -29,22 +41,71 @@ def track_box(track: Track) -> dict[str, Any]:
 
 class FramePipeline:
     def __init__(self, detector: Detector, tracker: DogTracker, timers: StageTimers,
-                 features: list[Feature] | None = None) -> None:
+                 features: list[Feature] | None = None, gate: DetectGate | None = None,
+                 motion: MotionDetector | None = None) -> None:
         self.features = features if features is not None else []
         self.detector = detector
         self.tracker = tracker
         self.timers = timers
+        self.gate = gate if gate is not None else DetectGate(idle_seconds=0.0)  # default: every frame
+        self.motion = motion if motion is not None else MotionDetector()
         self.frame_size: tuple[int, int] = (0, 0)
         self.last_detections: list[Detection] = []
+        self.last_detected_at: float | None = None  # frame time of the last detector run
+        self.last_motion = MotionResult((), 0.0)
+        self.last_decision = GateDecision(False, "still")
+        self.frames = 0
+        self.frames_detected = 0
+        self.region_runs = 0
+        self.reasons: dict[str, int] = {}
+        self._duty: deque[bool] = deque(maxlen=DUTY_WINDOW)
+        self._motion_overlay_at = -math.inf
+        self._motion_overlay_moving = False
 
     def process(self, frame: Frame) -> list[Message]:
         started = time.monotonic()
         self.timers.record("queue", started - frame.captured)
-        detections = self.detector.detect(frame.image)
+        self.frame_size = (frame.image.shape[1], frame.image.shape[0])
+        out: list[Message] = []
+        if self.gate.enabled:
+            motion = frame.motion if isinstance(frame.motion, MotionResult) else self.analyse(frame.image)
+        else:
+            motion = MotionResult((), 0.0)  # gating off: no motion stage either
+        decision = self.gate.decide(frame.captured, motion, [t.box for t in self.tracker.tracks],
+                                    self.tracker.present, self.frame_size)
+        self._count(motion, decision)
+        out += self._motion_overlay(frame.captured, motion, decision)
+        if decision.run:
+            out += self._detect_and_track(frame, decision)
+        # on a skipped frame: tracks and boxes as the last detector run left them
+        tracks, detections = list(self.tracker.tracks), self.last_detections
+        features_started = time.monotonic()
+        if self.features:
+            ctx = FrameContext(frame, detections, tracks, self.tracker.present, detected=decision.run,
+                               seen_at=self.last_detected_at)
+            for feature in self.features:
+                out += self._guarded(feature, feature.process, ctx)
+            self.timers.record("features", time.monotonic() - features_started)
+        self.timers.tick("inference")
+        for message in out:
+            message.captured = frame.captured
+        return out
+
+    def analyse(self, image: Any) -> MotionResult:
+        """The motion stage; the capture thread calls it on every frame it reads (``Frame.motion``), so
+        it runs beside the detector rather than before it. Only one thread may call it."""
+        started = time.monotonic()
+        result = self.motion.update(image)
+        self.timers.record("motion", time.monotonic() - started)
+        return result
+
+    def _detect_and_track(self, frame: Frame, decision: GateDecision) -> list[Message]:
+        started = time.monotonic()
+        detections = self.detector.detect(frame.image, region=decision.region)
         detected = time.monotonic()
         self.timers.record("detect", detected - started)
-        self.frame_size = (frame.image.shape[1], frame.image.shape[0])
         self.last_detections = detections
+        self.last_detected_at = frame.captured
         dogs = [d for d in detections if d.label == "dog"]
         update = self.tracker.update(dogs, frame.captured)
         out = self._presence_events(update.arrived, update.left, frame.wall)
@@ -53,17 +114,42 @@ class FramePipeline:
         # coasting tracks count too: the state's track count does not flicker with missed detections
         out.append(messages.detection_overlay(self.frame_size[0], self.frame_size[1], boxes,
                                               sum(t.confirmed for t in update.tracks)))
-        tracked = time.monotonic()
-        self.timers.record("track", tracked - detected)
-        if self.features:
-            ctx = FrameContext(frame, detections, update.tracks, self.tracker.present)
-            for feature in self.features:
-                out += self._guarded(feature, feature.process, ctx)
-            self.timers.record("features", time.monotonic() - tracked)
-        self.timers.tick("inference")
-        for message in out:
-            message.captured = frame.captured
+        self.timers.record("track", time.monotonic() - detected)
         return out
+
+    def _count(self, motion: MotionResult, decision: GateDecision) -> None:
+        self.frames += 1
+        self.frames_detected += decision.run
+        self.region_runs += decision.region is not None
+        self.reasons[decision.reason] = self.reasons.get(decision.reason, 0) + 1
+        self._duty.append(decision.run)
+        self.last_motion, self.last_decision = motion, decision
+
+    def _motion_overlay(self, now: float, motion: MotionResult, decision: GateDecision) -> list[Message]:
+        """While something moves (and once when it stops), at most every MOTION_OVERLAY_INTERVAL seconds."""
+        if not self.gate.enabled:
+            return []
+        changed = motion.moving != self._motion_overlay_moving or motion.relearned
+        if not (motion.moving or changed) or (not changed and now - self._motion_overlay_at < MOTION_OVERLAY_INTERVAL):
+            return []
+        self._motion_overlay_at, self._motion_overlay_moving = now, motion.moving
+        return [messages.motion_overlay(self.frame_size[0], self.frame_size[1], list(motion.boxes), motion.fraction,
+                                        motion.relearned, decision.run, decision.reason, decision.region)]
+
+    def gating_telemetry(self) -> dict[str, Any]:
+        """Motion and detector duty figures for telemetry (read from the loop thread: plain values only)."""
+        duty = list(self._duty)
+        motion = self.last_motion
+        return {
+            "enabled": self.gate.enabled,
+            "motion_fraction": motion.fraction,
+            "motion_boxes": [list(b) for b in motion.boxes],
+            "duty_cycle": round(sum(duty) / len(duty), 3) if duty else None,
+            "frames_detected": self.frames_detected,
+            "frames_skipped": self.frames - self.frames_detected,
+            "region_runs": self.region_runs,
+            "reasons": dict(self.reasons),
+        }
 
     def idle(self, now: float) -> list[Message]:
         update = self.tracker.tick(now)

@@ -248,7 +248,7 @@ class MediaFeature(Feature):
 
     # --- inference thread ---
     def process(self, ctx: FrameContext) -> list[Message]:
-        matched = [t for t in ctx.tracks if t.last_seen == ctx.now]  # as the detection overlay shows them
+        matched = [t for t in ctx.tracks if t.last_seen == ctx.seen_time]  # as the detection overlay shows them
         boxes = [render.Box(*t.box, "dog", t.score, t.track_id) for t in matched]
         boxes += [render.Box(d.x1, d.y1, d.x2, d.y2, d.label, d.score) for d in ctx.detections if d.label != "dog"]
         dogs = tuple((t.track_id, t.first_seen, t.score, t.centre) for t in matched)

@@ -52,6 +52,17 @@ OVERLAYS: dict[str, PayloadSpec] = {spec.name: spec for spec in (
         "poses": array(obj({"track_id": integer(), "score": number(), "box": ref("Box"),
                             "keypoints": array(array(number(), min_items=3, max_items=3), "[x, y, confidence]")}))})),
     PayloadSpec("zones", "zones set, or an occupancy changed", obj({"zones": array(ref("ZoneView"))})),
+    PayloadSpec("motion", "while something moves (at most 5 a second), and when motion stops or the scene is "
+                "re-learned", obj({
+                    "frame": ref("Frame"),
+                    "boxes": array(obj({"x": integer(), "y": integer(), "w": integer(), "h": integer()}),
+                                   "moving areas in source pixels"),
+                    "fraction": number("share of the frame that changed"),
+                    "relearned": boolean("a global change (light, exposure) re-learned the background"),
+                    "detected": boolean("the detector ran on this frame"),
+                    "reason": string("why the detector ran or was skipped"),
+                    "region": nullable(obj({"x": integer(), "y": integer(), "w": integer(), "h": integer()},
+                                           "the crop the detector ran on; null for the full frame"))})),
     PayloadSpec("heatmap", "every DOGMON_HEATMAP_INTERVAL s while the dog adds to it, and on get_heatmap",
                 ref("Heatmap")),
 )}

@@ -114,7 +114,16 @@ class Detector:
         tensor, ratio = letterbox(frame, self.width, self.height, self.pad_value)
         return self.session.run(None, {self.input_name: tensor})[0], ratio
 
-    def detect(self, frame: np.ndarray, threshold: float | None = None) -> list[Detection]:
-        output, ratio = self.infer(frame)
-        return decode(output, self.grid, self.strides, ratio, self.class_names, self.dog_ids, self.other_ids,
-                      self.threshold if threshold is None else threshold)
+    def detect(self, frame: np.ndarray, threshold: float | None = None,
+               region: tuple[int, int, int, int] | None = None) -> list[Detection]:
+        """Boxes in ``frame`` pixels; with ``region`` (x1, y1, x2, y2) only that crop is looked at."""
+        if region is None:
+            output, ratio = self.infer(frame)
+        else:
+            output, ratio = self.infer(frame[region[1]:region[3], region[0]:region[2]])
+        found = decode(output, self.grid, self.strides, ratio, self.class_names, self.dog_ids, self.other_ids,
+                       self.threshold if threshold is None else threshold)
+        if region is None or region[:2] == (0, 0):
+            return found
+        dx, dy = region[0], region[1]
+        return [dataclasses.replace(d, x1=d.x1 + dx, y1=d.y1 + dy, x2=d.x2 + dx, y2=d.y2 + dy) for d in found]
