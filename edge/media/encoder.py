@@ -94,6 +94,7 @@ class PyAvClip:
             self.video.pix_fmt = "yuv420p"
             self.video.codec_context.time_base = 1 / rate
             self.video.codec_context.gop_size = max(1, round(fps * KEYFRAME_SECONDS))
+            self.video.codec_context.thread_count = 1  # one core, like the clips thread: inference keeps the rest
             if encoder.name != SOFTWARE:
                 self.video.codec_context.bit_rate = int(HARDWARE_BITRATE * size[0] * size[1] / (640 * 480))
             self.audio = None
