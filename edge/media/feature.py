@@ -202,7 +202,8 @@ class MediaFeature(Feature):
         self.encoders_refused: dict[str, str] = {}
         self.audio_ring: AudioRing | None = None
         self.snap_writer = JobThread("media-snapshots", 16)
-        self.clip_writer = JobThread("media-clips", 4 * int(RECORD_FPS) + 8)
+        # 4 s of frames plus 4 s of 0.1 s sound chunks, and room for start/finish jobs
+        self.clip_writer = JobThread("media-clips", 4 * int(RECORD_FPS) + 40 + 8)
         self.recorder: ClipRecorder | None = None
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, name="media", daemon=True)
