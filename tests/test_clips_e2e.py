@@ -9,6 +9,7 @@ PyAV decoding the sound.
 from __future__ import annotations
 
 import http.server
+import shutil
 import signal
 import threading
 import time
@@ -213,3 +214,53 @@ def test_sigterm_while_a_clip_records_finishes_and_saves_it(start_device, room_w
     assert clip is not None and clip["media_id"] == clips[0].stem and clip["labels"] == ["cut short"]
     assert 2.0 < clip["duration"] < 20
 
+
+
+def test_a_clip_whose_writes_fail_mid_clip_ends_with_an_error_and_the_next_clip_is_saved(
+        start_device, room_with_dog: Path, tmp_path: Path) -> None:
+    """A real failure inside PyAV's muxer: the device's data dir is a 16 MB tmpfs in its own mount namespace,
+    and the test fills that disk while a clip records (through /proc/<pid>/root), then frees it."""
+    import os
+    import subprocess
+
+    data = tmp_path / "small-disk"
+    data.mkdir()
+    unshare = shutil.which("unshare")
+    assert unshare, "unshare (util-linux) is needed to give the device a small private disk"
+    mount_then_run = ["sh", "-c", f'mount -t tmpfs -o size=16m tmpfs "{data}" && exec "$0" "$@"']
+    wrapper = [unshare, "--mount"] if os.geteuid() == 0 else [unshare, "--map-root-user", "--mount"]
+    device = start_device({
+        "DOGMON_SOURCE": str(room_with_dog), "DOGMON_DATA_DIR": str(data), "DOGMON_MEDIA_MIN_FREE_MB": "0",
+        "DOGMON_CLIP_PRE_SECONDS": "1", "DOGMON_CLIP_POST_SECONDS": "30", "DOGMON_CLIP_MAX_SECONDS": "30",
+        "DOGMON_CLIP_EVENTS": "", "DOGMON_SNAPSHOT_EVENTS": ""}, wrapper=[*wrapper, *mount_then_run])
+    private = Path(f"/proc/{device.proc.pid}/root") / data.relative_to("/")
+    assert (private / "media").is_dir(), "the device's private disk is not visible through /proc/<pid>/root"
+    filler = private / "filler"
+    with ws_connect(device.ws_url) as ws:
+        ws_collect(ws, lambda m: any(x["type"] == "telemetry" and x["data"]["media"]["ring"]["seconds"] >= 1
+                                     for x in m), 20)
+        first = reply(ws, {"type": "bookmark", "id": "b1", "label": "doomed"})
+        ws_collect(ws, lambda m: any(x["type"] == "telemetry" and x["data"]["media"]["recording"] for x in m), 10)
+        # fill the disk while the clip records
+        subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True, check=False)
+        got = ws_collect(ws, lambda m: any(e["data"].get("component") == "media" for e in events(m, "error")), 30)
+        error = next(e for e in events(got, "error") if e["data"].get("component") == "media")["data"]
+        assert error["disk_full"] is True and "No space" in error["detail"], error
+        # the clip ended there: not recording any more, long before its 30 s, and nothing half-written is left
+        got = ws_collect(ws, lambda m: any(x["type"] == "telemetry" and not x["data"]["media"]["recording"]
+                                           for x in m), 10, into=got)
+        assert not events(got, "clip_saved")
+        assert not [p.name for p in (private / "media").iterdir() if p.name.startswith("clip")]
+        filler.unlink()
+        second = reply(ws, {"type": "bookmark", "id": "b2", "label": "after"})
+        got = ws_collect(ws, lambda m: any(x["type"] == "telemetry" and x["data"]["media"]["recording"]
+                                           for x in m), 10, into=got)
+        time.sleep(1.5)
+        # the next clip records and is saved (here: finished by SIGTERM, its clip_saved still reaches us)
+        device.proc.send_signal(signal.SIGTERM)
+        got = ws_collect(ws, lambda m: clip_of(m, second["seq"]) is not None, 20, into=got)
+    saved = clip_of(got, second["seq"])
+    assert saved is not None and first["seq"] not in saved["events"] and saved["labels"] == ["after"]
+    assert saved["bytes"] > 1000 and saved["duration"] > 1.0
+    assert device.proc.wait(20) == 0
+    assert "ended early" in device.logs()

@@ -252,6 +252,7 @@ class MediaFeature(Feature):
             audio.chunk_listeners.append(self._on_audio)
             audio_rate = audio.sample_rate
         self.recorder = ClipRecorder(self.folder, RECORD_FPS, encoders, self.reserve, audio_rate)
+        self.recorder.on_failure = self._clip_failed
         chosen = encoders[0] if encoders else None
         if chosen is None:
             log.error("media: no clip encoder works here; clips are not saved")
@@ -348,6 +349,9 @@ class MediaFeature(Feature):
                 self._pending.append(item)
             elif kind == "clip":
                 self._trigger_clip(item)
+            elif kind == "clip_failed" and self._recording == item:
+                log.warning("media: clip %s ended early: its encoder or file failed", item)
+                self._recording, self.planner.active = None, None
 
     def _trigger_clip(self, trigger: Trigger) -> None:
         plan = self.planner.trigger(trigger)
@@ -462,6 +466,11 @@ class MediaFeature(Feature):
             self.loop.call_soon_threadsafe(self._snapshot_saved, request, records, clean, info)
 
         self.snap_writer.submit(job)
+
+    def _clip_failed(self, media_id: str, exc: OSError) -> None:
+        """Clips thread: a clip failed while recording; report it now and let the media thread end it."""
+        self.loop.call_soon_threadsafe(self._failed, "clip", exc, None)
+        self._send("clip_failed", media_id)
 
     def _finish_clip(self, media_id: str, plan: ClipPlan) -> None:
         """Clip writer thread: close the file; hand the result (or the failure) to the loop."""

@@ -138,6 +138,9 @@ class ClipRecorder:
         self.early_audio: list[AudioChunk] = []
         self.audio_chunks = 0
         self.failed_encoders: list[str] = []
+        # Called on the clips thread when a clip fails while recording (media id, error): the owner ends
+        # that clip at once, so the next trigger starts a new clip instead of joining a dead one.
+        self.on_failure: Callable[[str, OSError], None] | None = None
 
     @property
     def encoder(self) -> EncoderChoice | None:
@@ -199,6 +202,8 @@ class ClipRecorder:
 
     def _fail(self, exc: OSError) -> None:
         self.error = exc
+        if self.on_failure is not None and self.media_id is not None:
+            self.on_failure(self.media_id, exc)
         if isinstance(exc, EncoderError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT) \
                 and self.encoder is not None and len(self.encoders) > 1:
             failed = self.encoders.pop(0)
