@@ -264,3 +264,19 @@ def test_a_clip_whose_writes_fail_mid_clip_ends_with_an_error_and_the_next_clip_
     assert saved["bytes"] > 1000 and saved["duration"] > 1.0
     assert device.proc.wait(20) == 0
     assert "ended early" in device.logs()
+
+
+def test_the_mp4v_fallback_says_so_in_codec_telemetry_and_log(start_device, room_with_dog: Path,
+                                                              tmp_path: Path) -> None:
+    device = start_device({"DOGMON_SOURCE": str(room_with_dog), "DOGMON_CLIP_ENCODER": "mp4v",
+                           "DOGMON_CLIP_PRE_SECONDS": "1", "DOGMON_CLIP_POST_SECONDS": "1",
+                           "DOGMON_CLIP_MAX_SECONDS": "1", "DOGMON_CLIP_EVENTS": "", "DOGMON_SNAPSHOT_EVENTS": ""})
+    with ws_connect(device.ws_url) as ws:
+        got = ws_collect(ws, lambda m: any(x["type"] == "telemetry" and x["data"]["media"]["ring"]["seconds"] >= 1
+                                           for x in m), 20)
+        assert [x for x in got if x["type"] == "telemetry"][-1]["data"]["media"]["clip_codec"] == "mp4v"
+        mark = reply(ws, {"type": "bookmark", "id": "b"})
+        got = ws_collect(ws, lambda m: clip_of(m, mark["seq"]) is not None, 20)
+    clip = clip_of(got, mark["seq"])
+    assert clip is not None and clip["codec"] == "mp4v" and clip["encoder"] == "mp4v" and clip["audio"] is False
+    assert "clips are OpenCV mp4v, not H.264 (DOGMON_CLIP_ENCODER=mp4v)" in device.logs()

@@ -257,8 +257,8 @@ class MediaFeature(Feature):
         if chosen is None:
             log.error("media: no clip encoder works here; clips are not saved")
         elif chosen.codec != "h264":
-            log.warning("media: PyAV cannot encode H.264 here; clips fall back to OpenCV mp4v, which Chrome and "
-                        "Firefox do not play")
+            why = self.encoders_refused.get("libx264", f"DOGMON_CLIP_ENCODER={self.config.clip_encoder}")
+            log.warning("media: clips are OpenCV mp4v, not H.264 (%s); Chrome and Firefox do not play mp4v", why)
         else:
             log.info("media: clips as H.264 MP4 with %s%s; stored in %s", chosen.name,
                      ", with sound (AAC)" if audio_rate else "", self.folder)
