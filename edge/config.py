@@ -328,6 +328,9 @@ KEYS: tuple[Key, ...] = (
         "longest clip after its pre-roll, however long the dog stays active"),
     Key("DOGMON_CLIP_EVENTS", "clip_events", "dog_detected,zone_enter,fetch_return,continuous_barking", _event_names,
         "events that record a clip (comma list; empty: only bookmarks record clips)"),
+    Key("DOGMON_CLIP_ENCODER", "clip_encoder", "auto", _choice("auto", "h264_v4l2m2m", "libx264", "mp4v"),
+        "clip encoder: auto (hardware H.264 if a test encode works, else libx264, else OpenCV mp4v), or the one "
+        "to try first"),
     Key("DOGMON_SNAPSHOT_EVENTS", "snapshot_events", "dog_detected,sit,stand,lie,zone_enter,fetch_return",
         _event_names, "events that save a snapshot (comma list; empty: only on request)"),
     Key("DOGMON_LIVE_FPS", "live_fps", "5", _float_range(0.2, 30), "live view (/ws/video) frames per second"),
@@ -402,6 +405,7 @@ class Config:
     clip_post_seconds: float
     clip_max_seconds: float
     clip_events: tuple[str, ...]
+    clip_encoder: str
     snapshot_events: tuple[str, ...]
     live_fps: float
     live_width: int

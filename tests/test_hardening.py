@@ -131,7 +131,7 @@ def test_a_flood_of_mqtt_snapshot_commands_makes_a_bounded_number_of_files(start
     taken = [r for r in answers if r["ok"]]
     jpegs = list((data_dir / "media").glob("*.jpg"))
     assert 1 <= len(taken) <= seconds / 1.0 + 2, len(taken)  # at most one snapshot a second
-    assert len(jpegs) == 2 * len(taken)  # a clean and an overlay file each, nothing else
+    assert len(jpegs) == 3 * len(taken)  # a clean, an overlay and a thumbnail file each, nothing else
     refused = {r["error"]["code"] for r in answers if not r["ok"]}
     assert refused == {"rate_limited", "cooldown"}, refused
     results.close()

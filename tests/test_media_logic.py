@@ -15,12 +15,13 @@ import pytest
 from edge.commands import CommandError
 from edge.fsutil import atomic_write as write_atomic
 from edge.media import render
+from edge.media.encoder import CHOICE_OF, choose_encoders
 from edge.media.feature import validate_bookmark, validate_list_media
 from edge.media.index import MediaIndex, MediaRecord, file_of, new_id, valid_id
 from edge.media.planner import ActivityGate, BestFramePicker, ClipPlanner, ConstantRate, Trigger
 from edge.media.retention import Item, plan_retention
-from edge.media.ring import EncodedFrame, FrameRing
-from edge.media.writer import ClipRecorder, DiskFull, check_space, probe_codecs, remove_partials
+from edge.media.ring import AudioChunk, EncodedFrame, FrameRing
+from edge.media.writer import ClipRecorder, DiskFull, check_space, remove_partials
 
 
 def frame(t: float, size: int = 100, wall: float | None = None) -> EncodedFrame:
@@ -155,22 +156,35 @@ def test_a_disk_without_room_is_refused_before_writing(tmp_path: Path) -> None:
     assert "free" in str(info.value)
 
 
-def test_clip_recorder_writes_a_playable_mp4_at_real_speed(tmp_path: Path) -> None:
-    codecs = probe_codecs()
-    assert codecs, "this OpenCV build can write neither avc1 nor mp4v MP4 files"
-    recorder = ClipRecorder(tmp_path, fps=10, codecs=codecs, reserve=0)
+@pytest.mark.parametrize("encoder", ["libx264", "mp4v"])
+def test_clip_recorder_writes_a_playable_mp4_at_real_speed(tmp_path: Path, encoder: str) -> None:
+    working, refused = choose_encoders(encoder)
+    assert working and working[0].name == encoder, f"{encoder} cannot encode here: {refused}"
+    recorder = ClipRecorder(tmp_path, fps=10, encoders=working, reserve=0, audio_rate=16000)
 
     def shade(value: int) -> bytes:
         return render.encode_jpeg(np.full((120, 160, 3), value, np.uint8), 90)
 
     # 1 s of pre-roll at 5 fps (dark), then 1 s at 10 fps (bright): the clip must last 2 s at 10 fps
     pre = [EncodedFrame(shade(20), 100 + i * 0.2, 1e9 + i * 0.2, 160, 120) for i in range(5)]
-    recorder.start("clip-20260101T000000-00000000", pre)
+    # sound: silence, with a loud tone exactly when the picture turns bright (1.0-1.3 s into the clip)
+    t = np.arange(1600, dtype=np.float32) / 16000
+    chunks = [AudioChunk(np.zeros(1600, np.float32) if not 15 <= k < 18 else
+                         (0.8 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 99.5 + k * 0.1, 16000)
+              for k in range(5, 25)]
+    recorder.start("clip-20260101T000000-00000000", pre, [c for c in chunks if c.captured < 100.4])
+    for c in chunks:
+        if c.captured >= 100.4 and c.captured < 101:
+            recorder.add_audio(c)
     for i in range(10):
         recorder.add(EncodedFrame(shade(220), 101 + i * 0.1, 1e9 + 1 + i * 0.1, 160, 120))
+        for c in chunks:
+            if 101 + i * 0.1 <= c.captured < 101.1 + i * 0.1:
+                recorder.add_audio(c)
     result = recorder.finish(end=101.95)
     path = tmp_path / result["file"]
-    assert result["duration"] == pytest.approx(2.0) and result["start"] == 1e9 and result["codec"] in codecs
+    assert result["duration"] == pytest.approx(2.0) and result["start"] == 1e9
+    assert result["codec"] == ("h264" if encoder == "libx264" else "mp4v") and result["encoder"] == encoder
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no partial file left
     capture = cv2.VideoCapture(str(path))
     means = []
@@ -181,6 +195,52 @@ def test_clip_recorder_writes_a_playable_mp4_at_real_speed(tmp_path: Path) -> No
         means.append(float(image.mean()))
     assert len(means) == 20
     assert all(m < 60 for m in means[:10]) and all(m > 180 for m in means[10:])
+    if encoder == "mp4v":
+        assert result["audio"] is False
+        return
+    import av
+
+    data = path.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat"), "faststart: the index must come before the media"
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        assert video.codec_context.name == "h264" and video.codec_context.pix_fmt == "yuv420p"
+        assert video.codec_context.profile in ("Main", "Constrained Baseline", "Baseline")
+        samples = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)])
+    rate = 16000
+    level = np.array([np.abs(samples[i:i + 800]).max() for i in range(0, len(samples) - 800, 800)])
+    loud = np.flatnonzero(level > 0.3) * 800 / rate
+    assert result["audio"] is True and abs(len(samples) / rate - 2.0) < 0.15
+    # AAC adds a priming delay the MP4 edit list removes; allow 100 ms either way
+    assert abs(loud[0] - 1.0) < 0.1 and abs(loud[-1] - 1.25) < 0.1, loud
+
+
+def test_a_hardware_encoder_that_fails_its_test_encode_is_not_used() -> None:
+    working, refused = choose_encoders("h264_v4l2m2m")
+    assert "h264_v4l2m2m" in refused and "cannot open" in refused["h264_v4l2m2m"]  # no V4L2 encoder on this machine
+    assert [e.name for e in working] == ["libx264", "mp4v"]
+
+
+def test_an_encoder_that_fails_in_a_clip_ends_it_and_the_next_clip_uses_the_fallback(tmp_path: Path) -> None:
+    """h264_v4l2m2m, put first without its test encode as if it had passed one, fails on this machine."""
+    recorder = ClipRecorder(tmp_path, fps=10, encoders=[CHOICE_OF["h264_v4l2m2m"], CHOICE_OF["libx264"]], reserve=0)
+    frame = render.encode_jpeg(np.full((120, 160, 3), 90, np.uint8))
+    recorder.start("clip-20260101T000000-00000001", [EncodedFrame(frame, 100.0, 1e9, 160, 120)])
+    recorder.add(EncodedFrame(frame, 100.1, 1e9 + 0.1, 160, 120))
+    with pytest.raises(OSError, match="h264_v4l2m2m"):
+        recorder.finish(100.2)
+    assert list(tmp_path.iterdir()) == [] and recorder.failed_encoders == ["h264_v4l2m2m"]
+    recorder.start("clip-20260101T000001-00000002", [EncodedFrame(frame, 101.0, 1e9 + 1, 160, 120)])
+    result = recorder.finish(101.5)
+    assert result["encoder"] == "libx264" and (tmp_path / result["file"]).is_file()
+
+
+def test_thumbnails_are_small() -> None:
+    rng = np.random.default_rng(1)
+    noisy = rng.integers(0, 255, (720, 1280, 3), np.uint8)  # the worst case for JPEG
+    data = render.thumbnail(noisy)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert len(data) <= 25_000 and image.shape[1] in (160, 320)
 
 
 def test_overlay_draws_boxes_and_zones_on_a_copy() -> None:

@@ -15,6 +15,7 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,6 +148,10 @@ class AudioFeature(Feature):
         self.events_sent = 0
         self._stream_wall0 = 0.0
         self._last_episode: dict[str, Any] | None = None
+        self.sample_rate = SAMPLE_RATE
+        # Called on the audio thread with (samples, monotonic time of the first sample, rate) for every
+        # chunk: the media feature keeps them as the clips' sound. Listeners must only queue, never block.
+        self.chunk_listeners: list[Callable[[np.ndarray, float, int], None]] = []
         self._new_stream_state()
 
     @classmethod
@@ -211,6 +216,9 @@ class AudioFeature(Feature):
             # Stream time 0 is when the first sample was captured: the chunk just read ends "now".
             self._stream_wall0 = time.time() - len(chunk) / SAMPLE_RATE
         self.chunks_since_open += 1
+        captured = time.monotonic() - len(chunk) / SAMPLE_RATE
+        for listener in self.chunk_listeners:
+            listener(chunk, captured, SAMPLE_RATE)
         analyzer = self.analyzer
         was_active = analyzer.detector.active
         events = analyzer.push(chunk)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import cv2
 import numpy as np
 
 from edge import messages
@@ -42,19 +43,31 @@ from edge.config import Config
 from edge.features import Feature, FrameContext
 from edge.fsutil import atomic_write, fsync_dir, private_dir
 from edge.media import render
+from edge.media.encoder import choose_encoders
 from edge.media.httprange import Unsatisfiable, parse_range
 from edge.media.httprange import cap as cap_range
-from edge.media.index import CONTENT_TYPES, FILE_PATTERN, MediaIndex, MediaRecord, file_of, new_id, valid_id
+from edge.media.index import (
+    CHILDREN,
+    CONTENT_TYPES,
+    FILE_PATTERN,
+    MediaIndex,
+    MediaRecord,
+    child_id,
+    file_of,
+    group_of,
+    kind_of,
+    new_id,
+    valid_id,
+)
 from edge.media.live import LIVE_PATH, LiveView
 from edge.media.planner import ActivityGate, BestFramePicker, ClipPlan, ClipPlanner, Trigger
 from edge.media.retention import Item, plan_retention
-from edge.media.ring import EncodedFrame, FrameRing
+from edge.media.ring import AudioChunk, AudioRing, EncodedFrame, FrameRing
 from edge.media.writer import (
     ClipRecorder,
     DiskFull,
     JobThread,
     check_space,
-    probe_codecs,
     remove_partials,
 )
 from edge.messages import EventType, Message, MessageType, OverlayType
@@ -78,6 +91,7 @@ RECORD_MAX_WIDTH = 1280      # ring/clip frames are scaled down to this width
 RECORD_QUALITY = 80
 RING_MAX_BYTES = 16 * 2**20  # hard bound of the pre-roll ring, whatever the resolution
 SNAPSHOT_WINDOW = 2.0        # a new dog's snapshot is its best frame within this many seconds
+SHUTDOWN_CLIP_SECONDS = 8.0  # on SIGTERM/SIGINT the clip being recorded is finished within this
 SNAPSHOT_TIMEOUT = 10.0      # a snapshot command waits at most this long for its file
 RETENTION_INTERVAL = 600.0
 SNAPSHOT_COOLDOWN = 1.0      # seconds between requested snapshots, whatever transport asks (each is two files)
@@ -166,9 +180,11 @@ class MediaFeature(Feature):
         self.picker = BestFramePicker(SNAPSHOT_WINDOW)
         self.gate = ActivityGate()
         self.live = LiveView()
-        self.codecs: list[str] = []
+        self.encoders_refused: dict[str, str] = {}
+        self.audio_ring: AudioRing | None = None
         self.snap_writer = JobThread("media-snapshots", 16)
-        self.clip_writer = JobThread("media-clips", 4 * int(RECORD_FPS) + 8)
+        # 4 s of frames plus 4 s of 0.1 s sound chunks, and room for start/finish jobs
+        self.clip_writer = JobThread("media-clips", 4 * int(RECORD_FPS) + 40 + 8)
         self.recorder: ClipRecorder | None = None
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, name="media", daemon=True)
@@ -210,11 +226,26 @@ class MediaFeature(Feature):
             log.error("%s", self.failing)
         self.index = MediaIndex(device.store.db)
         device.store.on_recreated.append(self._store_recreated)
-        self.codecs = probe_codecs()
-        log.info("media: clips as MP4 with %s (H.264 %s in this OpenCV build); stored in %s",
-                 self.codecs[0] if self.codecs else "no usable codec",
-                 "available" if "avc1" in self.codecs else "not available", self.folder)
-        self.recorder = ClipRecorder(self.folder, RECORD_FPS, self.codecs, self.reserve)
+        encoders, self.encoders_refused = choose_encoders(self.config.clip_encoder)
+        for name, reason in self.encoders_refused.items():
+            log.info("media: clip encoder %s not used: %s", name, reason)
+        audio = next((f for f in device.features if f.name == "audio"), None)
+        audio_rate = None
+        if audio is not None and hasattr(audio, "chunk_listeners"):
+            self.audio_ring = AudioRing(self.config.clip_pre_seconds + 1.0)
+            audio.chunk_listeners.append(self._on_audio)
+            audio_rate = audio.sample_rate
+        self.recorder = ClipRecorder(self.folder, RECORD_FPS, encoders, self.reserve, audio_rate)
+        self.recorder.on_failure = self._clip_failed
+        chosen = encoders[0] if encoders else None
+        if chosen is None:
+            log.error("media: no clip encoder works here; clips are not saved")
+        elif chosen.codec != "h264":
+            why = self.encoders_refused.get("libx264", f"DOGMON_CLIP_ENCODER={self.config.clip_encoder}")
+            log.warning("media: clips are OpenCV mp4v, not H.264 (%s); Chrome and Firefox do not play mp4v", why)
+        else:
+            log.info("media: clips as H.264 MP4 with %s%s; stored in %s", chosen.name,
+                     ", with sound (AAC)" if audio_rate else "", self.folder)
         self.bus.handle("snapshot", self._cmd_snapshot)
         self.bus.handle("bookmark", self._cmd_bookmark)
         self.bus.handle("list_media", self._cmd_list_media)
@@ -240,11 +271,32 @@ class MediaFeature(Feature):
             task.cancel()
         self.stop_event.set()
         await asyncio.to_thread(self.thread.join, 1.0)
-        if self.recorder is not None:
-            self.clip_writer.offer(self.recorder.abort)  # an unfinished clip is dropped, never half-announced
+        plan, media_id = self.planner.active, self._recording
+        if plan is not None and media_id is not None and self.recorder is not None and not self.thread.is_alive():
+            # Shutting down mid-clip: end the clip at the newest frame and save it like any other.
+            latest = self._latest
+            plan.end = min(plan.end, latest.captured if latest is not None else plan.end)
+            self.planner.active, self._recording = None, None
+            log.info("media: stopping; finishing the clip being recorded (%s)", media_id)
+            self.clip_writer.submit(functools.partial(self._finish_clip, media_id, plan))
         self.clip_writer.stop()
         self.snap_writer.stop()
+        for writer in (self.clip_writer, self.snap_writer):
+            if writer.is_alive():
+                await asyncio.to_thread(writer.join, SHUTDOWN_CLIP_SECONDS)
+        await asyncio.sleep(0)  # run the saved callbacks the writers scheduled: their events are committed now
+        await asyncio.sleep(0)
         await self.live.close_all()
+
+    # --- audio thread ---
+    def _on_audio(self, samples: np.ndarray, captured: float, rate: int) -> None:
+        """A microphone chunk: kept in the sound pre-roll, and streamed to the clip being recorded."""
+        chunk = AudioChunk(samples, captured, rate)
+        assert self.audio_ring is not None
+        self.audio_ring.add(chunk)
+        if self._recording is not None and self.recorder is not None \
+                and not self.clip_writer.offer(functools.partial(self.recorder.add_audio, chunk)):
+            self.clip_frames_dropped += 1
 
     # --- inference thread ---
     def process(self, ctx: FrameContext) -> list[Message]:
@@ -278,15 +330,19 @@ class MediaFeature(Feature):
                 self._pending.append(item)
             elif kind == "clip":
                 self._trigger_clip(item)
+            elif kind == "clip_failed" and self._recording == item:
+                log.warning("media: clip %s ended early: its encoder or file failed", item)
+                self._recording, self.planner.active = None, None
 
     def _trigger_clip(self, trigger: Trigger) -> None:
         plan = self.planner.trigger(trigger)
         if plan is None or self.recorder is None:
             return
         media_id = new_id("clip")
-        self._recording = media_id
         preroll = self.ring.since(plan.start)
-        self.clip_writer.submit(functools.partial(self.recorder.start, media_id, preroll))
+        audio = self.audio_ring.since(plan.start) if self.audio_ring is not None else None
+        self._recording = media_id
+        self.clip_writer.submit(functools.partial(self.recorder.start, media_id, preroll, audio, trigger.at))
 
     def _on_frame(self, info: FrameInfo) -> None:
         self._latest = info
@@ -361,21 +417,26 @@ class MediaFeature(Feature):
             poses = self._poses[1]
         clean = render.encode_jpeg(info.image)
         drawn = render.encode_jpeg(render.draw_overlay(info.image, info.boxes, self._zones, poses))
+        thumb = render.thumbnail(info.image)
         clean_id = new_id("snapshot", info.wall)
-        overlay_id = clean_id.replace("snap-", "snapo-", 1)
+        overlay_id, thumb_id = child_id(clean_id, "snapshot_overlay"), child_id(clean_id, "snapshot_thumb")
         height, width = info.image.shape[:2]
+        thumb_w = min(width, render.THUMB_WIDTH)
         records = [
             MediaRecord(clean_id, "snapshot", clean_id, info.wall, f"{clean_id}.jpg", len(clean), "image/jpeg",
                         width, height, event_seq=request.seq),
             MediaRecord(overlay_id, "snapshot_overlay", clean_id, info.wall, f"{overlay_id}.jpg", len(drawn),
                         "image/jpeg", width, height, event_seq=request.seq),
+            MediaRecord(thumb_id, "snapshot_thumb", clean_id, info.wall, f"{thumb_id}.jpg", len(thumb), "image/jpeg",
+                        thumb_w, round(height * thumb_w / width), event_seq=request.seq),
         ]
+        contents = [clean, drawn, thumb]
 
         def job() -> None:
             try:
-                check_space(self.folder, len(clean) + len(drawn), self.reserve)
-                atomic_write(self.folder / records[0].file, clean, sync_dir=False)
-                atomic_write(self.folder / records[1].file, drawn, sync_dir=False)
+                check_space(self.folder, sum(map(len, contents)), self.reserve)
+                for record, content in zip(records, contents, strict=True):
+                    atomic_write(self.folder / record.file, content, sync_dir=False)
             except OSError as exc:
                 for record in records:
                     with contextlib.suppress(OSError):
@@ -387,6 +448,11 @@ class MediaFeature(Feature):
 
         self.snap_writer.submit(job)
 
+    def _clip_failed(self, media_id: str, exc: OSError) -> None:
+        """Clips thread: a clip failed while recording; report it now and let the media thread end it."""
+        self.loop.call_soon_threadsafe(self._failed, "clip", exc, None)
+        self._send("clip_failed", media_id)
+
     def _finish_clip(self, media_id: str, plan: ClipPlan) -> None:
         """Clip writer thread: close the file; hand the result (or the failure) to the loop."""
         assert self.recorder is not None
@@ -397,6 +463,16 @@ class MediaFeature(Feature):
         except OSError as exc:
             self.loop.call_soon_threadsafe(self._failed, "clip", exc, None)
             return
+        poster_id = child_id(media_id, "clip_poster")
+        image = cv2.imdecode(np.frombuffer(result["poster"], np.uint8), cv2.IMREAD_COLOR)
+        try:
+            poster = render.thumbnail(image)
+            atomic_write(self.folder / f"{poster_id}.jpg", poster)
+            result["poster"] = (poster_id, len(poster), min(image.shape[1], render.THUMB_WIDTH),
+                                round(image.shape[0] * min(image.shape[1], render.THUMB_WIDTH) / image.shape[1]))
+        except (OSError, ValueError, cv2.error) as exc:  # the clip itself is saved; it just has no poster
+            log.warning("media: poster of %s not saved: %s", media_id, exc)
+            result["poster"] = None
         self.loop.call_soon_threadsafe(self._clip_saved, plan, result)
 
     # --- loop: bus listener ---
@@ -433,9 +509,11 @@ class MediaFeature(Feature):
         if not self._index_add(records, "snapshot", request):
             return
         self.snapshots_saved += 1
-        clean_rec, overlay_rec = records
+        clean_rec, overlay_rec, thumb_rec = records
         data = {"media_id": clean_rec.id, "url": f"{MEDIA_PREFIX}{clean_rec.id}",
                 "overlay_media_id": overlay_rec.id, "overlay_url": f"{MEDIA_PREFIX}{overlay_rec.id}",
+                "thumb_media_id": thumb_rec.id, "thumb_url": f"{MEDIA_PREFIX}{thumb_rec.id}",
+                "thumb_bytes": thumb_rec.bytes,
                 "event_seq": request.seq, "event_type": request.reason, "track_id": request.track_id,
                 "bytes": clean_rec.bytes, "overlay_bytes": overlay_rec.bytes,
                 "width": clean_rec.width, "height": clean_rec.height, "captured": round(info.wall, 3),
@@ -455,7 +533,12 @@ class MediaFeature(Feature):
         record = MediaRecord(result["media_id"], "clip", result["media_id"], time.time(), result["file"],
                              result["bytes"], CONTENT_TYPES["mp4"], result["width"], result["height"],
                              result["start"], result["duration"], first.seq, label)
-        if not self._index_add([record], "clip", None):
+        records = [record]
+        if result["poster"] is not None:
+            poster_id, size, width, height = result["poster"]
+            records.append(MediaRecord(poster_id, "clip_poster", record.id, record.created, f"{poster_id}.jpg", size,
+                                       "image/jpeg", width, height, event_seq=first.seq))
+        if not self._index_add(records, "clip", None):
             return
         self.clips_saved += 1
         data = {"media_id": record.id, "url": f"{MEDIA_PREFIX}{record.id}", "start": round(result["start"], 3),
@@ -464,7 +547,10 @@ class MediaFeature(Feature):
                 "events": [t.seq for t in plan.triggers if t.seq is not None],
                 "label": label, "labels": plan.labels, "pre_roll": round(first.at - result["start_mono"], 2),
                 "bytes": record.bytes, "width": record.width, "height": record.height, "fps": result["fps"],
-                "codec": result["codec"], "content_type": record.content_type}
+                "codec": result["codec"], "encoder": result["encoder"], "audio": result["audio"],
+                "poster_media_id": records[1].id if len(records) > 1 else None,
+                "poster_url": f"{MEDIA_PREFIX}{records[1].id}" if len(records) > 1 else None,
+                "content_type": record.content_type}
         self.bus.publish(messages.event(EventType.CLIP_SAVED, data))
         self._recovered()
         self._schedule_retention()
@@ -537,8 +623,7 @@ class MediaFeature(Feature):
             if match is None or name in rows:
                 continue
             media_id, ext = match.groups()
-            kind = {"snap": "snapshot", "snapo": "snapshot_overlay", "clip": "clip"}[media_id.split("-")[0]]
-            group = media_id.replace("snapo-", "snap-", 1)
+            kind, group = kind_of(media_id), group_of(media_id)
             adopted.append(MediaRecord(media_id, kind, group, stat.st_mtime, name, stat.st_size, CONTENT_TYPES[ext]))
         try:
             if gone:
@@ -609,7 +694,16 @@ class MediaFeature(Feature):
         assert self.index is not None
         args = command.args
         rows = self.index.listing(args["kind"], args["limit"], args["before"])
-        return {"media": [r.describe() for r in rows]}
+        families = self.index.children(sorted({r.group for r in rows if r.kind in CHILDREN}))
+        listed = []
+        for row in rows:
+            described = row.describe()
+            for child_kind, field in CHILDREN.get(row.kind, {}).items():
+                child = families.get(row.group, {}).get(child_kind)
+                if child is not None:
+                    described[field] = child
+            listed.append(described)
+        return {"media": listed}
 
     # --- loop: HTTP ---
     def _http_media(self, connection: ServerConnection, request: Request) -> Response:
@@ -670,7 +764,7 @@ class MediaFeature(Feature):
     def connection_info(self) -> dict[str, Any]:
         newest = self.index.newest("snapshot") if self.index is not None else None
         return {"media": {"live_path": LIVE_PATH, "snapshot_url": "/snapshot.jpg", "media_url": "/media/{id}",
-                          "clip_codec": self.codecs[0] if self.codecs else None,
+                          "clip_codec": self._encoder_field("codec"),
                           "latest_snapshot": newest.id if newest else None}}
 
     def problems(self) -> list[str]:
@@ -693,8 +787,16 @@ class MediaFeature(Feature):
             "live": {**self.live.telemetry(), "encoded": self.live_encoded},
             "dropped": {"frames": self.slot.dropped, "clip_frames": self.clip_frames_dropped,
                         "requests": self.control_dropped},
-            "clip_codec": self.codecs[0] if self.codecs else None,
+            "clip_codec": self._encoder_field("codec"),
+            "clip_encoder": self._encoder_field("name"),
+            "clip_encoders_failed": list(self.recorder.failed_encoders) if self.recorder else [],
+            "clip_encoders_refused": self.encoders_refused,
+            "audio_ring_chunks": len(self.audio_ring) if self.audio_ring is not None else None,
         }
+
+    def _encoder_field(self, name: str) -> str | None:
+        encoder = self.recorder.encoder if self.recorder is not None else None
+        return getattr(encoder, name) if encoder is not None else None
 
 
 def _cooling(action: str, cooldown: Cooldown) -> None:

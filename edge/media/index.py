@@ -36,15 +36,30 @@ CREATE TABLE IF NOT EXISTS media (
 CREATE INDEX IF NOT EXISTS media_created ON media(created);
 """
 
-KINDS = {"snapshot": "snap", "snapshot_overlay": "snapo", "clip": "clip"}
-ID_PATTERN = re.compile(r"(snap|snapo|clip)-\d{8}T\d{6}-[0-9a-f]{8}")
-FILE_PATTERN = re.compile(r"((?:snap|snapo|clip)-\d{8}T\d{6}-[0-9a-f]{8})\.(jpg|mp4)")
+KINDS = {"snapshot": "snap", "snapshot_overlay": "snapo", "snapshot_thumb": "snapt", "clip": "clip",
+         "clip_poster": "clipp"}
+# Children share their parent's group (retention removes them together) and its id after the prefix.
+CHILDREN = {"snapshot": {"snapshot_overlay": "overlay_media_id", "snapshot_thumb": "thumb_media_id"},
+            "clip": {"clip_poster": "poster_media_id"}}
+ID_PATTERN = re.compile(r"(snap|snapo|snapt|clip|clipp)-\d{8}T\d{6}-[0-9a-f]{8}")
+FILE_PATTERN = re.compile(r"((?:snap|snapo|snapt|clip|clipp)-\d{8}T\d{6}-[0-9a-f]{8})\.(jpg|mp4)")
 CONTENT_TYPES = {"jpg": "image/jpeg", "mp4": "video/mp4"}
 
 
 def new_id(kind: str, wall: float | None = None) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if wall is None else wall))
     return f"{KINDS[kind]}-{stamp}-{secrets.token_hex(4)}"
+
+
+def child_id(parent_id: str, kind: str) -> str:
+    """The id of a parent's derived file (overlay, thumbnail, poster): same stamp and token."""
+    return KINDS[kind] + "-" + parent_id.split("-", 1)[1]
+
+
+def group_of(media_id: str) -> str:
+    """The parent id a file belongs to (itself for a parent)."""
+    prefix, rest = media_id.split("-", 1)
+    return ("clip" if prefix.startswith("clip") else "snap") + "-" + rest
 
 
 def valid_id(text: str) -> bool:
@@ -133,6 +148,16 @@ class MediaIndex:
 
     def count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM media").fetchone()[0]
+
+    def children(self, groups: list[str]) -> dict[str, dict[str, str]]:
+        """For each group id: {kind: media id} of the files in it."""
+        out: dict[str, dict[str, str]] = {}
+        for start in range(0, len(groups), 500):
+            part = groups[start:start + 500]
+            rows = self.db.execute(f"SELECT grp, kind, id FROM media WHERE grp IN ({','.join('?' * len(part))})", part)
+            for grp, kind, media_id in rows:
+                out.setdefault(grp, {})[kind] = media_id
+        return out
 
     def delete(self, ids: list[str]) -> None:
         self.db.executemany("DELETE FROM media WHERE id = ?", [(i,) for i in ids])

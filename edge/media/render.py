@@ -41,6 +41,20 @@ def encode_jpeg(image: np.ndarray, quality: int = SNAPSHOT_QUALITY) -> bytes:
     return buffer.tobytes()
 
 
+THUMB_WIDTH = 320
+THUMB_MAX_BYTES = 25_000
+
+
+def thumbnail(image: np.ndarray, width: int = THUMB_WIDTH, max_bytes: int = THUMB_MAX_BYTES) -> bytes:
+    """A small JPEG for timelines: ``width`` px wide (never wider than the image), at most ``max_bytes``."""
+    small = fit_width(image, width)
+    for quality in (80, 70, 60, 50, 40, 30):
+        data = encode_jpeg(small, quality)
+        if len(data) <= max_bytes:
+            return data
+    return encode_jpeg(fit_width(small, width // 2), 30)
+
+
 def fit_width(image: np.ndarray, width: int) -> np.ndarray:
     """Scale down to ``width`` keeping the aspect (never up; 0 keeps the size). Even sizes for codecs."""
     h, w = image.shape[:2]

@@ -9,7 +9,10 @@ bound is refused (counted in ``refused``) rather than emptying the ring.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections import deque
+
+import numpy as np
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,3 +57,41 @@ class FrameRing:
     def span(self) -> float:
         """Seconds between the oldest and newest frame held."""
         return self._frames[-1].captured - self._frames[0].captured if len(self._frames) > 1 else 0.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AudioChunk:
+    samples: np.ndarray  # float32 mono in [-1, 1]
+    captured: float      # time.monotonic() of the first sample
+    rate: int
+
+    @property
+    def end(self) -> float:
+        return self.captured + len(self.samples) / self.rate
+
+
+class AudioRing:
+    """The last ``seconds`` of microphone chunks beside the frame ring (the clip's sound pre-roll).
+
+    Filled by the audio thread, read by the media thread: a lock guards the deque (both sides only
+    append or copy references, so it is held for microseconds).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._chunks: deque[AudioChunk] = deque()
+        self._lock = threading.Lock()
+
+    def add(self, chunk: AudioChunk) -> None:
+        with self._lock:
+            self._chunks.append(chunk)
+            while self._chunks and self._chunks[0].end < chunk.end - self.seconds:
+                self._chunks.popleft()
+
+    def since(self, captured: float) -> list[AudioChunk]:
+        """Chunks that end after ``captured`` (monotonic), oldest first."""
+        with self._lock:
+            return [c for c in self._chunks if c.end > captured]
+
+    def __len__(self) -> int:
+        return len(self._chunks)

@@ -6,10 +6,7 @@ anything that announces a file announces a complete one. Work runs on :class:`Jo
 queues, off the capture, inference and event-loop threads); results go back through callbacks the
 caller makes thread-safe.
 
-Codec: OpenCV's VideoWriter is asked for H.264 (``avc1``) first and falls back to MPEG-4 Part 2
-(``mp4v``). The opencv-python wheels carry no software H.264 encoder (x264 is GPL); their FFmpeg
-does include ``h264_v4l2m2m``, the Raspberry Pi 4's hardware encoder, so a Pi 4 gets H.264 while a
-Pi 5 (no hardware encoder) and most PCs get ``mp4v``.
+Clips are encoded by :mod:`edge.media.encoder` (H.264 through PyAV; OpenCV ``mp4v`` as last resort).
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ import errno
 import logging
 import queue
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -29,12 +25,12 @@ import cv2
 import numpy as np
 
 from edge.fsutil import PART_SUFFIX, commit_file
+from edge.media.encoder import ClipWriter, EncoderChoice, EncoderError, open_clip
 from edge.media.planner import ConstantRate
-from edge.media.ring import EncodedFrame
+from edge.media.ring import AudioChunk, EncodedFrame
 
 log = logging.getLogger(__name__)
 
-CODECS = (("avc1", "h264"), ("mp4v", "mpeg4"))  # (fourcc, codec name) in order of preference
 
 
 class DiskFull(OSError):
@@ -49,40 +45,6 @@ def check_space(folder: Path, need: int, reserve: int) -> None:
         raise DiskFull(f"only {free // 2**20} MiB free on {folder}; media keeps {reserve // 2**20} MiB in reserve")
 
 
-def open_video(path: Path, fourcc: str, fps: float, size: tuple[int, int]) -> cv2.VideoWriter | None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
-    if writer.isOpened():
-        return writer
-    writer.release()
-    return None
-
-
-def probe_codecs(size: tuple[int, int] = (320, 240)) -> list[str]:
-    """The fourccs of :data:`CODECS` this OpenCV build can write to an MP4 here, in preference order."""
-    usable = []
-    # A codec that is not there is an expected answer here, not an error for the log.
-    previous = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    try:
-        _probe_into(usable, size)
-    finally:
-        cv2.utils.logging.setLogLevel(previous)
-    return usable
-
-
-def _probe_into(usable: list[str], size: tuple[int, int]) -> None:
-    with tempfile.TemporaryDirectory(prefix="dogmon-codec-") as tmp:
-        for fourcc, _ in CODECS:
-            path = Path(tmp) / f"probe-{fourcc}.mp4"
-            writer = open_video(path, fourcc, 10, size)
-            if writer is None:
-                continue
-            frame = np.zeros((size[1], size[0], 3), np.uint8)
-            for _ in range(3):
-                writer.write(frame)
-            writer.release()
-            if path.is_file() and path.stat().st_size > 0:
-                usable.append(fourcc)
 
 
 class JobThread(threading.Thread):
@@ -129,25 +91,46 @@ class JobThread(threading.Thread):
 
 
 class ClipRecorder:
-    """One clip at a time, fed frame by frame on the clip writer thread, written at a constant rate."""
+    """One clip at a time, fed frame by frame on the clip writer thread, written at a constant rate.
 
-    def __init__(self, folder: Path, fps: float, codecs: list[str], reserve: int) -> None:
-        self.folder, self.fps, self.codecs, self.reserve = folder, fps, codecs, reserve
+    Encoders come from :func:`edge.media.encoder.choose_encoders` (proven at start); when one fails
+    in a clip, that clip ends with the error and the next clip uses the next encoder of the chain.
+    Sound chunks are placed on the clip's timeline by their capture time (sample 0 = first frame).
+    """
+
+    def __init__(self, folder: Path, fps: float, encoders: list[EncoderChoice], reserve: int,
+                 audio_rate: int | None = None) -> None:
+        self.folder, self.fps, self.encoders, self.reserve = folder, fps, list(encoders), reserve
+        self.audio_rate = audio_rate
         self.media_id: str | None = None
-        self.writer: cv2.VideoWriter | None = None
+        self.writer: ClipWriter | None = None
         self.part: Path | None = None
         self.rate: ConstantRate | None = None
         self.held: np.ndarray | None = None
         self.size: tuple[int, int] = (0, 0)
         self.first: EncodedFrame | None = None
-        self.codec: str | None = None
         self.error: OSError | None = None
         self.frames_in = 0
+        self.poster_at = 0.0
+        self.poster: bytes | None = None
+        self.early_audio: list[AudioChunk] = []
+        self.audio_chunks = 0
+        self.failed_encoders: list[str] = []
+        # Called on the clips thread when a clip fails while recording (media id, error): the owner ends
+        # that clip at once, so the next trigger starts a new clip instead of joining a dead one.
+        self.on_failure: Callable[[str, OSError], None] | None = None
 
-    def start(self, media_id: str, preroll: list[EncodedFrame]) -> None:
+    @property
+    def encoder(self) -> EncoderChoice | None:
+        return self.encoders[0] if self.encoders else None
+
+    def start(self, media_id: str, preroll: list[EncodedFrame], audio: list[AudioChunk] | None = None,
+              poster_at: float | None = None) -> None:
         self.abort()
-        self.media_id, self.error, self.frames_in = media_id, None, 0
+        self.media_id, self.error, self.frames_in, self.audio_chunks = media_id, None, 0, 0
+        self.poster_at = poster_at if poster_at is not None else (preroll[-1].captured if preroll else 0.0)
         self.part = self.folder / f".{media_id}{PART_SUFFIX}.mp4"
+        self.early_audio = list(audio or [])
         for frame in preroll:
             self.add(frame)
 
@@ -166,29 +149,64 @@ class ClipRecorder:
             self._fill(self.rate.slots_before(frame.captured))
             self.held = image
             self.frames_in += 1
+            if self.poster is None and frame.captured >= self.poster_at:
+                self.poster = frame.jpeg
         except OSError as exc:
-            self.error = exc
-            self.abort()
+            self._fail(exc)
+
+    def add_audio(self, chunk: AudioChunk) -> None:
+        if self.media_id is None or self.error is not None:
+            return
+        if self.writer is None or self.first is None:
+            if len(self.early_audio) < 600:  # at most a minute of sound waits for the first frame
+                self.early_audio.append(chunk)
+            return
+        try:
+            self._write_audio(chunk)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _write_audio(self, chunk: AudioChunk) -> None:
+        assert self.writer is not None and self.first is not None
+        if self.audio_rate is None or chunk.rate != self.audio_rate:
+            return
+        start = round((chunk.captured - self.first.captured) * chunk.rate)
+        samples = chunk.samples
+        if start < 0:  # sound from before the first frame is not part of the clip
+            samples, start = samples[-start:], 0
+        if len(samples):
+            self.writer.add_audio(samples, start)
+            self.audio_chunks += 1
+
+    def _fail(self, exc: OSError) -> None:
+        self.error = exc
+        if self.on_failure is not None and self.media_id is not None:
+            self.on_failure(self.media_id, exc)
+        if isinstance(exc, EncoderError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT) \
+                and self.encoder is not None and len(self.encoders) > 1:
+            failed = self.encoders.pop(0)
+            self.failed_encoders.append(failed.name)
+            log.error("clip encoder %s failed (%s); the next clips use %s", failed.name, exc, self.encoders[0].name)
+        self.abort(keep_error=True)
 
     def _open(self, frame: EncodedFrame, image: np.ndarray) -> None:
         assert self.part is not None
         check_space(self.folder, 8 * len(frame.jpeg) * 10, self.reserve)
         self.size = (image.shape[1] // 2 * 2, image.shape[0] // 2 * 2)
-        for fourcc in self.codecs:
-            self.writer = open_video(self.part, fourcc, self.fps, self.size)
-            if self.writer is not None:
-                self.codec = fourcc
-                break
-        if self.writer is None:
-            raise OSError(errno.EIO, f"OpenCV could not open an MP4 writer ({', '.join(self.codecs) or 'no codec'})")
+        if self.encoder is None:
+            raise OSError(errno.EIO, "no working clip encoder (see the log at start)")
+        self.writer = open_clip(self.part, self.encoder, self.size, self.fps, self.audio_rate)
         self.rate = ConstantRate(self.fps, frame.captured)
         self.first = frame
+        early, self.early_audio = self.early_audio, []
+        for chunk in early:
+            self._write_audio(chunk)
 
     def _fill(self, count: int) -> None:
         if self.held is None or self.writer is None:
             return
         for _ in range(count):
-            self.writer.write(self.held)
+            self.writer.add_video(self.held)
 
     def finish(self, end: float) -> dict[str, Any]:
         """Write up to ``end`` (monotonic), close, fsync and rename; return what the clip holds."""
@@ -200,12 +218,19 @@ class ClipRecorder:
         if self.writer is None or self.rate is None or first is None or media_id is None:
             self.abort()
             raise OSError(errno.ENODATA, "no frames were recorded for the clip")
-        count = self.rate.slots_before(end + 1e-6)
-        if self.rate.emitted == 0:  # a clip holds at least its one frame
-            count, self.rate.emitted = 1, 1
-        self._fill(count)
-        self.writer.release()
-        self.writer = None
+        writer = self.writer
+        try:
+            count = self.rate.slots_before(end + 1e-6)
+            if self.rate.emitted == 0:  # a clip holds at least its one frame
+                count, self.rate.emitted = 1, 1
+            self._fill(count)
+            self.writer = None
+            writer.close()
+        except OSError as exc:
+            self.writer = writer
+            self._fail(exc)
+            self.error, self.media_id = None, None
+            raise
         assert self.part is not None
         final = self.folder / f"{media_id}.mp4"
         try:
@@ -216,18 +241,23 @@ class ClipRecorder:
         result = {"media_id": media_id, "file": final.name, "bytes": final.stat().st_size,
                   "width": self.size[0], "height": self.size[1], "start": first.wall,
                   "start_mono": first.captured, "duration": self.rate.duration, "fps": self.fps,
-                  "codec": self.codec, "frames": self.frames_in}
-        self.media_id, self.first, self.held, self.rate, self.part = None, None, None, None, None
+                  "codec": writer.encoder.codec, "encoder": writer.encoder.name, "frames": self.frames_in,
+                  "audio": self.audio_rate is not None and writer.encoder.audio and self.audio_chunks > 0,
+                  "poster": self.poster or first.jpeg}
+        self.media_id, self.first, self.held, self.rate, self.part, self.poster = None, None, None, None, None, None
         return result
 
-    def abort(self) -> None:
+    def abort(self, keep_error: bool = False) -> None:
         if self.writer is not None:
-            self.writer.release()
-            self.writer = None
+            writer, self.writer = self.writer, None
+            writer.abort()
         if self.part is not None:
             with contextlib.suppress(OSError):
                 self.part.unlink()
-        self.media_id, self.first, self.held, self.rate, self.part = None, None, None, None, None
+        if not keep_error:
+            self.media_id = None
+        self.first, self.held, self.rate, self.part, self.poster = None, None, None, None, None
+        self.early_audio = []
 
 
 def remove_partials(folder: Path) -> int:

@@ -115,10 +115,10 @@ _CATALOGUE: tuple[CommandSpec, ...] = (
                    _day),), {"analytics": ref("AnalyticsDay")}, ("invalid_field",)),
     CommandSpec("snapshot", "save a snapshot now; the reply comes once it is on disk",
                 result={**SHAPES["SnapshotSaved"]["properties"], "seq": _seq},
-                errors=("no_frame", "storage_failed", "busy", "timeout")),
+                errors=("no_frame", "storage_failed", "busy", "timeout", "cooldown")),
     CommandSpec("bookmark", "mark this moment: a bookmark_created event, then a clip with the label",
                 (text_arg("label", MAX_LABEL, "what happened (optional)"),),
-                {"seq": _seq, "label": string("the label as stored")}, ("invalid_field",)),
+                {"seq": _seq, "label": string("the label as stored")}, ("invalid_field", "cooldown")),
     CommandSpec("list_media", "stored snapshots and clips, newest first", (
         choice_arg("kind", MEDIA_KINDS, "only this kind"),
         int_arg("limit", 1, 500, 50, "at most this many"),

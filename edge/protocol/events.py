@@ -115,7 +115,11 @@ _CATALOGUE: tuple[EventSpec, ...] = (
         "label": nullable(string("bookmark labels joined with ' | '")), "labels": array(string(), "bookmark labels"),
         "pre_roll": number("seconds from the first frame to the trigger"),
         "bytes": integer(), "width": integer(), "height": integer(), "fps": number(),
-        "codec": string("avc1 or mp4v"), "content_type": string("video/mp4")})),
+        "codec": string("h264, or mp4v when PyAV cannot encode H.264 here"),
+        "encoder": string("h264_v4l2m2m, libx264 or mp4v"), "audio": boolean("the clip carries the microphone (AAC)"),
+        "poster_media_id": nullable(string("poster frame JPEG (the trigger's frame)")),
+        "poster_url": nullable(string("/media/{poster_media_id}")),
+        "content_type": string("video/mp4")})),
     EventSpec(EventType.BOOKMARK_CREATED, "media", "a client asked for a bookmark (a clip_saved follows)", obj({
         "label": string("the label (may be empty)"), "origin": nullable(string("transport: ws or mqtt")),
         "clip": string("reminder that a clip_saved follows")})),

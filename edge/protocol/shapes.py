@@ -23,7 +23,7 @@ from edge.protocol.schema import (
 )
 
 POSTURE_VALUES = ("sit", "stand", "lie", "unknown")
-MEDIA_KINDS = ("snapshot", "snapshot_overlay", "clip")
+MEDIA_KINDS = ("snapshot", "snapshot_overlay", "snapshot_thumb", "clip", "clip_poster")
 ACTIVITY_LEVELS = ("resting", "low", "moderate", "high")
 
 _normalised = {"type": "number", "minimum": 0, "maximum": 1}
@@ -123,6 +123,8 @@ SHAPES: dict[str, Schema] = {
         "media_id": string("clean JPEG id"), "url": string("/media/{media_id}"),
         "overlay_media_id": string("JPEG with boxes, zones (and keypoints) drawn"),
         "overlay_url": string("/media/{overlay_media_id}"),
+        "thumb_media_id": string("small JPEG (about 320 px wide, at most 25 KB) for timelines"),
+        "thumb_url": string("/media/{thumb_media_id}"), "thumb_bytes": integer(),
         "event_seq": nullable(integer("seq of the event it illustrates (null when requested)")),
         "event_type": string("that event's type, or 'request'"),
         "track_id": nullable(integer("the dog of a dog_detected snapshot")),
@@ -135,7 +137,11 @@ SHAPES: dict[str, Schema] = {
         "width": integer(), "height": integer(), "start": number("clip start (unix s)"),
         "duration": number("clip length (s)"), "event_seq": integer("triggering event"),
         "label": string("bookmark labels"),
-    }, "one stored snapshot or clip", optional=("width", "height", "start", "duration", "event_seq", "label")),
+        "overlay_media_id": string("a snapshot's drawn copy"),
+        "thumb_media_id": string("a snapshot's thumbnail"), "poster_media_id": string("a clip's poster frame"),
+    }, "one stored snapshot, clip, thumbnail or poster",
+        optional=("width", "height", "start", "duration", "event_seq", "label", "overlay_media_id", "thumb_media_id",
+                  "poster_media_id")),
     "PoseModel": obj({"name": string(), "family": string(), "keypoint_names": array(string()),
                       "skeleton": array(array(integer(), min_items=2, max_items=2)), "licence": string()},
                      "the installed pose model"),
