@@ -8,16 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-
-def fit(image: np.ndarray, width: int, height: int, background: int = 90) -> np.ndarray:
-    """Letterbox ``image`` into a ``width``×``height`` frame without distortion."""
-    h, w = image.shape[:2]
-    ratio = min(width / w, height / h)
-    resized = cv2.resize(image, (int(w * ratio), int(h * ratio)), interpolation=cv2.INTER_AREA)
-    frame = np.full((height, width, 3), background, dtype=np.uint8)
-    y0, x0 = (height - resized.shape[0]) // 2, (width - resized.shape[1]) // 2
-    frame[y0:y0 + resized.shape[0], x0:x0 + resized.shape[1]] = resized
-    return frame
+from edge.scenes import fit  # one letterbox for the benchmarks' scenes and the tests' videos
 
 
 def compose_video(path: Path, segments: Sequence[tuple[Path | np.ndarray | None, float]], fps: float = 10.0,
