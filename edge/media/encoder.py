@@ -106,7 +106,7 @@ class PyAvClip:
             self.video.codec_context.open()  # an encoder that cannot run here fails now, not at the first frame
         except Exception as exc:
             self._discard()
-            raise EncoderError(f"{encoder.name}: cannot open the encoder ({exc})", exc) from exc
+            raise EncoderError(f"{encoder.name}: the encoder did not start ({exc})", exc) from exc
         self.frames = 0
 
     def add_video(self, image: np.ndarray) -> None:
