@@ -15,10 +15,12 @@ import re
 import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from edge.masking import mask_credentials
+
+T = TypeVar("T")
 
 DEFAULT_ENV_FILES = (Path("device.env"), Path("/etc/dogmonitor/device.env"))
 SECRET_KEYS = frozenset({"DOGMON_WS_TOKEN"})
@@ -218,6 +220,8 @@ def parse_mqtt_url(url: str) -> MqttTarget:
 
 @dataclasses.dataclass(frozen=True)
 class Key:
+    """One ``DOGMON_*`` key: its name, the Config field it fills, its default (as written in an env file)."""
+
     name: str
     field: str
     default: str
@@ -225,193 +229,140 @@ class Key:
     doc: str
 
 
-KEYS: tuple[Key, ...] = (
-    Key("DOGMON_DEVICE_ID", "device_id", "", _device_id, "device id in topics and messages (default: hostname)"),
-    Key("DOGMON_SOURCE", "source", "demo", _source,
-        "camera index, /dev/videoN, rtsp:// or http:// URL, video file, gst:<pipeline>, or demo"),
-    Key("DOGMON_SOURCE_LOOP", "source_loop", "1", _bool, "loop a video file source"),
-    Key("DOGMON_SOURCE_REALTIME", "source_realtime", "1", _bool,
-        "play a file at its own frame rate (0: as fast as the pipeline takes frames, for benchmarks)"),
-    Key("DOGMON_CAPTURE_WIDTH", "capture_width", "0", _int_range(0, 7680), "requested width (0: source default)"),
-    Key("DOGMON_CAPTURE_HEIGHT", "capture_height", "0", _int_range(0, 4320),
-        "requested height (0: source default)"),
-    Key("DOGMON_CAPTURE_FPS", "capture_fps", "0", _float_range(0, 240), "requested camera fps (0: default)"),
-    Key("DOGMON_CAMERA_STALL_SECONDS", "camera_stall_seconds", "5", _float_range(0.5, 600),
-        "no frame for this long means the camera is offline"),
-    Key("DOGMON_WS_HOST", "ws_host", "0.0.0.0", _host, "WebSocket/HTTP bind address"),
-    Key("DOGMON_WS_PORT", "ws_port", "8765", _int_range(0, 65535), "WebSocket/HTTP port (0: any free port)"),
-    Key("DOGMON_WS_TOKEN", "ws_token", "", _text(256), "token clients must present (empty: no auth)"),
-    Key("DOGMON_WS_MAX_CLIENTS", "ws_max_clients", "16", _int_range(1, 1000), "WebSocket clients at once"),
-    Key("DOGMON_WS_ORIGINS", "ws_origins", "", _csv,
-        "comma list of allowed browser Origins (empty: any; clients without Origin are allowed)"),
-    Key("DOGMON_WS_MAX_MESSAGE_BYTES", "ws_max_message_bytes", "65536", _int_range(1024, 16 * 2**20),
-        "largest inbound WebSocket message; larger closes the connection with 1009"),
-    Key("DOGMON_WS_RATE", "ws_rate", "20", _float_range(0.1, 10000),
-        "inbound messages per second per client (burst: twice that); abuse closes with 1008"),
-    Key("DOGMON_WS_MAX_PENDING", "ws_max_pending", "512", _int_range(16, 100000),
-        "events queued for one client before it is closed as too slow (1013)"),
-    Key("DOGMON_TEST_EVENTS", "test_events", "0", _bool, "allow authenticated clients to emit `test` events"),
-    Key("DOGMON_EVENT_RETENTION_DAYS", "event_retention_days", "30", _float_range(0.001, 3650),
-        "delete events older than this"),
-    Key("DOGMON_EVENT_MAX_ROWS", "event_max_rows", "100000", _int_range(100, 10**8),
-        "keep at most this many events"),
-    Key("DOGMON_MQTT_URL", "mqtt_url", "", _mqtt_url, "mqtt://user:pass@host:1883 or mqtts://… (empty: off)"),
-    Key("DOGMON_MQTT_PREFIX", "mqtt_prefix", "dogmonitor", _text(64, r"[A-Za-z0-9_/-]+", "letters, digits, _ - /"),
-        "MQTT topic prefix"),
-    Key("DOGMON_MQTT_OVERLAY_HZ", "mqtt_overlay_hz", "2", _float_range(0, 30),
-        "overlays of each type per second mirrored to MQTT (0: none)"),
-    Key("DOGMON_MODEL_DIR", "model_dir", "./models-data", _path, "where fetched models and demo media live"),
-    Key("DOGMON_MIRROR", "mirror", "", _optional_path,
-        "local folder holding models/ and media/ to fetch from instead of the network"),
-    Key("DOGMON_DATA_DIR", "data_dir", "./data", _path, "event log, outbox and other state"),
-    Key("DOGMON_DETECT_THRESHOLD", "detect_threshold", "0.3", _float_range(0.01, 0.99),
-        "dog score (objectness x class) that counts as a detection"),
-    Key("DOGMON_DETECT_CLASSES", "detect_classes", "dog", _classes,
-        "COCO classes counted as the dog, e.g. dog,cat,sheep,bear for dogs the model confuses"),
-    Key("DOGMON_ABSENCE_SECONDS", "absence_seconds", "10", _float_range(0.1, 3600),
-        "no dog seen for this long fires dog_left"),
-    Key("DOGMON_DETECT_IDLE_SECONDS", "detect_idle_seconds", "3", _float_range(0, 3600),
-        "with nothing moving and no dog tracked, the detector still runs this often "
-        "(0: motion gating off, every frame is detected)"),
-    Key("DOGMON_DETECT_FPS", "detect_fps", "0", _detect_fps,
-        "most detector runs per second (0: no cap; otherwise at least 2, or the tracker cannot confirm a dog)"),
-    Key("DOGMON_TELEMETRY_INTERVAL", "telemetry_interval", "5", _float_range(0.2, 3600), "telemetry period (s)"),
-    Key("DOGMON_INFERENCE_THREADS", "inference_threads", "0", _int_range(0, 64),
-        "onnxruntime intra-op threads (0: all physical cores but one, left for capture and the event loop)"),
-    Key("DOGMON_GRAPH_OPTIMIZATION", "graph_optimization", "all", _choice("disable", "basic", "extended", "all"),
-        "onnxruntime graph optimisation level"),
-    Key("DOGMON_EXECUTION_PROVIDERS", "execution_providers", "auto", _text(256),
-        "auto, or a comma list such as CUDAExecutionProvider,CPUExecutionProvider"),
-    Key("DOGMON_LOG_LEVEL", "log_level", "info", _choice("debug", "info", "warning", "error"), "log level"),
-    Key("DOGMON_HA_DISCOVERY", "ha_discovery", "1", _bool,
-        "announce entities to Home Assistant over MQTT (only when MQTT is on; 0 removes them)"),
-    Key("DOGMON_HA_PREFIX", "ha_prefix", "homeassistant", _text(64, r"[A-Za-z0-9_-]+", "letters, digits, _ -"),
-        "Home Assistant MQTT discovery prefix"),
-    Key("DOGMON_AUDIO_SOURCE", "audio_source", "",
-        _text(1024, r"|alsa:\S.*|(?!alsa:).+", "empty (off), alsa:<device> such as alsa:hw:1,0, or a WAV/FLAC path"),
-        "bark detection input: alsa:hw:1,0 (via arecord), a WAV/FLAC file, or empty for no audio"),
-    Key("DOGMON_AUDIO_LOOP", "audio_loop", "1", _bool, "loop a file audio source"),
-    Key("DOGMON_AUDIO_MODEL", "audio_model", "", _optional_path,
-        "your own converted yamnet.onnx (empty: the manifest's verified copy in DOGMON_MODEL_DIR)"),
-    Key("DOGMON_BARK_THRESHOLD", "bark_threshold", "0.3", _float_range(0.05, 0.99),
-        "YAMNet Bark/Howl/Growling/Whimper score that makes a window count"),
-    Key("DOGMON_BARK_HOP_SECONDS", "bark_hop_seconds", "0.5", _float_range(0.1, 0.975),
-        "step between 0.975 s YAMNet windows"),
-    Key("DOGMON_BARK_GAP_SECONDS", "bark_gap_seconds", "3", _float_range(0.5, 60),
-        "this long without a barking window ends an episode (and sends its bark event)"),
-    Key("DOGMON_BARK_CONTINUOUS_SECONDS", "bark_continuous_seconds", "30", _float_range(1, 3600),
-        "an episode longer than this sends continuous_barking (once per episode)"),
-    Key("DOGMON_ZONE_INERTIA_FRAMES", "zone_inertia_frames", "3", _int_range(1, 60),
-        "consecutive frames that must agree before the dog counts as entering or leaving a zone"),
-    Key("DOGMON_FETCH_GROWTH", "fetch_growth", "1.5", _float_range(1.05, 20),
-        "fetch_return fires when a carrying dog's box area grew by this factor since the carry began"),
-    Key("DOGMON_FETCH_CARRY_FRAMES", "fetch_carry_frames", "3", _int_range(1, 60),
-        "consecutive frames a toy must be held before it counts as carried"),
-    Key("DOGMON_HEATMAP_INTERVAL", "heatmap_interval", "10", _float_range(1, 3600),
-        "seconds between heatmap overlays"),
-    Key("DOGMON_HEATMAP_WINDOW_MINUTES", "heatmap_window_minutes", "60", _int_range(1, 1440),
-        "how far back the heatmap looks"),
-    Key("DOGMON_ANALYTICS_INTERVAL", "analytics_interval", "5", _float_range(0.5, 3600),
-        "at most one analytics message per this many seconds (only when figures changed)"),
-    Key("DOGMON_POSE_FPS", "pose_fps", "5", _float_range(0, 30),
-        "pose model runs per second per dog (0: pose off, posture from the box only)"),
-    Key("DOGMON_POSTURE_MIN_SECONDS", "posture_min_seconds", "2", _float_range(0, 600),
-        "a posture must hold this long before its sit/stand/lie event fires"),
-    Key("DOGMON_POSE_MODEL", "pose_model", "", _text(512),
-        "pose model: empty/auto (first kind 'pose' manifest in models/ whose weights are installed), off, "
-        "a manifest name, or a path to a manifest .json"),
-    Key("DOGMON_CLIP_PRE_SECONDS", "clip_pre_seconds", "5", _float_range(0, 30),
-        "seconds before the triggering event that a clip starts (pre-roll ring of encoded frames)"),
-    Key("DOGMON_CLIP_POST_SECONDS", "clip_post_seconds", "10", _float_range(1, 300),
-        "seconds a clip goes on after its trigger (and after the dog was last active)"),
-    Key("DOGMON_CLIP_MAX_SECONDS", "clip_max_seconds", "60", _float_range(1, 600),
-        "longest clip after its pre-roll, however long the dog stays active"),
-    Key("DOGMON_CLIP_EVENTS", "clip_events", "dog_detected,zone_enter,fetch_return,continuous_barking", _event_names,
-        "events that record a clip (comma list; empty: only bookmarks record clips)"),
-    Key("DOGMON_CLIP_ENCODER", "clip_encoder", "auto", _choice("auto", "h264_v4l2m2m", "libx264", "mp4v"),
-        "clip encoder: auto (hardware H.264 if a test encode works, else libx264, else OpenCV mp4v), or the one "
-        "to try first"),
-    Key("DOGMON_SNAPSHOT_EVENTS", "snapshot_events", "dog_detected,sit,stand,lie,zone_enter,fetch_return",
-        _event_names, "events that save a snapshot (comma list; empty: only on request)"),
-    Key("DOGMON_LIVE_FPS", "live_fps", "5", _float_range(0.2, 30), "live view (/ws/video) frames per second"),
-    Key("DOGMON_LIVE_WIDTH", "live_width", "640", _int_range(0, 7680),
-        "live view frame width in pixels (0: camera width; never scaled up)"),
-    Key("DOGMON_MEDIA_MAX_MB", "media_max_mb", "1024", _float_range(0.01, 10**7),
-        "snapshots and clips kept on disk at most (oldest removed first)"),
-    Key("DOGMON_MEDIA_MAX_DAYS", "media_max_days", "14", _float_range(0.001, 3650),
-        "snapshots and clips older than this are removed"),
-    Key("DOGMON_MEDIA_MIN_FREE_MB", "media_min_free_mb", "100", _float_range(0, 10**7),
-        "media is not written when less than this would stay free on the data disk (reported as disk_full)"),
-)
-KEYS_BY_NAME = {k.name: k for k in KEYS}
+_KEY = "dogmon_key"  # dataclass field metadata entry holding the field's Key
+
+
+def key(name: str, default: str, parse: Callable[[str], T], doc: str) -> T:
+    """Declare a Config field as the key ``name``; typed as what ``parse`` returns, so mypy checks the two agree."""
+    spec = Key(name, "", default, parse, doc)  # the field name is filled in from the class below
+    return cast(T, dataclasses.field(metadata={_KEY: spec}))
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    device_id: str
-    source: str
-    source_loop: bool
-    source_realtime: bool
-    capture_width: int
-    capture_height: int
-    capture_fps: float
-    camera_stall_seconds: float
-    ws_host: str
-    ws_port: int
-    ws_token: str
-    ws_max_clients: int
-    ws_origins: tuple[str, ...]
-    ws_max_message_bytes: int
-    ws_rate: float
-    ws_max_pending: int
-    test_events: bool
-    event_retention_days: float
-    event_max_rows: int
-    mqtt_url: str
-    mqtt_prefix: str
-    mqtt_overlay_hz: float
-    model_dir: Path
-    mirror: Path | None
-    data_dir: Path
-    detect_threshold: float
-    detect_classes: tuple[str, ...]
-    absence_seconds: float
-    detect_idle_seconds: float
-    detect_fps: float
-    telemetry_interval: float
-    inference_threads: int
-    graph_optimization: str
-    execution_providers: str
-    log_level: str
-    ha_discovery: bool
-    ha_prefix: str
-    audio_source: str
-    audio_loop: bool
-    audio_model: Path | None
-    bark_threshold: float
-    bark_hop_seconds: float
-    bark_gap_seconds: float
-    bark_continuous_seconds: float
-    zone_inertia_frames: int
-    fetch_growth: float
-    fetch_carry_frames: int
-    heatmap_interval: float
-    heatmap_window_minutes: int
-    analytics_interval: float
-    pose_fps: float
-    posture_min_seconds: float
-    pose_model: str
-    clip_pre_seconds: float
-    clip_post_seconds: float
-    clip_max_seconds: float
-    clip_events: tuple[str, ...]
-    clip_encoder: str
-    snapshot_events: tuple[str, ...]
-    live_fps: float
-    live_width: int
-    media_max_mb: float
-    media_max_days: float
-    media_min_free_mb: float
+    """The validated configuration: every field but the last two is a key, declared here once.
+
+    :data:`KEYS` (the order ``check-config`` prints and docs/configuration.md lists) is read from these fields.
+    """
+
+    device_id: str = key("DOGMON_DEVICE_ID", "", _device_id, "device id in topics and messages (default: hostname)")
+    source: str = key("DOGMON_SOURCE", "demo", _source,
+        "camera index, /dev/videoN, rtsp:// or http:// URL, video file, gst:<pipeline>, or demo")
+    source_loop: bool = key("DOGMON_SOURCE_LOOP", "1", _bool, "loop a video file source")
+    source_realtime: bool = key("DOGMON_SOURCE_REALTIME", "1", _bool,
+        "play a file at its own frame rate (0: as fast as the pipeline takes frames, for benchmarks)")
+    capture_width: int = key("DOGMON_CAPTURE_WIDTH", "0", _int_range(0, 7680), "requested width (0: source default)")
+    capture_height: int = key("DOGMON_CAPTURE_HEIGHT", "0", _int_range(0, 4320),
+        "requested height (0: source default)")
+    capture_fps: float = key("DOGMON_CAPTURE_FPS", "0", _float_range(0, 240), "requested camera fps (0: default)")
+    camera_stall_seconds: float = key("DOGMON_CAMERA_STALL_SECONDS", "5", _float_range(0.5, 600),
+        "no frame for this long means the camera is offline")
+    ws_host: str = key("DOGMON_WS_HOST", "0.0.0.0", _host, "WebSocket/HTTP bind address")
+    ws_port: int = key("DOGMON_WS_PORT", "8765", _int_range(0, 65535), "WebSocket/HTTP port (0: any free port)")
+    ws_token: str = key("DOGMON_WS_TOKEN", "", _text(256), "token clients must present (empty: no auth)")
+    ws_max_clients: int = key("DOGMON_WS_MAX_CLIENTS", "16", _int_range(1, 1000), "WebSocket clients at once")
+    ws_origins: tuple[str, ...] = key("DOGMON_WS_ORIGINS", "", _csv,
+        "comma list of allowed browser Origins (empty: any; clients without Origin are allowed)")
+    ws_max_message_bytes: int = key("DOGMON_WS_MAX_MESSAGE_BYTES", "65536", _int_range(1024, 16 * 2**20),
+        "largest inbound WebSocket message; larger closes the connection with 1009")
+    ws_rate: float = key("DOGMON_WS_RATE", "20", _float_range(0.1, 10000),
+        "inbound messages per second per client (burst: twice that); abuse closes with 1008")
+    ws_max_pending: int = key("DOGMON_WS_MAX_PENDING", "512", _int_range(16, 100000),
+        "events queued for one client before it is closed as too slow (1013)")
+    test_events: bool = key("DOGMON_TEST_EVENTS", "0", _bool, "allow authenticated clients to emit `test` events")
+    event_retention_days: float = key("DOGMON_EVENT_RETENTION_DAYS", "30", _float_range(0.001, 3650),
+        "delete events older than this")
+    event_max_rows: int = key("DOGMON_EVENT_MAX_ROWS", "100000", _int_range(100, 10**8),
+        "keep at most this many events")
+    mqtt_url: str = key("DOGMON_MQTT_URL", "", _mqtt_url, "mqtt://user:pass@host:1883 or mqtts://… (empty: off)")
+    mqtt_prefix: str = key("DOGMON_MQTT_PREFIX", "dogmonitor", _text(64, r"[A-Za-z0-9_/-]+", "letters, digits, _ - /"),
+        "MQTT topic prefix")
+    mqtt_overlay_hz: float = key("DOGMON_MQTT_OVERLAY_HZ", "2", _float_range(0, 30),
+        "overlays of each type per second mirrored to MQTT (0: none)")
+    model_dir: Path = key("DOGMON_MODEL_DIR", "./models-data", _path, "where fetched models and demo media live")
+    mirror: Path | None = key("DOGMON_MIRROR", "", _optional_path,
+        "local folder holding models/ and media/ to fetch from instead of the network")
+    data_dir: Path = key("DOGMON_DATA_DIR", "./data", _path, "event log, outbox and other state")
+    detect_threshold: float = key("DOGMON_DETECT_THRESHOLD", "0.3", _float_range(0.01, 0.99),
+        "dog score (objectness x class) that counts as a detection")
+    detect_classes: tuple[str, ...] = key("DOGMON_DETECT_CLASSES", "dog", _classes,
+        "COCO classes counted as the dog, e.g. dog,cat,sheep,bear for dogs the model confuses")
+    absence_seconds: float = key("DOGMON_ABSENCE_SECONDS", "10", _float_range(0.1, 3600),
+        "no dog seen for this long fires dog_left")
+    detect_idle_seconds: float = key("DOGMON_DETECT_IDLE_SECONDS", "3", _float_range(0, 3600),
+        "with nothing moving and no dog tracked, the detector still runs this often "
+        "(0: motion gating off, every frame is detected)")
+    detect_fps: float = key("DOGMON_DETECT_FPS", "0", _detect_fps,
+        "most detector runs per second (0: no cap; otherwise at least 2, or the tracker cannot confirm a dog)")
+    telemetry_interval: float = key("DOGMON_TELEMETRY_INTERVAL", "5", _float_range(0.2, 3600), "telemetry period (s)")
+    inference_threads: int = key("DOGMON_INFERENCE_THREADS", "0", _int_range(0, 64),
+        "onnxruntime intra-op threads (0: all physical cores but one, left for capture and the event loop)")
+    graph_optimization: str = key("DOGMON_GRAPH_OPTIMIZATION", "all", _choice("disable", "basic", "extended", "all"),
+        "onnxruntime graph optimisation level")
+    execution_providers: str = key("DOGMON_EXECUTION_PROVIDERS", "auto", _text(256),
+        "auto, or a comma list such as CUDAExecutionProvider,CPUExecutionProvider")
+    log_level: str = key("DOGMON_LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "log level")
+    ha_discovery: bool = key("DOGMON_HA_DISCOVERY", "1", _bool,
+        "announce entities to Home Assistant over MQTT (only when MQTT is on; 0 removes them)")
+    ha_prefix: str = key("DOGMON_HA_PREFIX", "homeassistant", _text(64, r"[A-Za-z0-9_-]+", "letters, digits, _ -"),
+        "Home Assistant MQTT discovery prefix")
+    audio_source: str = key("DOGMON_AUDIO_SOURCE", "",
+        _text(1024, r"|alsa:\S.*|(?!alsa:).+", "empty (off), alsa:<device> such as alsa:hw:1,0, or a WAV/FLAC path"),
+        "bark detection input: alsa:hw:1,0 (via arecord), a WAV/FLAC file, or empty for no audio")
+    audio_loop: bool = key("DOGMON_AUDIO_LOOP", "1", _bool, "loop a file audio source")
+    audio_model: Path | None = key("DOGMON_AUDIO_MODEL", "", _optional_path,
+        "your own converted yamnet.onnx (empty: the manifest's verified copy in DOGMON_MODEL_DIR)")
+    bark_threshold: float = key("DOGMON_BARK_THRESHOLD", "0.3", _float_range(0.05, 0.99),
+        "YAMNet Bark/Howl/Growling/Whimper score that makes a window count")
+    bark_hop_seconds: float = key("DOGMON_BARK_HOP_SECONDS", "0.5", _float_range(0.1, 0.975),
+        "step between 0.975 s YAMNet windows")
+    bark_gap_seconds: float = key("DOGMON_BARK_GAP_SECONDS", "3", _float_range(0.5, 60),
+        "this long without a barking window ends an episode (and sends its bark event)")
+    bark_continuous_seconds: float = key("DOGMON_BARK_CONTINUOUS_SECONDS", "30", _float_range(1, 3600),
+        "an episode longer than this sends continuous_barking (once per episode)")
+    zone_inertia_frames: int = key("DOGMON_ZONE_INERTIA_FRAMES", "3", _int_range(1, 60),
+        "consecutive frames that must agree before the dog counts as entering or leaving a zone")
+    fetch_growth: float = key("DOGMON_FETCH_GROWTH", "1.5", _float_range(1.05, 20),
+        "fetch_return fires when a carrying dog's box area grew by this factor since the carry began")
+    fetch_carry_frames: int = key("DOGMON_FETCH_CARRY_FRAMES", "3", _int_range(1, 60),
+        "consecutive frames a toy must be held before it counts as carried")
+    heatmap_interval: float = key("DOGMON_HEATMAP_INTERVAL", "10", _float_range(1, 3600),
+        "seconds between heatmap overlays")
+    heatmap_window_minutes: int = key("DOGMON_HEATMAP_WINDOW_MINUTES", "60", _int_range(1, 1440),
+        "how far back the heatmap looks")
+    analytics_interval: float = key("DOGMON_ANALYTICS_INTERVAL", "5", _float_range(0.5, 3600),
+        "at most one analytics message per this many seconds (only when figures changed)")
+    pose_fps: float = key("DOGMON_POSE_FPS", "5", _float_range(0, 30),
+        "pose model runs per second per dog (0: pose off, posture from the box only)")
+    posture_min_seconds: float = key("DOGMON_POSTURE_MIN_SECONDS", "2", _float_range(0, 600),
+        "a posture must hold this long before its sit/stand/lie event fires")
+    pose_model: str = key("DOGMON_POSE_MODEL", "", _text(512),
+        "pose model: empty/auto (first kind 'pose' manifest in models/ whose weights are installed), off, "
+        "a manifest name, or a path to a manifest .json")
+    clip_pre_seconds: float = key("DOGMON_CLIP_PRE_SECONDS", "5", _float_range(0, 30),
+        "seconds before the triggering event that a clip starts (pre-roll ring of encoded frames)")
+    clip_post_seconds: float = key("DOGMON_CLIP_POST_SECONDS", "10", _float_range(1, 300),
+        "seconds a clip goes on after its trigger (and after the dog was last active)")
+    clip_max_seconds: float = key("DOGMON_CLIP_MAX_SECONDS", "60", _float_range(1, 600),
+        "longest clip after its pre-roll, however long the dog stays active")
+    clip_events: tuple[str, ...] = key(
+        "DOGMON_CLIP_EVENTS", "dog_detected,zone_enter,fetch_return,continuous_barking", _event_names,
+        "events that record a clip (comma list; empty: only bookmarks record clips)")
+    clip_encoder: str = key("DOGMON_CLIP_ENCODER", "auto", _choice("auto", "h264_v4l2m2m", "libx264", "mp4v"),
+        "clip encoder: auto (hardware H.264 if a test encode works, else libx264, else OpenCV mp4v), or the one "
+        "to try first")
+    snapshot_events: tuple[str, ...] = key(
+        "DOGMON_SNAPSHOT_EVENTS", "dog_detected,sit,stand,lie,zone_enter,fetch_return",
+        _event_names, "events that save a snapshot (comma list; empty: only on request)")
+    live_fps: float = key("DOGMON_LIVE_FPS", "5", _float_range(0.2, 30), "live view (/ws/video) frames per second")
+    live_width: int = key("DOGMON_LIVE_WIDTH", "640", _int_range(0, 7680),
+        "live view frame width in pixels (0: camera width; never scaled up)")
+    media_max_mb: float = key("DOGMON_MEDIA_MAX_MB", "1024", _float_range(0.01, 10**7),
+        "snapshots and clips kept on disk at most (oldest removed first)")
+    media_max_days: float = key("DOGMON_MEDIA_MAX_DAYS", "14", _float_range(0.001, 3650),
+        "snapshots and clips older than this are removed")
+    media_min_free_mb: float = key("DOGMON_MEDIA_MIN_FREE_MB", "100", _float_range(0, 10**7),
+        "media is not written when less than this would stay free on the data disk (reported as disk_full)")
     # Not keys: where the values came from, and what looked wrong without being invalid.
     env_file: Path | None = None
     warnings: tuple[str, ...] = ()
@@ -423,18 +374,23 @@ class Config:
     def describe(self) -> dict[str, str]:
         """Effective configuration by key name, secrets masked (for ``check-config`` and logs)."""
         out: dict[str, str] = {}
-        for key in KEYS:
-            value = getattr(self, key.field)
+        for k in KEYS:
+            value = getattr(self, k.field)
             if isinstance(value, tuple):
                 text = ",".join(value)
             elif isinstance(value, bool):
                 text = "1" if value else "0"
             else:
                 text = "" if value is None else str(value)
-            if key.name in SECRET_KEYS and text:
+            if k.name in SECRET_KEYS and text:
                 text = "***"
-            out[key.name] = mask_credentials(text)
+            out[k.name] = mask_credentials(text)
         return out
+
+
+KEYS: tuple[Key, ...] = tuple(
+    dataclasses.replace(f.metadata[_KEY], field=f.name) for f in dataclasses.fields(Config) if _KEY in f.metadata)
+KEYS_BY_NAME = {k.name: k for k in KEYS}
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
+import types
+import typing
 from pathlib import Path
 
 import pytest
 
-from edge.config import KEYS, ConfigError, load_config, parse_mqtt_url
+from edge.config import KEYS, Config, ConfigError, load_config, parse_mqtt_url
 from edge.masking import mask_credentials
 
 REPO = Path(__file__).resolve().parent.parent
@@ -72,6 +75,20 @@ def test_every_key_is_documented_in_device_env_and_readme() -> None:
     assert not missing_readme, f"not in the README configuration table: {missing_readme}"
     # and device.env itself is valid
     load_config(REPO / "device.env", {})
+
+
+def test_config_fields_are_the_keys_and_parsers_return_the_declared_types() -> None:
+    # Config's fields are declared once with their keys; each parser must give the field's declared type.
+    hints = typing.get_type_hints(Config)
+    assert [k.field for k in KEYS] == [f.name for f in dataclasses.fields(Config)][:len(KEYS)]
+    assert len({k.name for k in KEYS}) == len(KEYS) and all(k.name.startswith("DOGMON_") for k in KEYS)
+    config, defaults = load_config(REPO / "device.env", {}), load_config(Path("/dev/null"), {})
+    for k in KEYS:
+        value, hint = getattr(config, k.field), hints[k.field]
+        origin = typing.get_origin(hint)
+        allowed = typing.get_args(hint) if origin is types.UnionType else origin or hint  # Path | None, tuple
+        assert isinstance(value, allowed), f"{k.name}: {value!r} is not {hint}"
+        assert k.parse(k.default) == getattr(defaults, k.field)
 
 
 # A password with a raw "@" and "/" (typed as is) and the same one percent-encoded (as a URL should carry it).
