@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import psutil
@@ -200,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     ensure_models(base)
     video = Path(args.video) if args.video else base.model_dir / "dog_walking_vidtome.mp4"
     with tempfile.TemporaryDirectory() as tmp:
-        overrides = {"source": str(video), "source_loop": True, "source_realtime": False, "ws_host": "127.0.0.1",
-                     "ws_port": 0, "data_dir": Path(tmp), "mqtt_url": "", "telemetry_interval": 3600.0}
+        overrides: dict[str, Any] = {
+            "source": str(video), "source_loop": True, "source_realtime": False, "ws_host": "127.0.0.1",
+            "ws_port": 0, "data_dir": Path(tmp), "mqtt_url": "", "telemetry_interval": 3600.0}
         if hasattr(base, "audio_source"):
             overrides["audio_source"] = ""  # the video pipeline alone
         config = dataclasses.replace(base, **overrides)

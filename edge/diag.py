@@ -265,7 +265,7 @@ def open_camera(config: Config, seconds: float = 3.0) -> Check:
         if not cap.isOpened():
             return Check("camera", FAIL, f"{spec.display}: cannot open",
                          "check the cable/URL and DOGMON_SOURCE; `ls /dev/video*`; is the user in group video?")
-        frames, started, size = 0, time.monotonic(), None
+        frames, started, size = 0, time.monotonic(), (0, 0)
         while time.monotonic() - started < seconds and frames < 30:
             ok, image = cap.read()
             if not ok or image is None:
@@ -301,18 +301,18 @@ def check_models(config: Config, runs: int = 5) -> Check:
     if problems:
         return Check("models", FAIL, f"in {config.model_dir}: " + "; ".join(problems),
                      "run `dogmonitor fetch-models` (as the service user) to fetch and verify them")
-    manifest = find_manifest("detector")
-    if manifest is None:
+    detector = find_manifest("detector")
+    if detector is None:
         return Check("models", FAIL, "no detector manifest in models/", "reinstall dogmonitor")
     import numpy as np
 
     from edge.runtime import create_session
 
     try:
-        session = create_session(config.model_dir / manifest.main_file, 1, config.graph_optimization,
+        session = create_session(config.model_dir / detector.main_file, 1, config.graph_optimization,
                                  config.execution_providers)
         name = session.get_inputs()[0].name
-        size = manifest.spec["input"]
+        size = detector.spec["input"]
         blank = np.full((1, 3, size["height"], size["width"]), 114, dtype=np.float32)
         session.run(None, {name: blank})  # warm-up
         started = time.perf_counter()
@@ -320,8 +320,8 @@ def check_models(config: Config, runs: int = 5) -> Check:
             session.run(None, {name: blank})
         per_frame = (time.perf_counter() - started) / runs * 1000
     except Exception as exc:  # onnxruntime raises its own types
-        return Check("models", FAIL, f"{manifest.main_file} does not run: {exc}", "reinstall the models")
-    detail = f"{present} file(s) verified (sha256); {manifest.name} {per_frame:.0f} ms/frame on 1 thread"
+        return Check("models", FAIL, f"{detector.main_file} does not run: {exc}", "reinstall the models")
+    detail = f"{present} file(s) verified (sha256); {detector.name} {per_frame:.0f} ms/frame on 1 thread"
     data = {"inference_ms": round(per_frame, 1)}
     if per_frame > 1000:
         return Check("models", WARN, detail, "inference is very slow: is the CPU throttled or busy?", data)

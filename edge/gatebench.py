@@ -170,9 +170,9 @@ def measure(config: Config, detector: Detector, media: Path, folder: Path, cpu_s
     # (e) brightness jump at 10 s
     jump = run_scene(videos["jump"], gated_pipeline(config, detector))
     at = 10 * 30
-    after = [i for i in jump.runs_at if at <= i < at + 90]
-    before = [i for i in jump.runs_at if at - 90 <= i < at]
-    lines.append(f"(e) brightness jump: {len(after)} detector runs in the 3 s after it (frames "
-                 f"{', '.join(str(i - at) for i in after)} after), {len(before)} in the 3 s before; "
+    runs_after = [i for i in jump.runs_at if at <= i < at + 90]
+    runs_before = [i for i in jump.runs_at if at - 90 <= i < at]
+    lines.append(f"(e) brightness jump: {len(runs_after)} detector runs in the 3 s after it (frames "
+                 f"{', '.join(str(i - at) for i in runs_after)} after), {len(runs_before)} in the 3 s before; "
                  f"{jump.detected}/{jump.frames} frames detected in 20 s; gating off: every frame")
     return lines

@@ -17,7 +17,7 @@ import shutil
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from edge.fsutil import atomic_write
 
@@ -94,8 +94,13 @@ def is_present(directory: Path, entry: ManifestFile) -> bool:
     return target.is_file() and sha256_of(target) in entry.sha256
 
 
+def _copy_from(source: BinaryIO) -> Callable[[BinaryIO], None]:
+    """A writer for :func:`atomic_write` that copies ``source`` in chunks (never whole in memory)."""
+    return lambda fh: shutil.copyfileobj(source, fh, CHUNK)
+
+
 def _write_verified(entry: ManifestFile, directory: Path, origin: str,
-                    copy_into: Callable[[Any], None]) -> Path:
+                    copy_into: Callable[[BinaryIO], None]) -> Path:
     """Write to a temp file via ``copy_into(fh)``, check the hash, then rename into place."""
     directory.mkdir(parents=True, exist_ok=True)
 
@@ -124,13 +129,12 @@ def fetch_file(entry: ManifestFile, directory: Path, mirror: Path | None, timeou
                 "(it must hold models/ and media/ like ../shared) or unset it to download"
             )
         with source.open("rb") as src:
-            return _write_verified(entry, directory, str(source), lambda fh: shutil.copyfileobj(src, fh, CHUNK))
+            return _write_verified(entry, directory, str(source), _copy_from(src))
     errors = []
     for url in entry.urls:
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (pinned https URLs)
-                return _write_verified(entry, directory, url,
-                                       lambda fh, r=response: shutil.copyfileobj(r, fh, CHUNK))
+                return _write_verified(entry, directory, url, _copy_from(response))
         except FetchError as exc:
             errors.append(str(exc))
         except OSError as exc:

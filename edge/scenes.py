@@ -53,7 +53,7 @@ def write_video(path: Path, frames: Iterator[np.ndarray], fps: float) -> Path:
     writer = None
     for frame in frames:
         if writer is None:
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps,
                                      (frame.shape[1], frame.shape[0]))
             if not writer.isOpened():
                 raise RuntimeError(f"OpenCV cannot write {path}")

@@ -189,7 +189,7 @@ class SystemdFeature(Feature):
         assert self.device is not None
         capture, inference = self.device.capture, self.device.inference
         return ProgressSample(now=time.monotonic(), frames=inference.frames, reconnects=capture.reconnects,
-                              inference_beat=inference.last_progress, camera_online=capture.online,
+                              inference_beat=inference.last_progress, camera_online=bool(capture.online),
                               capture_alive=capture.ident is None or capture.is_alive())
 
     def tick(self) -> None:

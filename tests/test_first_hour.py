@@ -190,6 +190,7 @@ def test_scripts_test_says_what_it_installs_and_never_touches_the_hosts_services
     (bin_dir / "sudo").chmod(0o755)
     recorder(repo / "scripts" / "setup", "setup")
     recorder(repo / ".venv" / "bin" / "ruff", "ruff")
+    recorder(repo / ".venv" / "bin" / "mypy", "mypy")
     recorder(repo / ".venv" / "bin" / "python", "pytest")
     for tool in ("bash", "dirname", "id", "env", "cat"):
         os.symlink(shutil.which(tool), bin_dir / tool)
@@ -202,7 +203,7 @@ def test_scripts_test_says_what_it_installs_and_never_touches_the_hosts_services
     # It said what it installs, and why, before doing it.
     assert "installing with apt:" in done.stderr and "alsa-utils" in done.stderr, done.stderr
     assert not [line for line in log if line.startswith(("systemctl", "service"))], log
-    assert log[-3:] == ["setup test", "ruff check edge tests", "pytest -m pytest -q"], log
+    assert log[-4:] == ["setup test", "ruff check edge tests", "mypy edge", "pytest -m pytest -q"], log
     # The README says what it installs.
     readme = (REPO / "README.md").read_text()
     assert "What it installs" in readme and "alsa-utils" in readme and "never starts, stops or disables" in readme

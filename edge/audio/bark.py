@@ -67,7 +67,7 @@ class OnsetCounter:
     def __init__(self, rise_db: float = 10.0, lookback: float = 0.3, refractory: float = 0.35,
                  floor_db: float = -50.0, keep_seconds: float = 600.0) -> None:
         self.rise_db, self.floor_db = rise_db, floor_db
-        self._lookback = deque(maxlen=max(1, round(lookback * SAMPLE_RATE / self.FRAME)))
+        self._lookback: deque[float] = deque(maxlen=max(1, round(lookback * SAMPLE_RATE / self.FRAME)))
         self.refractory_frames = max(1, round(refractory * SAMPLE_RATE / self.FRAME))
         self._pending = np.zeros(0, dtype=np.float32)
         self._frame_index = 0

@@ -173,7 +173,7 @@ class AlsaAudioSource:
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._pending = b""
         # Drain stderr (overrun warnings) so a full pipe can never block arecord; keep the last lines for reasons.
-        self._stderr_lines: deque[str] = deque(maxlen=20)
+        self._stderr_lines = deque(maxlen=20)
         self._stderr_reader = threading.Thread(target=self._drain_stderr, args=(self.proc,), daemon=True,
                                                name="arecord-stderr")
         self._stderr_reader.start()

@@ -230,6 +230,8 @@ class BehaviourFeature(Feature):
 
     def _republish_retained(self) -> None:
         mqtt = self.device.mqtt
+        if mqtt is None:  # a reconnect hook runs only with MQTT on; this keeps that explicit
+            return
         for leaf, payload in self._retained.items():
             mqtt.publish_retained(mqtt.topic(leaf), payload)
 

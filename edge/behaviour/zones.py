@@ -282,10 +282,12 @@ class ZoneTracker:
         return [z.name for z in self.zones if self.stays[z.name].inside]
 
     def occupancy(self) -> dict[str, dict[str, Any]]:
-        return {z.name: {"occupied": self.stays[z.name].inside,
-                         "since": round(self.stays[z.name].entered_wall, 3)
-                         if self.stays[z.name].inside and self.stays[z.name].entered_wall is not None else None}
-                for z in self.zones}
+        return {z.name: self._occupancy(self.stays[z.name]) for z in self.zones}
+
+    @staticmethod
+    def _occupancy(stay: ZoneStay) -> dict[str, Any]:
+        since = stay.entered_wall if stay.inside else None
+        return {"occupied": stay.inside, "since": None if since is None else round(since, 3)}
 
     def update(self, dogs: Sequence[tuple[int | None, Point]], now: float, wall: float) -> list[ZoneChange]:
         changes: list[ZoneChange] = []

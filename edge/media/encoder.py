@@ -179,7 +179,7 @@ class OpenCvClip:
         import cv2
 
         self.encoder = encoder
-        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
         if not self.writer.isOpened():
             self.writer.release()
             raise EncoderError("mp4v: OpenCV could not open an MP4 writer")

@@ -129,7 +129,7 @@ class MediaIndex:
         return MediaRecord(*row) if row else None
 
     def listing(self, kind: str | None, limit: int, before: float | None = None) -> list[MediaRecord]:
-        sql, args = f"SELECT {COLUMNS} FROM media WHERE 1", []
+        sql, args = f"SELECT {COLUMNS} FROM media WHERE 1", list[str | float]()
         if kind is not None:
             sql += " AND kind = ?"
             args.append(kind)

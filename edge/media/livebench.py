@@ -16,6 +16,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 from websockets.asyncio.client import connect
@@ -32,7 +33,7 @@ async def run_once(config: Config, frames: int, viewers: int) -> dict:
     readers = [asyncio.create_task(drain(ws)) for ws in sockets]
     while device.inference.frames < 10:  # warm-up
         await asyncio.sleep(0.01)
-    media = next(f for f in device.features if f.name == "media")
+    media: Any = next(f for f in device.features if f.name == "media")  # the media feature's own counters
     process = psutil.Process(os.getpid())
     cpu0, encoded0 = process.cpu_times(), media.live_encoded
     start_frames, started = device.inference.frames, time.perf_counter()

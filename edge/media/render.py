@@ -104,8 +104,9 @@ def draw_overlay(image: np.ndarray, boxes: Sequence[Box], zones: Sequence[dict[s
         threshold = float(poses.get("keypoint_threshold") or 0.3)
         skeleton = poses.get("skeleton") or []
         for pose in poses.get("poses", []):
-            points = pose.get("keypoints") or []
-            visible = {i: (int(p[0]), int(p[1])) for i, p in enumerate(points) if len(p) >= 3 and p[2] >= threshold}
+            keypoints = pose.get("keypoints") or []
+            visible = {i: (int(p[0]), int(p[1])) for i, p in enumerate(keypoints)
+                       if len(p) >= 3 and p[2] >= threshold}
             for a, b in skeleton:
                 if a in visible and b in visible:
                     cv2.line(out, visible[a], visible[b], KEYPOINT_COLOUR, thickness, cv2.LINE_AA)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Collection
 from typing import Any
 
 from edge.protocol.events import event_types
@@ -211,7 +212,7 @@ def _jinja_string(text: str) -> str:
     return json.dumps(text)
 
 
-def button_entities(info: DeviceInfo, commands: list[str] | set[str]) -> dict[str, dict[str, Any]]:
+def button_entities(info: DeviceInfo, commands: Collection[str]) -> dict[str, dict[str, Any]]:
     """A button per supported one-press command; pressing publishes to ``{prefix}/{id}/cmd/<name>``."""
     out: dict[str, dict[str, Any]] = {}
     for command in sorted(commands):
@@ -233,7 +234,7 @@ def snapshot_entity(info: DeviceInfo) -> dict[str, dict[str, Any]]:
 
 
 def discovery(info: DeviceInfo, *, posture_options: list[str] | tuple[str, ...] | None = None,
-              zones: list[tuple[str, str]] | None = None, commands: list[str] | set[str] = (),
+              zones: list[tuple[str, str]] | None = None, commands: Collection[str] = (),
               event_types: list[str] | tuple[str, ...] = PRESENCE_EVENT_TYPES) -> dict[str, dict[str, Any]]:
     """Every config this device should have in Home Assistant right now."""
     out = presence_entities(info)

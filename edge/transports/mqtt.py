@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -164,7 +165,7 @@ class MqttBridge:
         """This device's IP address as the broker's network sees it (for links shown to users)."""
         sock = self.client.socket()
         try:
-            return sock.getsockname()[0] if sock is not None else None
+            return sock.getsockname()[0] if isinstance(sock, socket.socket) else None
         except OSError:
             return None
 

@@ -85,10 +85,11 @@ class PoseSpec:
         skeleton = tuple((int(a), int(b)) for a, b in spec.get("skeleton") or ())
         if any(not (0 <= i < len(names)) for edge in skeleton for i in edge):
             raise ValueError(f"pose manifest {name}: skeleton refers to a keypoint index outside 0..{len(names) - 1}")
-        mean = tuple(float(v) for v in inp.get("mean", (0, 0, 0)))
-        std = tuple(float(v) for v in inp.get("std", (1, 1, 1)))
-        if len(mean) != 3 or len(std) != 3 or any(s == 0 for s in std):
+        means = [float(v) for v in inp.get("mean", (0, 0, 0))]
+        stds = [float(v) for v in inp.get("std", (1, 1, 1))]
+        if len(means) != 3 or len(stds) != 3 or any(s == 0 for s in stds):
             raise ValueError(f"pose manifest {name}: input.mean and input.std need 3 values, std non-zero")
+        mean, std = (means[0], means[1], means[2]), (stds[0], stds[1], stds[2])
         channels = str(inp.get("channels", "RGB")).upper()
         layout = str(inp.get("layout", "NCHW")).upper()
         if channels not in ("RGB", "BGR") or layout not in ("NCHW", "NHWC"):
@@ -96,7 +97,7 @@ class PoseSpec:
         out = spec.get("output") or {}
         return cls(
             name=name, family=family, input_width=width, input_height=height, keypoints=names,
-            skeleton=skeleton, mean=mean, std=std, channels=channels, layout=layout,  # type: ignore[arg-type]
+            skeleton=skeleton, mean=mean, std=std, channels=channels, layout=layout,
             pad_value=int(inp.get("pad_value", 114 if family == "yolo_pose" else 0)),
             crop_padding=float(spec.get("crop_padding", 0.25)),
             licence=str(spec.get("licence", "")),
@@ -168,7 +169,7 @@ def preprocess(frame: np.ndarray, crop: Crop, spec: PoseSpec) -> np.ndarray:
                            borderMode=cv2.BORDER_CONSTANT, borderValue=pad)
     if spec.channels == "RGB":
         patch = patch[:, :, ::-1]
-    tensor = (patch.astype(np.float32) - np.float32(spec.mean)) / np.float32(spec.std)
+    tensor = (patch.astype(np.float32) - np.array(spec.mean, np.float32)) / np.array(spec.std, np.float32)
     if spec.layout == "NCHW":
         tensor = tensor.transpose(2, 0, 1)
     return np.ascontiguousarray(tensor[np.newaxis], dtype=np.float32)
