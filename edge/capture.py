@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from edge.masking import mask_credentials
-from edge.retry import Backoff
+from edge.retry import RECONNECT_INITIAL, RECONNECT_MAX, Backoff
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,8 @@ class CaptureThread(threading.Thread):
 
     def __init__(self, spec: SourceSpec, holder: LatestFrame, on_status: StatusCallback, *, loop: bool = True,
                  realtime: bool = True, width: int = 0, height: int = 0, fps: float = 0.0,
-                 backoff_initial: float = 0.5, backoff_max: float = 30.0, stall_seconds: float = 5.0,
-                 on_frame: Callable[[], None] | None = None,
+                 backoff_initial: float = RECONNECT_INITIAL, backoff_max: float = RECONNECT_MAX,
+                 stall_seconds: float = 5.0, on_frame: Callable[[], None] | None = None,
                  analyse: Callable[[np.ndarray], Any] | None = None) -> None:
         super().__init__(name="capture", daemon=True)
         self.spec, self.holder, self.on_status = spec, holder, on_status

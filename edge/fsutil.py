@@ -66,12 +66,10 @@ def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], None], *,
             os.fsync(handle.fileno())
         if check is not None:
             check(tmp)
-        os.replace(tmp, path)
+        _rename(tmp, path, sync_dir)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if sync_dir:
-        fsync_dir(path.parent)
     return path
 
 
@@ -80,6 +78,11 @@ def commit_file(part: Path, final: Path, sync_dir: bool = True) -> None:
     with open(part, "rb+") as handle:
         os.fchmod(handle.fileno(), PRIVATE_FILE)
         os.fsync(handle.fileno())
-    os.replace(part, final)
+    _rename(part, final, sync_dir)
+
+
+def _rename(done: Path, final: Path, sync_dir: bool) -> None:
+    # The data is on disk (fsynced) before the rename, and the rename is on disk before we return.
+    os.replace(done, final)
     if sync_dir:
         fsync_dir(final.parent)

@@ -1,14 +1,19 @@
-"""Capped exponential backoff for anything that reconnects (camera, microphone).
+"""Capped exponential backoff for anything that reconnects (camera, microphone, ``dogmonitor watch``).
 
 Pure logic: the caller waits ``delay`` seconds (on its own stop event), then calls :meth:`Backoff.failed`
-after another failure or :meth:`Backoff.reset` once the source delivered again.
+after another failure or :meth:`Backoff.reset` once the source delivered again. The reconnect figures the
+device promises (0.5 s doubling to 30 s; the watchdog's windows are sized from the ceiling) live here once.
 """
 
 from __future__ import annotations
 
+RECONNECT_INITIAL = 0.5  # seconds before the first retry of a camera or microphone
+RECONNECT_MAX = 30.0     # ceiling between retries (systemd's watchdog allows for it)
+
 
 class Backoff:
-    def __init__(self, initial: float, maximum: float, factor: float = 2.0) -> None:
+    def __init__(self, initial: float = RECONNECT_INITIAL, maximum: float = RECONNECT_MAX,
+                 factor: float = 2.0) -> None:
         self.initial, self.maximum, self.factor = initial, maximum, factor
         self.delay = initial
 

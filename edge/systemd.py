@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
 from edge.features import Feature
+from edge.retry import RECONNECT_MAX
 
 if TYPE_CHECKING:
     from edge.app import Device
 
 log = logging.getLogger(__name__)
 
-CAPTURE_BACKOFF_MAX = 30.0  # CaptureThread's default ceiling between reconnect attempts
+CAPTURE_BACKOFF_MAX = RECONNECT_MAX  # CaptureThread's default ceiling between reconnect attempts
 
 
 def socket_address(value: str) -> str | bytes:

@@ -20,8 +20,9 @@ import orjson
 
 from edge.masking import mask_credentials
 from edge.messages import decode, event_summary
+from edge.retry import Backoff
 
-BACKOFF_INITIAL, BACKOFF_MAX = 0.5, 5.0
+BACKOFF_INITIAL, BACKOFF_MAX = 0.5, 5.0  # a person is watching: retry sooner than the camera does
 RECENT_ID = "watch-recent-events"
 MISSED_LIMIT = 200
 
@@ -95,13 +96,14 @@ class Watch:
         from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
         from websockets.sync.client import connect
 
-        backoff, waiting_said, connected_before = BACKOFF_INITIAL, False, False
+        backoff, waiting_said, connected_before = Backoff(BACKOFF_INITIAL, BACKOFF_MAX), False, False
         while True:
             try:
                 with connect(self.url, additional_headers=self.headers, open_timeout=5) as ws:
                     if connected_before:
                         self.note("device is back")
-                    connected_before, waiting_said, backoff = True, False, BACKOFF_INITIAL
+                    connected_before, waiting_said = True, False
+                    backoff.reset()
                     self.view = None
                     reason = self.session(ws)
                 self.note(f"device went away ({reason}); waiting for it to come back")
@@ -122,8 +124,7 @@ class Watch:
                     self.note(f"device at {self.shown_url} {what} ({exc.__class__.__name__}: {exc}); "
                               "waiting and retrying (Ctrl-C to stop)")
                     waiting_said = True
-            time.sleep(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX)
+            time.sleep(backoff.failed())
 
     def session(self, ws: Any) -> str:
         """Print one connection's messages until it closes; return why it ended."""

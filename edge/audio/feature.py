@@ -37,7 +37,7 @@ from edge.audio.yamnet import YamnetClassifier, read_class_map
 from edge.config import Config
 from edge.features import Feature
 from edge.messages import EventType
-from edge.retry import Backoff
+from edge.retry import RECONNECT_INITIAL, RECONNECT_MAX, Backoff
 
 if TYPE_CHECKING:
     from edge.app import Device
@@ -84,7 +84,7 @@ class AudioThread(threading.Thread):
     """Source → windows → YAMNet → detector → bus; retries the source with capped backoff."""
 
     def __init__(self, feature: AudioFeature, source: FileAudioSource | AlsaAudioSource,
-                 backoff_initial: float = 0.5, backoff_max: float = 30.0) -> None:
+                 backoff_initial: float = RECONNECT_INITIAL, backoff_max: float = RECONNECT_MAX) -> None:
         super().__init__(name="audio", daemon=True)
         self.feature, self.source = feature, source
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
