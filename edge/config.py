@@ -293,7 +293,8 @@ class Config:
         "with nothing moving and no dog tracked, the detector still runs this often "
         "(0: motion gating off, every frame is detected)")
     detect_fps: float = key("DOGMON_DETECT_FPS", "0", _detect_fps,
-        "most detector runs per second (0: no cap; otherwise at least 2, or the tracker cannot confirm a dog)")
+        "most detector runs per second (0: no cap; otherwise at least 2, or the tracker cannot confirm a dog; "
+        "and at least 2 / DOGMON_ABSENCE_SECONDS)")
     telemetry_interval: float = key("DOGMON_TELEMETRY_INTERVAL", "5", _float_range(0.2, 3600), "telemetry period (s)")
     inference_threads: int = key("DOGMON_INFERENCE_THREADS", "0", _int_range(0, 64),
         "onnxruntime intra-op threads (0: all physical cores but one, left for capture and the event loop)")
@@ -349,8 +350,8 @@ class Config:
         "DOGMON_CLIP_EVENTS", "dog_detected,zone_enter,fetch_return,continuous_barking", _event_names,
         "events that record a clip (comma list; empty: only bookmarks record clips)")
     clip_encoder: str = key("DOGMON_CLIP_ENCODER", "auto", _choice("auto", "h264_v4l2m2m", "libx264", "mp4v"),
-        "clip encoder: auto (hardware H.264 if a test encode works, else libx264, else OpenCV mp4v), or the one "
-        "to try first")
+        "clip encoder: auto (hardware H.264 h264_v4l2m2m if a test encode works, else libx264, else OpenCV "
+        "mp4v), or the one to try first")
     snapshot_events: tuple[str, ...] = key(
         "DOGMON_SNAPSHOT_EVENTS", "dog_detected,sit,stand,lie,zone_enter,fetch_return",
         _event_names, "events that save a snapshot (comma list; empty: only on request)")
@@ -419,7 +420,7 @@ def unknown_key_warnings(names: Mapping[str, str] | list[str], where: str) -> li
         if not name.startswith("DOGMON_") or name in KEYS_BY_NAME or name in SCRIPT_VARIABLES:
             continue
         nearest = difflib.get_close_matches(name, KEYS_BY_NAME, n=1, cutoff=0.6)
-        hint = f"did you mean {nearest[0]}?" if nearest else "see the configuration table in README.md"
+        hint = f"did you mean {nearest[0]}?" if nearest else "see docs/configuration.md"
         out.append(f"unknown key {name} in {where} is ignored; {hint}")
     return out
 
@@ -476,3 +477,21 @@ def check_combinations(fields: Mapping[str, Any]) -> None:
         raise ConfigError("DOGMON_DETECT_FPS", f"{fps:g}",
                           f"0 or at least {2.0 / absence:g} with DOGMON_ABSENCE_SECONDS={absence:g} "
                           "(two detector runs per absence period)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m edge.config --docs``: print docs/configuration.md as generated from KEYS."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m edge.config", description=main.__doc__)
+    parser.add_argument("--docs", action="store_true", required=True, help="print docs/configuration.md")
+    parser.parse_args(argv)
+    from edge.configdocs import config_markdown  # imports this module by name: the same KEYS as everyone's
+
+    sys.stdout.write(config_markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from edge.config import KEYS, Config, ConfigError, load_config, parse_mqtt_url
+from edge.configdocs import config_markdown
 from edge.masking import mask_credentials
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,15 +67,24 @@ def test_check_config_masks_secrets_and_exits_2_on_invalid(tmp_path: Path) -> No
         assert len(lines) == 1 and "DOGMON_WS_PORT" in lines[0] and "'http'" in lines[0], bad.stderr
 
 
-def test_every_key_is_documented_in_device_env_and_readme() -> None:
+def test_every_key_is_documented_in_device_env_and_docs_configuration_md() -> None:
     device_env = (REPO / "device.env").read_text()
-    readme = (REPO / "README.md").read_text()
     missing_env = [k.name for k in KEYS if f"{k.name}=" not in device_env]
-    missing_readme = [k.name for k in KEYS if f"`{k.name}`" not in readme]
     assert not missing_env, f"not in device.env: {missing_env}"
-    assert not missing_readme, f"not in the README configuration table: {missing_readme}"
     # and device.env itself is valid
     load_config(REPO / "device.env", {})
+    path = REPO / "docs" / "configuration.md"
+    assert path.is_file(), "docs/configuration.md is missing: python -m edge.config --docs > docs/configuration.md"
+    assert path.read_text() == config_markdown(), \
+        "docs/configuration.md is out of date: run python -m edge.config --docs > docs/configuration.md"
+    text = path.read_text()
+    for k in KEYS:  # each key once, in a table row with its default
+        rows = [line for line in text.splitlines() if line.startswith(f"| `{k.name}` |")]
+        assert len(rows) == 1 and (f"`{k.default}`" if k.default else "empty") in rows[0], (k.name, rows)
+    # The command the header names prints the same text.
+    printed = subprocess.run([sys.executable, "-m", "edge.config", "--docs"], cwd=REPO, capture_output=True,
+                             text=True, timeout=60)
+    assert printed.returncode == 0 and printed.stdout == text, printed.stderr
 
 
 def test_config_fields_are_the_keys_and_parsers_return_the_declared_types() -> None:
