@@ -63,8 +63,8 @@ def format_message(msg: dict[str, Any]) -> str | None:
                 f"clients={data.get('websocket', {}).get('clients')}{camera_text}")
     if kind == "connection":
         state = data.get("state", {})
-        postures = data.get("postures") or {}
-        posture = ", ".join(f"#{t} {p.get('posture')}" for t, p in postures.items()) if postures else "-"
+        postures = data.get("postures") or []  # one {track_id, posture, …} per dog in view
+        posture = ", ".join(f"#{p.get('track_id')} {p.get('posture')}" for p in postures) or "-"
         return (f"{stamp} connected to {data.get('device_id')} v{data.get('software_version')} "
                 f"frame={data.get('frame')} source={data.get('source')} dog_present={state.get('presence')} "
                 f"posture={posture} last_seq={data.get('last_seq')}")

@@ -165,6 +165,29 @@ def test_watch_waits_for_the_device_follows_it_away_and_back_and_shows_recent_ev
         late.wait(5)
 
 
+def test_watch_beside_the_demo_shows_the_dog_and_its_posture(start_device) -> None:
+    """The README's first two commands: the device on the demo clip (a dog walking), then `dogmonitor watch`.
+    A watch that connects while the dog is in view gets its posture in the connection message."""
+    device = start_device({"DOGMON_SOURCE": "demo"})
+    watch_env = {**{k: v for k, v in os.environ.items() if not k.startswith("DOGMON_")}, "PYTHONPATH": str(REPO)}
+    deadline = time.monotonic() + 60
+    while True:
+        watch = subprocess.Popen([sys.executable, "-m", "edge", "watch", device.ws_url], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, env=watch_env)
+        try:
+            out = LineReader(watch)
+            connected = out.lines[out.wait_for("connected to testdog", 20)]
+            out.wait_for("dog_detected", 20)  # among the last events shown on connect, or live
+            if "posture=#" in connected:
+                assert "dog_present=True" in connected and "source=demo" in connected, connected
+                assert watch.poll() is None, "\n".join(out.lines)  # still running: no crash on what it got
+                return
+        finally:
+            watch.terminate()
+            watch.wait(5)
+        assert time.monotonic() < deadline, f"no connection line with the dog's posture; last: {connected}"
+
+
 def test_scripts_test_says_what_it_installs_and_never_touches_the_hosts_services(tmp_path: Path) -> None:
     """Runs the real scripts/test in a copy of the repository. apt-get, sudo and systemctl would change this
     machine, so they are recorders on PATH; the rest of PATH holds only the basic tools the script needs,
