@@ -128,7 +128,7 @@ install_program() {
   run install -d -m 0755 "$PREFIX"
   run rm -rf "$PREFIX/app.new"
   run mkdir -p "$PREFIX/app.new"
-  run cp -a "$SRC/edge" "$SRC/models" "$SRC/systemd" "$SRC/scripts" "$SRC/pyproject.toml" "$SRC/README.md" \
+  run cp -a "$SRC/edge" "$SRC/models" "$SRC/systemd" "$SRC/scripts" "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/docs" \
     "$SRC/device.env" "$PREFIX/app.new/"
   run rm -rf "$PREFIX/app"
   run mv "$PREFIX/app.new" "$PREFIX/app"

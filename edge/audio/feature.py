@@ -63,8 +63,8 @@ def load_classifier(config: Config) -> YamnetClassifier:
         for name in needed:
             fetch_file(files[name], config.model_dir, config.mirror)
     except FetchError as exc:
-        raise StartupError(f"bark detection needs YAMNet: {exc}. See README, 'Bark detection', to install "
-                           "it without the mirror, or unset DOGMON_AUDIO_SOURCE") from exc
+        raise StartupError(f"bark detection needs YAMNet: {exc}. See docs/behaviour.md, 'Installing the YAMNet "
+                           "model without the mirror', to install it, or unset DOGMON_AUDIO_SOURCE") from exc
     model = config.audio_model or config.model_dir / "yamnet.onnx"
     if not Path(model).is_file():
         raise StartupError(f"DOGMON_AUDIO_MODEL: {model} does not exist")

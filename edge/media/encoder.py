@@ -14,7 +14,7 @@ the clip writer thread.
 - :class:`OpenCvClip`: OpenCV's ``VideoWriter`` with ``mp4v`` (MPEG-4 Part 2, no sound), used only
   when PyAV cannot encode H.264 here. Chrome and Firefox do not play it; the ``codec`` field says so.
 
-x264 is GPL: see the README (media section) for what that means for a redistributed device image.
+x264 is GPL: see docs/media.md (Licences) for what that means for a redistributed device image.
 """
 
 from __future__ import annotations
