@@ -16,6 +16,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,7 @@ async def pipeline_run(config: Config, total: int, clients: int) -> tuple[float,
     return fps, device, fanout
 
 
-async def drain(ws) -> int:
+async def drain(ws: AsyncIterable[object]) -> int:
     """Read a WebSocket until it closes, as a tablet would; returns the number of messages."""
     count = 0
     async for _ in ws:

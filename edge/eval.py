@@ -27,10 +27,17 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
+import numpy as np
 
 from edge.behaviour.posture import LIE, SIT, STAND, UNKNOWN, PostureMonitor, classify_box_alone, classify_keypoints
+
+if TYPE_CHECKING:  # the model stack loads only when the evaluation runs
+    from edge.config import Config
+    from edge.vision.detector import Detector
+    from edge.vision.pose import Box, PoseRunner
 
 NONE = "none"
 MISSED = "missed"
@@ -156,12 +163,12 @@ def format_report(report: Report, pose_model: str | None) -> str:
 
 
 class Evaluator:
-    def __init__(self, detector, runner=None, fps_fallback: float = 10.0) -> None:  # noqa: ANN001
+    def __init__(self, detector: Detector, runner: PoseRunner | None = None, fps_fallback: float = 10.0) -> None:
         self.detector = detector
         self.runner = runner
         self.fps_fallback = fps_fallback
 
-    def _keypoints(self, image, box):  # noqa: ANN001, ANN202
+    def _keypoints(self, image: np.ndarray, box: Box) -> dict[str, tuple[float, float, float]] | None:
         if self.runner is None:
             return None
         pose = self.runner.estimate(image, box)
@@ -221,7 +228,7 @@ class Evaluator:
         return report
 
 
-def build(args: argparse.Namespace):  # noqa: ANN201
+def build(args: argparse.Namespace) -> tuple[Config, Detector, PoseRunner | None]:
     """Detector (and pose runner) from the device configuration, fetching the detector if needed."""
     from edge.app import build_detector, ensure_models
     from edge.config import load_config

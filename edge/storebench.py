@@ -15,6 +15,7 @@ import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import orjson
@@ -44,7 +45,7 @@ def mark_costs(store: EventStore, burst: int, rounds: int) -> tuple[float, float
     return statistics.median(per_row) * 1000, statistics.median(one_tx) * 1000
 
 
-async def loop_stall(work) -> tuple[float, float]:
+async def loop_stall(work: Callable[[], Awaitable[object]]) -> tuple[float, float]:
     """Run ``work`` (a coroutine function) while a 1 ms ticker measures the longest loop gap; (stall ms, total s)."""
     worst = 0.0
     done = False

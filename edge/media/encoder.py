@@ -24,7 +24,7 @@ import errno
 import logging
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -67,7 +67,7 @@ class ClipWriter(Protocol):
     def abort(self) -> None: ...
 
 
-def _av():
+def _av() -> Any:  # the av module (PyAV ships no type information)
     import av  # imported lazily: a device without PyAV still records mp4v clips
 
     return av
