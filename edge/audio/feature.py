@@ -63,8 +63,9 @@ def load_classifier(config: Config) -> YamnetClassifier:
         for name in needed:
             fetch_file(files[name], config.model_dir, config.mirror)
     except FetchError as exc:
-        raise StartupError(f"bark detection needs YAMNet: {exc}. See docs/behaviour.md, 'Installing the YAMNet "
-                           "model without the mirror', to install it, or unset DOGMON_AUDIO_SOURCE") from exc
+        raise StartupError(f"bark detection needs YAMNet: {exc}. See docs/behaviour.md, 'Bark detection' "
+                           "(installing the YAMNet model without the mirror), to install it, "
+                           "or unset DOGMON_AUDIO_SOURCE") from exc
     model = config.audio_model or config.model_dir / "yamnet.onnx"
     if not Path(model).is_file():
         raise StartupError(f"DOGMON_AUDIO_MODEL: {model} does not exist")
