@@ -180,3 +180,73 @@ def test_tokens_never_reach_the_log_and_refusals_log_once(start_device, room_vid
     assert session not in logs
     refusal_lines = [line for line in logs.splitlines()[before:] if "refused" in line]
     assert len(refusal_lines) == 1, refusal_lines
+
+
+def test_a_stalled_download_is_cut_off_a_slow_one_is_not_and_bodies_are_bounded(tmp_path: Path, static_dir: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch
+                                                                               ) -> None:
+    import os
+    import socket
+    import time
+
+    from edge.web import files
+
+    monkeypatch.setattr(files, "IDLE_TIMEOUT", 1.0)  # 30 s on the device
+    big, small = tmp_path / "big.bin", tmp_path / "small.bin"
+    big.write_bytes(os.urandom(16 * 2**20))   # more than the kernel buffers hold: the body really stalls
+    small.write_bytes(os.urandom(2**20))
+    slots = files.StreamSlots(limit=2)
+    server = WebServer("127.0.0.1", 0, static_dir=static_dir)
+    for path in (big, small):
+        server.add_route(f"/{path.name}", lambda request, path=path: files.FileStream(
+            path, path.stat().st_size, "application/octet-stream", f'"{path.name}"', request.headers, slots),
+            needs_token=False)
+
+    def stalled_reader() -> socket.socket:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        return sock
+
+    with running(server):
+        first, second = stalled_reader(), stalled_reader()
+        deadline = time.monotonic() + 5
+        while slots.active < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert slots.active == 2
+        # every slot is taken by a body being sent: the next download is told to come back, memory stays bounded
+        status, _, headers, _ = request(server.port, "GET", "/small.bin")
+        assert status == 503 and headers["retry-after"] == "2"
+        # the stalled readers take nothing: cut off after the idle timeout, their slots come back
+        deadline = time.monotonic() + 10
+        while slots.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert slots.active == 0
+        for sock in (first, second):
+            sock.settimeout(5)
+            received = 0
+            try:
+                while chunk := sock.recv(1 << 20):
+                    received += len(chunk)
+            except ConnectionResetError:
+                pass
+            assert received < big.stat().st_size
+            sock.close()
+        # a slow reader that keeps taking bytes runs far longer than the idle timeout and gets everything
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(b"GET /small.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        started, raw = time.monotonic(), b""
+        while len(raw) < small.stat().st_size + 100:
+            chunk = sock.recv(24 * 1024)
+            if not chunk:
+                break
+            raw += chunk
+            if raw.find(b"\r\n\r\n") >= 0 and len(raw.partition(b"\r\n\r\n")[2]) >= small.stat().st_size:
+                break
+            time.sleep(0.08)
+        sock.close()
+        assert raw.partition(b"\r\n\r\n")[2] == small.read_bytes()
+        assert time.monotonic() - started > 2.0
