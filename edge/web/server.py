@@ -28,12 +28,11 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from edge.web.auth import SESSION_COOKIE, SESSION_MAX_AGE, Auth
-from edge.web.static import GZIP_EXCLUDED, STATIC_DIR
+from edge.web.static import GZIP_EXCLUDED, STATIC_DIR, AppFiles
 from edge.web.wsconn import WsConn
 
 log = logging.getLogger(__name__)
@@ -111,7 +110,7 @@ class WebServer:
             Route("/api/session", self._session, methods=["GET"]),
             Route("/api/login", self._login, methods=["POST"]),
             Route("/api/logout", self._logout, methods=["POST"]),
-            Mount("/static", app=GZipMiddleware(StaticFiles(directory=static_dir, check_dir=False),
+            Mount("/static", app=GZipMiddleware(AppFiles(directory=static_dir, check_dir=False),
                                                 minimum_size=512, exclude_content_types=GZIP_EXCLUDED)),
         ])
         self.app.router.default = self._not_found
