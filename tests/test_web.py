@@ -7,8 +7,10 @@ with a folder of real files; the login flow runs against a whole device.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import http.client
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -175,7 +177,13 @@ def test_tokens_never_reach_the_log_and_refusals_log_once(start_device, room_vid
     for _ in range(20):
         with pytest.raises(InvalidStatus):
             ws_connect(device.ws_url, token="nope")
+    for _ in range(30):  # garbage that is not HTTP: uvicorn's warning once, not per request
+        with socket.create_connection(("127.0.0.1", device.port), timeout=5) as sock:
+            sock.sendall(b"\x16\x03\x01 this is not HTTP\r\n\r\n")
+            with contextlib.suppress(OSError):
+                sock.recv(1024)
     logs = device.logs()
+    assert logs.count("Invalid HTTP request") == 1, logs.count("Invalid HTTP request")
     assert token not in logs and "nope" not in logs
     session = cookies[0].split(";")[0].split("=", 1)[1]
     assert session not in logs
@@ -187,7 +195,6 @@ def test_a_stalled_download_is_cut_off_a_slow_one_is_not_and_bodies_are_bounded(
                                                                                monkeypatch: pytest.MonkeyPatch
                                                                                ) -> None:
     import os
-    import socket
     import time
 
     from edge.web import files

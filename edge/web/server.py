@@ -84,6 +84,27 @@ class SpellLog:
         self.suppressed = 0
 
 
+class RepeatFilter(logging.Filter):
+    """On uvicorn's logger: a warning repeated by peers (``Invalid HTTP request received.`` for every
+    garbage request) is logged once per spell of ``quiet`` seconds; errors with a traceback always pass."""
+
+    def __init__(self, quiet: float = REFUSAL_SPELL_QUIET, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.quiet, self.clock = quiet, clock
+        self.last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or record.exc_info:
+            return True
+        key = str(record.msg)
+        now = self.clock()
+        last = self.last.get(key)
+        self.last[key] = now
+        if len(self.last) > 64:  # distinct messages are few; forget the oldest rather than grow
+            self.last.pop(next(iter(self.last)))
+        return last is None or now - last > self.quiet
+
+
 def peer_of(conn: HTTPConnection) -> str:
     return conn.client.host if conn.client else "?"
 
@@ -248,6 +269,9 @@ class WebServer:
             timeout_keep_alive=int(IDLE_TIMEOUT), timeout_graceful_shutdown=int(SHUTDOWN_TIMEOUT) or 1,
             limit_concurrency=MAX_CONNECTIONS)
         config.load()
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        if not any(isinstance(f, RepeatFilter) for f in uvicorn_log.filters):
+            uvicorn_log.addFilter(RepeatFilter())
         self.server = uvicorn.Server(config)
         self.server.lifespan = config.lifespan_class(config)
         self.socket = self._bind()
