@@ -145,6 +145,7 @@ def test_browser_login_sets_a_cookie_every_path_accepts(start_device, room_video
     status, _, _, cookies = request(port, "POST", "/api/logout", jar)
     assert status == 200 and cookies[0].startswith("dogmon_session=") and "Max-Age=0" in cookies[0]
 
+    assert request(port, "POST", "/api/login", body=b"x" * 100_000)[0] == 413  # never read whole
     # wrong tokens: 401, and after a few the peer is told to wait
     statuses = [request(port, "POST", "/api/login", body=orjson.dumps({"token": f"guess{i}"}))[0] for i in range(8)]
     assert statuses[:5] == [401] * 5 and statuses[-1] == 429, statuses

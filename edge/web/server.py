@@ -45,6 +45,7 @@ SHUTDOWN_TIMEOUT = 1.0         # responses still being sent at shutdown get this
 MAX_CONNECTIONS = 256          # uvicorn answers 503 beyond this many connections and tasks
 REFUSAL_SPELL_QUIET = 60.0     # refusals this far apart are separate spells (each logged once)
 PING_INTERVAL = 20.0
+MAX_LOGIN_BODY = 4096          # bytes of a POST /api/login body (the token is at most 256 characters)
 # uvicorn's HTTP parser: httptools took 40 % less loop CPU per request than h11 (docs/http.md); h11 (pure
 # Python, always installed with uvicorn) only where no httptools wheel could be installed.
 HTTP_IMPL = "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
@@ -216,8 +217,13 @@ class WebServer:
             self.refuse(request, 429, "too many wrong logins")
             return json_response({"error": {"code": "rate_limited", "message": "too many wrong logins; wait a minute"}},
                                  429, {"Retry-After": "60"})
+        raw = bytearray()
+        async for chunk in request.stream():  # anyone may post here: read a token's worth, never more
+            raw += chunk
+            if len(raw) > MAX_LOGIN_BODY:
+                return json_response({"error": {"code": "too_large", "message": "a login body is a token"}}, 413)
         try:
-            body = orjson.loads(await request.body())
+            body = orjson.loads(bytes(raw))
             offered = body.get("token") if isinstance(body, dict) else None
         except orjson.JSONDecodeError:
             offered = None
