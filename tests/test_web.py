@@ -259,3 +259,43 @@ def test_a_stalled_download_is_cut_off_a_slow_one_is_not_and_bodies_are_bounded(
         sock.close()
         assert raw.partition(b"\r\n\r\n")[2] == small.read_bytes()
         assert time.monotonic() - started > 2.0
+
+
+def test_a_peer_that_never_finishes_its_headers_is_closed_but_websockets_stay(static_dir: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from edge.web import protocols
+    from edge.web.wsconn import WsConn
+
+    monkeypatch.setattr(protocols, "HEADER_TIMEOUT", 1.0)  # 10 s on the device
+
+    async def echo(ws: WsConn) -> None:
+        async for message in ws:
+            await ws.send(message, text=True)
+
+    server = WebServer("127.0.0.1", 0, static_dir=static_dir)
+    server.add_websocket("/ws/echo", echo, needs_token=False)
+    with running(server):
+        silent = socket.create_connection(("127.0.0.1", server.port))
+        partial = socket.create_connection(("127.0.0.1", server.port))
+        partial.sendall(b"GET /api/session HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        kept = socket.create_connection(("127.0.0.1", server.port))
+        kept.sendall(b"GET /api/session HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = b""
+        while not first.endswith(b"}"):  # the whole first answer (headers and JSON body)
+            first += kept.recv(4096)
+        assert b"200 OK" in first
+        kept.sendall(b"GET /api/ses")  # half of a next request on the kept-alive connection
+        from websockets.sync.client import connect
+
+        with connect(f"ws://127.0.0.1:{server.port}/ws/echo") as ws:
+            started = time.monotonic()
+            for sock in (silent, partial, kept):
+                sock.settimeout(5)
+                assert sock.recv(4096) == b"", "the connection was not closed"
+                sock.close()
+            assert time.monotonic() - started < 4
+            time.sleep(1.5)  # past the deadline: an upgraded connection is not the HTTP protocol's any more
+            ws.send("still here")
+            assert ws.recv(timeout=5) == "still here"

@@ -32,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from edge.web.auth import SESSION_COOKIE, SESSION_MAX_AGE, Auth
+from edge.web.protocols import http_protocol
 from edge.web.static import GZIP_EXCLUDED, STATIC_DIR, AppFiles
 from edge.web.wsconn import WsConn
 
@@ -268,8 +269,8 @@ class WebServer:
 
     async def start(self) -> None:
         config = uvicorn.Config(
-            self._asgi, interface="asgi3", http=HTTP_IMPL, ws="websockets-sansio", lifespan="off", log_config=None,
-            access_log=False, server_header=False, date_header=False, proxy_headers=False,
+            self._asgi, interface="asgi3", http=http_protocol(HTTP_IMPL), ws="websockets-sansio", lifespan="off",
+            log_config=None, access_log=False, server_header=False, date_header=False, proxy_headers=False,
             ws_max_size=self.max_message_bytes,
             ws_ping_interval=PING_INTERVAL, ws_ping_timeout=PING_INTERVAL, ws_per_message_deflate=False,
             timeout_keep_alive=int(IDLE_TIMEOUT), timeout_graceful_shutdown=int(SHUTDOWN_TIMEOUT) or 1,
