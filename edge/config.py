@@ -269,7 +269,8 @@ class Config:
         "inbound messages per second per client (burst: twice that); abuse closes with 1008")
     ws_max_pending: int = key("DOGMON_WS_MAX_PENDING", "512", _int_range(16, 100000),
         "events queued for one client before it is closed as too slow (1013)")
-    test_events: bool = key("DOGMON_TEST_EVENTS", "0", _bool, "allow authenticated clients to emit `test` events")
+    test_events: bool = key("DOGMON_TEST_EVENTS", "0", _bool,
+        "allow authenticated clients to emit `test` events and the REST test broadcasts (docs/http.md)")
     event_retention_days: float = key("DOGMON_EVENT_RETENTION_DAYS", "30", _float_range(0.001, 3650),
         "delete events older than this")
     event_max_rows: int = key("DOGMON_EVENT_MAX_ROWS", "100000", _int_range(100, 10**8),

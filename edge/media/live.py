@@ -12,8 +12,7 @@ import asyncio
 import contextlib
 import logging
 
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
+from edge.web.wsconn import Closed, WsConn
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +21,7 @@ MAX_VIEWERS = 8  # each costs one send per frame; more tablets than this watchin
 
 
 class Viewer:
-    def __init__(self, ws: ServerConnection) -> None:
+    def __init__(self, ws: WsConn) -> None:
         self.ws = ws
         self.latest: bytes | None = None
         self.wake = asyncio.Event()
@@ -63,8 +62,8 @@ class LiveView:
         for viewer in self.viewers:
             viewer.offer(jpeg)
 
-    async def serve(self, ws: ServerConnection) -> None:
-        """Handler for the hub's ``ws_routes`` (admission already checked token and client limit)."""
+    async def serve(self, ws: WsConn) -> None:
+        """Handler for the web server's ``/ws/video`` (admission already checked token and client limit)."""
         if len(self.viewers) >= MAX_VIEWERS:
             self.refused += 1
             await ws.close(1013, f"at most {MAX_VIEWERS} live viewers; try again later")
@@ -76,12 +75,12 @@ class LiveView:
         try:
             async for _ in ws:  # viewers send nothing we act on; reading notices the close
                 pass
-        except ConnectionClosed:
+        except Closed:
             pass
         finally:
             self.viewers.discard(viewer)
             sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+            with contextlib.suppress(asyncio.CancelledError, Closed):
                 await sender
             self.frames_sent += viewer.sent
             self.frames_skipped += viewer.skipped
