@@ -10,18 +10,18 @@ const POSTURE_LABEL = { sit: "Sitting", stand: "Standing", lie: "Lying", unknown
 const COLOURS = ["#ffd400", "#4fc3f7", "#3ecf7a", "#ff7c7c", "#c792ea", "#ffb020"];
 
 /** Horizontal bars: rows = [{label, value, text}]; the text is what the figure says in words. */
-export function barChart(name, rows, unit) {
+export function barChart(name, rows) {
   if (!rows.length) return el("p", { class: "muted", "data-figure": name }, "Nothing yet.");
   const max = Math.max(...rows.map((r) => r.value), 1e-9);
-  const rowH = 30, labelW = 120, W = 400, H = rows.length * rowH + 6;
+  const rowH = 32, labelW = 138, W = 340, H = rows.length * rowH + 6;
   const chart = svg("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": rows.map((r) => `${r.label}: ${r.text}`).join("; "), "data-figure": name });
   rows.forEach((r, i) => {
-    const y = i * rowH + 4, w = Math.max(2, (W - labelW - 90) * (r.value / max));
-    chart.append(svg("text", { x: 0, y: y + 18, class: "axis" }, r.label));
+    const y = i * rowH + 4, w = Math.max(2, (W - labelW - 96) * (r.value / max));
+    chart.append(svg("text", { x: 0, y: y + 19, class: "axis" }, r.label.length > 15 ? r.label.slice(0, 14) + "…" : r.label));
     chart.append(svg("rect", { x: labelW, y: y + 3, width: w, height: rowH - 10, rx: 4, fill: COLOURS[i % COLOURS.length] }));
-    chart.append(svg("text", { x: labelW + w + 6, y: y + 18, "data-value": r.label }, r.text));
+    chart.append(svg("text", { x: labelW + w + 6, y: y + 19, "data-value": r.label }, r.text));
   });
-  return el("div", {}, chart, el("span", { class: "visually-hidden", hidden: true }, unit));
+  return chart;
 }
 
 export class AnalyticsScreen {
@@ -68,11 +68,11 @@ export class AnalyticsScreen {
     const put = (id, node) => document.getElementById(id).replaceChildren(node);
     if (!a) { for (const id of ["an-posture", "an-zones", "an-activity", "an-events"]) put(id, el("p", { class: "muted" }, "Loading…")); return; }
     put("an-posture", barChart("posture", Object.entries(a.posture_minutes).sort((x, y) => y[1] - x[1])
-      .map(([k, v]) => ({ label: POSTURE_LABEL[k] || k, value: v, text: `${num(v, 1)} min` })), "minutes"));
+      .map(([k, v]) => ({ label: POSTURE_LABEL[k] || k, value: v, text: `${num(v, v < 10 ? 2 : 1)} min` }))));
     const zones = Object.keys({ ...a.zone_minutes, ...a.zone_visits });
     put("an-zones", barChart("zones", zones.map((z) => ({ label: z, value: a.zone_minutes[z] || 0,
       text: `${num(a.zone_minutes[z] || 0, 1)} min · ${a.zone_visits[z] || 0} visit${a.zone_visits[z] === 1 ? "" : "s"}` }))
-      .sort((x, y) => y.value - x.value), "minutes"));
+      .sort((x, y) => y.value - x.value)));
     const present = Object.values(a.posture_minutes).reduce((s, v) => s + v, 0);
     put("an-activity", el("div", {},
       el("div", { class: "big", "data-figure": "activity" }, `${num(a.activity_minutes, 1)} min`),
@@ -81,7 +81,7 @@ export class AnalyticsScreen {
         "aria-valuenow": present ? Math.round(100 * a.activity_minutes / present) : 0 },
       el("i", { style: `width:${present ? Math.min(100, 100 * a.activity_minutes / present) : 0}%` }))));
     put("an-events", barChart("events", Object.entries(a.event_counts).sort((x, y) => y[1] - x[1])
-      .map(([k, v]) => ({ label: k.replace(/_/g, " "), value: v, text: String(v) })), "events"));
+      .map(([k, v]) => ({ label: k.replace(/_/g, " "), value: v, text: String(v) }))));
     this.renderHeat();
   }
 

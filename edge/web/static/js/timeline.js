@@ -19,7 +19,8 @@ const PAGE = 30;
 const LIMIT = 1000;
 
 const POSTURE_DONE = { sit: "Sat down", stand: "Stood up", lie: "Lay down" };
-const ICON = { presence: "🐕", posture: "🧍", zone: "📍", bark: "🔊", fetch: "🎾", media: "🎞", device: "⚙" };
+// words, not emoji: tablets and kiosks often lack an emoji font
+const ICON = { presence: "DOG", posture: "POSE", zone: "ZONE", bark: "BARK", fetch: "FETCH", media: "MEDIA", device: "DEVICE" };
 
 function groupOf(type) {
   for (const [g, types] of Object.entries(GROUPS)) if (types.includes(type)) return g;
@@ -91,7 +92,15 @@ export class TimelineScreen {
     if (!g) return null;
     return g === "media" ? GROUPS.media : [...GROUPS[g], ...MEDIA_TYPES]; // media too: thumbnails of what is shown
   }
-  visible(m) { const g = this.filter.value; return !g || GROUPS[g].includes(m.event_type); }
+  /** Shown as an item of its own? A snapshot or clip of another event is shown on that event's item
+   *  instead (its thumbnail and tap), except in the media view and for snapshots taken on request. */
+  visible(m) {
+    const g = this.filter.value;
+    if (g === "media") return GROUPS.media.includes(m.event_type);
+    if (m.event_type === "snapshot_saved" && m.data.event_seq) return false;
+    if (m.event_type === "clip_saved" && (m.data.events || []).length) return false;
+    return !g || GROUPS[g].includes(m.event_type);
+  }
 
   async reload() {
     const gen = ++this.generation;
@@ -214,7 +223,7 @@ export class TimelineScreen {
     const group = groupOf(m.event_type);
     const thumb = media && media.thumb
       ? el("img", { class: "thumb", src: media.thumb, alt: "", loading: "lazy", decoding: "async" })
-      : el("span", { class: "thumb", "aria-hidden": "true" }, ICON[group] || "•");
+      : el("span", { class: `thumb icon ${group}`, "aria-hidden": "true" }, ICON[group] || "");
     const playable = media && (media.clip || media.snapshot);
     const label = `${what}, ${clock(m.ts, true)}${media && media.clip ? ", has a clip" : media && media.snapshot ? ", has a snapshot" : ""}`;
     const button = el("button", { class: "item", type: "button", "aria-label": label, "aria-disabled": playable ? null : "true",

@@ -197,14 +197,19 @@ export class ZonesScreen {
     this.changed();
   }
 
-  async save() {
-    if (this.drawing) this.finish();
-    if (this.drawing) return;
-    const body = this.zones.map((z) => {
+  /** The whole set as set_zones takes it. */
+  payload() {
+    return this.zones.map((z) => {
       const out = { name: z.name.trim(), points: z.points.map(([x, y]) => [round(x), round(y)]), dwell_alert_seconds: z.dwell_alert_seconds, roles: z.roles };
       if (z.color) out.color = z.color;
       return out;
     });
+  }
+
+  async save() {
+    if (this.drawing) this.finish();
+    if (this.drawing) return;
+    const body = this.payload();
     this.say("Saving…");
     try {
       const r = await this.conn.call("set_zones", { zones: body });
