@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from starlette.requests import Request
+from starlette.responses import Response
 
 from edge import __version__, messages
 from edge.audio.feature import audio_features
@@ -41,6 +43,7 @@ from edge.transports.mqtt import MqttBridge
 from edge.transports.ws import WebSocketHub
 from edge.vision.detector import Detector
 from edge.vision.gating import DetectGate
+from edge.web.server import WebServer, json_response
 
 log = logging.getLogger(__name__)
 
@@ -183,15 +186,15 @@ class Device:
         self.bus = bus = Bus(config.device_id, store, loop)
         bus.timers = self.timers
         bus.listeners.append(log_event)
-        self.hub = WebSocketHub(bus, config.ws_host, config.ws_port, config.ws_token, config.ws_max_clients,
-                                origins=config.ws_origins, connection_info=self.connection_info,
-                                max_message_bytes=config.ws_max_message_bytes, max_pending=config.ws_max_pending,
-                                rate=config.ws_rate, burst=2 * config.ws_rate)
+        self.web = WebServer(config.ws_host, config.ws_port, config.ws_token, config.ws_origins,
+                             config.ws_max_message_bytes)
+        self.hub = WebSocketHub(bus, max_clients=config.ws_max_clients, connection_info=self.connection_info,
+                                max_pending=config.ws_max_pending, rate=config.ws_rate, burst=2 * config.ws_rate,
+                                web=self.web)
         bus.handle("emit_test_event", self._cmd_emit_test_event)
         bus.handle("get_events", self._cmd_get_events)
         bus.handle("get_state", self._cmd_get_state)
-        self.hub.add_route("/healthz", lambda conn, req: self.hub.json_response(conn, self.health()),
-                           needs_token=False)
+        self.web.add_route("/healthz", self._http_health, needs_token=False)
         self.mqtt = None
         if config.mqtt is not None:
             self.mqtt = MqttBridge(bus, config.mqtt, config.mqtt_prefix, config.device_id, config.mqtt_overlay_hz)
@@ -210,7 +213,7 @@ class Device:
             analyse=self.pipeline.analyse if self.pipeline.gate.enabled else None)
         self.inference = InferenceThread(holder, self.pipeline, bus, self.capture)
 
-        await self.hub.start()
+        await self.web.start()
         log.info("dogmonitor %s: device %s, source %s, WebSocket ws://%s:%d/ws/ui%s", __version__,
                  config.device_id, spec.display, config.ws_host, self.hub.port,
                  f", MQTT {config.mqtt.host}:{config.mqtt.port}" if config.mqtt else ", MQTT off")
@@ -247,6 +250,7 @@ class Device:
             except Exception:
                 log.exception("feature %s failed to stop", feature.name)
         await self.hub.stop()
+        await self.web.stop()
         if self.mqtt is not None:
             await self.mqtt.aclose()
         await asyncio.sleep(0)  # messages other threads posted meanwhile are committed before the store closes
@@ -298,6 +302,13 @@ class Device:
             "source": self.capture.spec.display,
             **{k: v for f in self.features for k, v in f.connection_info().items()},
         }
+
+    def _http_health(self, request: Request) -> Response:
+        """Status for anyone (a load balancer, a curl); the problems, which name paths, only with the token."""
+        health = self.health()
+        if not self.web.auth.authorised(request):
+            health = {"status": health["status"]}
+        return json_response(health)
 
     def health(self) -> dict[str, Any]:
         problems = []

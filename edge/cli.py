@@ -19,8 +19,15 @@ EXIT_CONFIG = 2
 
 
 def _setup_logging(level: str) -> None:
+    from edge.masking import RedactingFilter
+
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # on the handler, so records of every logger pass it
+        handler.addFilter(RedactingFilter())
+    if logging.getLogger().level > logging.DEBUG:
+        # uvicorn logs every WebSocket accepted at INFO; our own lines say what matters (refusals per spell)
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
 
 def _config(args: argparse.Namespace) -> Config:

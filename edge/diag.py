@@ -192,14 +192,15 @@ def check_device(config: Config, wait_telemetry: float) -> Check:
     from websockets.sync.client import connect
 
     address = device_url(config)
+    headers = {"Authorization": f"Bearer {config.ws_token}"} if config.ws_token else None
     try:
-        with urllib.request.urlopen(f"http://{address}/healthz", timeout=2) as response:
+        request = urllib.request.Request(f"http://{address}/healthz", headers=headers or {})
+        with urllib.request.urlopen(request, timeout=2) as response:
             health = json.loads(response.read())
     except OSError as exc:
         return Check("device", FAIL, f"no answer on http://{address}/healthz ({exc})",
                      "the device is not running: sudo systemctl start dogmonitor (or `dogmonitor run`); "
                      "logs: journalctl -u dogmonitor -n 50")
-    headers = {"Authorization": f"Bearer {config.ws_token}"} if config.ws_token else None
     data: dict[str, Any] = {"health": health}
     try:
         with connect(f"ws://{address}/ws/ui", additional_headers=headers, open_timeout=3) as ws:

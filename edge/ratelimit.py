@@ -28,6 +28,13 @@ class RateLimiter:
             return True
         return False
 
+    def available(self) -> bool:
+        """Whether :meth:`allow` would succeed now, without spending a token."""
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        return self.tokens >= 1
+
 
 class Cooldown:
     """At most one action per ``seconds``; :meth:`wait` says how long until the next one is allowed."""

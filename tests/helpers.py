@@ -30,7 +30,8 @@ class CheckedConnection(ClientConnection):
 
 
 def ws_connect(url: str, token: str | None = None, **kwargs: Any) -> ClientConnection:
-    headers = {"Authorization": f"Bearer {token}"} if token else None
+    headers = {**(kwargs.pop("additional_headers", None) or {}),
+               **({"Authorization": f"Bearer {token}"} if token else {})} or None
     kwargs.setdefault("create_connection", CheckedConnection)
     return connect(url, additional_headers=headers, open_timeout=10, **kwargs)
 

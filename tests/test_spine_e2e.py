@@ -92,9 +92,13 @@ def test_token_is_required_when_configured(start_device, dog_visit_video: Path) 
         assert orjson.loads(ws.recv(timeout=10))["type"] == "connection"
     with ws_connect(device.ws_url + "?token=s3cret") as ws:
         assert orjson.loads(ws.recv(timeout=10))["type"] == "connection"
-    # health stays open for probes, and tells nothing secret
+    # health stays open for probes and tells them only the status (issue 15 item 4); details need the token
     with urllib.request.urlopen(device.http_url + "/healthz", timeout=5) as response:
-        assert orjson.loads(response.read())["device_id"] == "testdog"
+        assert set(orjson.loads(response.read())) == {"status"}
+    request = urllib.request.Request(device.http_url + "/healthz", headers={"Authorization": "Bearer s3cret"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        health = orjson.loads(response.read())
+    assert health["device_id"] == "testdog" and isinstance(health["problems"], list)
 
 
 def test_sigterm_exits_quickly_and_leaves_offline_retained(start_device, mosquitto, dog_visit_video: Path) -> None:

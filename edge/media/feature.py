@@ -32,10 +32,11 @@ import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 
 from edge import messages
 from edge.commands import Command, CommandError
@@ -44,8 +45,6 @@ from edge.features import Feature, FrameContext
 from edge.fsutil import atomic_write, fsync_dir, private_dir
 from edge.media import render
 from edge.media.encoder import choose_encoders
-from edge.media.httprange import Unsatisfiable, parse_range
-from edge.media.httprange import cap as cap_range
 from edge.media.index import (
     CHILDREN,
     CONTENT_TYPES,
@@ -73,19 +72,15 @@ from edge.media.writer import (
 from edge.messages import EventType, Message, MessageType, OverlayType
 from edge.protocol.command_specs import COMMANDS
 from edge.ratelimit import Cooldown
+from edge.web.files import FileStream, StreamSlots
 
 if TYPE_CHECKING:
-    from websockets.asyncio.server import ServerConnection
-    from websockets.http11 import Request, Response
-
     from edge.app import Device
 
 log = logging.getLogger(__name__)
 
 MEDIA_DIR = "media"
 MEDIA_PREFIX = "/media/"
-MAX_RANGE_BYTES = 2 * 2**20   # largest 206 body; players continue with the next range
-MAX_HTTP_READS = 2            # media responses built at once (each holds its body in memory)
 RECORD_FPS = 10.0            # frames per second kept in the ring and written to clips (and the clip's fps)
 RECORD_MAX_WIDTH = 1280      # ring/clip frames are scaled down to this width
 RECORD_QUALITY = 80
@@ -166,7 +161,7 @@ class MediaFeature(Feature):
     def __init__(self, config: Config) -> None:
         self.config = config
         self.folder: Path = config.data_dir / MEDIA_DIR
-        self._http_reads = asyncio.Semaphore(MAX_HTTP_READS)
+        self._http_streams = StreamSlots()
         self.snapshot_events = set(config.snapshot_events)
         self.clip_events = set(config.clip_events)
         self.max_bytes = int(config.media_max_mb * 2**20)
@@ -250,10 +245,10 @@ class MediaFeature(Feature):
         self.bus.handle("bookmark", self._cmd_bookmark)
         self.bus.handle("list_media", self._cmd_list_media)
         self.bus.listeners.append(self._on_message)
-        hub = device.hub
-        hub.add_prefix_route(MEDIA_PREFIX, self._http_media)
-        hub.add_route("/snapshot.jpg", self._http_snapshot)
-        hub.ws_routes[LIVE_PATH] = self.live.serve
+        web = device.web
+        web.add_route(MEDIA_PREFIX + "{media_id}", self._http_media)
+        web.add_route("/snapshot.jpg", self._http_snapshot)
+        web.add_websocket(LIVE_PATH, self.live.serve)
         if device.mqtt is not None:
             device.mqtt.connect_hooks.append(self._republish_snapshot)
 
@@ -707,59 +702,39 @@ class MediaFeature(Feature):
         return {"media": listed}
 
     # --- loop: HTTP ---
-    def _http_media(self, connection: ServerConnection, request: Request) -> Response:
-        from edge.transports.ws import binary_response
-
-        media_id = urlsplit(request.path).path[len(MEDIA_PREFIX):]
+    def _http_media(self, request: Request) -> Response:
+        media_id = request.path_params["media_id"]
         if not valid_id(media_id):
-            return binary_response(400, b"invalid media id\n", "text/plain")
+            return PlainTextResponse("invalid media id\n", 400)
         assert self.index is not None
         record = self.index.get(media_id)
         if record is None:
-            return binary_response(404, b"no such media\n", "text/plain")
+            return PlainTextResponse("no such media\n", 404)
         try:
-            file_of(record, self.folder)
+            path = file_of(record, self.folder)
         except ValueError:
-            return binary_response(404, b"no such media\n", "text/plain")
-        return self._serve_file(record, request.headers.get("Range"))  # type: ignore[return-value]  # awaited
-
-    async def _serve_file(self, record: MediaRecord, range_header: str | None) -> Response:
-        from edge.transports.ws import binary_response
-
-        path = file_of(record, self.folder)
+            return PlainTextResponse("no such media\n", 404)
         extension = record.file.rsplit(".", 1)[-1]
-        headers = {"Cache-Control": "private, max-age=86400, immutable", "Accept-Ranges": "bytes",
+        # A media id names one file for good (a new file gets a new id): its bytes never change.
+        headers = {"Cache-Control": "private, max-age=31536000, immutable",
                    "Content-Disposition": f'inline; filename="{record.id}.{extension}"'}
-        try:
-            wanted = parse_range(range_header, record.bytes)
-        except Unsatisfiable:
-            return binary_response(416, b"", "text/plain", {**headers, "Content-Range": f"bytes */{record.bytes}"})
-        # Players ask "bytes=0-" and continue where a shorter 206 ended: a big clip is never held whole.
-        wanted = cap_range(wanted, MAX_RANGE_BYTES)
-        try:
-            async with self._http_reads:  # whole-file answers are held in memory: only a few at a time
-                body = await asyncio.to_thread(_read, path, wanted)
-        except OSError as exc:
-            log.warning("media %s listed but unreadable (%s); removing it from the index", record.id, exc)
-            assert self.index is not None
-            self.index.delete([record.id])
-            return binary_response(404, b"no such media\n", "text/plain")
-        if wanted is None:
-            return binary_response(200, body, record.content_type, headers)
-        first, last = wanted
-        return binary_response(206, body, record.content_type,
-                               {**headers, "Content-Range": f"bytes {first}-{last}/{record.bytes}"})
+        return FileStream(path, record.bytes, record.content_type, f'"{record.id}-{record.bytes}"', request.headers,
+                          self._http_streams, headers, on_missing=lambda exc: self._unreadable(record, exc))
 
-    def _http_snapshot(self, connection: ServerConnection, request: Request) -> Response:
-        from edge.transports.ws import binary_response
+    def _unreadable(self, record: MediaRecord, exc: OSError) -> None:
+        log.warning("media %s listed but unreadable (%s); removing it from the index", record.id, exc)
+        assert self.index is not None
+        self.index.delete([record.id])
 
+    def _http_snapshot(self, request: Request) -> Response:
         newest = self.ring.newest()
         if newest is None:
-            return binary_response(503, b"no camera frame yet\n", "text/plain", {"Retry-After": "1"})
+            return PlainTextResponse("no camera frame yet\n", 503, {"Retry-After": "1", "Cache-Control": "no-store"})
         if time.monotonic() - newest.captured > STALE_FRAME:
-            return binary_response(503, b"no recent camera frame (camera offline?)\n", "text/plain",
-                                   {"Retry-After": "5"})
-        return binary_response(200, newest.jpeg, "image/jpeg", {"X-Frame-Time": f"{newest.wall:.3f}"})
+            return PlainTextResponse("no recent camera frame (camera offline?)\n", 503,
+                                     {"Retry-After": "5", "Cache-Control": "no-store"})
+        return Response(newest.jpeg, 200, {"X-Frame-Time": f"{newest.wall:.3f}", "Cache-Control": "no-store"},
+                        media_type="image/jpeg")
 
     # --- Feature surface ---
     def connection_info(self) -> dict[str, Any]:
@@ -805,14 +780,6 @@ def _cooling(action: str, cooldown: Cooldown) -> None:
     wait = cooldown.wait()
     if wait > 0:
         raise CommandError("cooldown", f"at most one {action} per {cooldown.seconds:g} s; try again in {wait:.1f} s")
-
-
-def _read(path: Path, wanted: tuple[int, int] | None) -> bytes:
-    if wanted is None:
-        return path.read_bytes()
-    with open(path, "rb") as handle:
-        handle.seek(wanted[0])
-        return handle.read(wanted[1] - wanted[0] + 1)
 
 
 def _unlink_all(paths: list[Path]) -> None:

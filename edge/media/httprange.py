@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+MAX_DIGITS = 18  # no file has more bytes than this; a longer number (int() refuses > 4300 digits) is a 416
 
 
 class Unsatisfiable(ValueError):
@@ -24,6 +25,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if match is None:
         return None  # several ranges or another unit: the whole file
     first, last = match.groups()
+    if len(first) > MAX_DIGITS:
+        raise Unsatisfiable(header[:40])
+    last = last if len(last) <= MAX_DIGITS else str(10**MAX_DIGITS)  # "to the end", however far
     if not first and not last:
         return None
     if not first:  # the last n bytes

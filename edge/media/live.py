@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from urllib.parse import parse_qs, urlsplit
 
 import orjson
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
+
+from edge.web.wsconn import Closed, WsConn
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +25,8 @@ LIVE_PATH = "/ws/video"
 MAX_VIEWERS = 8  # each costs one send per frame; more tablets than this watching one camera is a mistake
 
 
-def wants_meta(path: str) -> bool:
-    return parse_qs(urlsplit(path).query).get("meta", [""])[0] == "1"
-
-
 class Viewer:
-    def __init__(self, ws: ServerConnection, meta: bool = False) -> None:
+    def __init__(self, ws: WsConn, meta: bool = False) -> None:
         self.ws = ws
         self.meta = meta
         self.latest: bytes | None = None
@@ -79,25 +74,25 @@ class LiveView:
         for viewer in self.viewers:
             viewer.offer(jpeg, meta)
 
-    async def serve(self, ws: ServerConnection) -> None:
-        """Handler for the hub's ``ws_routes`` (admission already checked token and client limit)."""
+    async def serve(self, ws: WsConn) -> None:
+        """Handler for the web server's ``/ws/video`` (admission already checked token and client limit)."""
         if len(self.viewers) >= MAX_VIEWERS:
             self.refused += 1
             await ws.close(1013, f"at most {MAX_VIEWERS} live viewers; try again later")
             return
-        viewer = Viewer(ws, wants_meta(ws.request.path))
+        viewer = Viewer(ws, ws.query.get("meta", [""])[0] == "1")
         self.viewers.add(viewer)
         self.connections += 1
         sender = asyncio.create_task(viewer.send_loop())
         try:
             async for _ in ws:  # viewers send nothing we act on; reading notices the close
                 pass
-        except ConnectionClosed:
+        except Closed:
             pass
         finally:
             self.viewers.discard(viewer)
             sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+            with contextlib.suppress(asyncio.CancelledError, Closed):
                 await sender
             self.frames_sent += viewer.sent
             self.frames_skipped += viewer.skipped

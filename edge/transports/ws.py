@@ -1,38 +1,31 @@
-"""WebSocket hub: ``ws://HOST:PORT/ws/ui`` for tablets, plus small HTTP GETs on the same port.
+"""WebSocket hub: ``ws://HOST:PORT/ws/ui`` for tablets, on the device's web server (:mod:`edge.web`).
 
-Owns client admission (path, token, origin, client limit), per-client delivery and inbound command
-reading. Delivery per client: events and replies go through a bounded queue and are never dropped
-(a client that lets it fill is closed with 1013 and told to resume with ``since``); overlays and
-telemetry keep only the newest payload per kind, so a slow client gets the latest, not a backlog.
-The bytes sent are the bus's encoded payload, shared by all clients. A client connecting with
-``?since=SEQ`` (or sending ``resume``) first gets every stored event after SEQ, then the live stream,
-with no gap and no duplicate.
+Owns per-client delivery and inbound command reading; the web server admits the connection (path,
+token or session cookie, origin, and this hub's client limit). Delivery per client: events and
+replies go through a bounded queue and are never dropped (a client that lets it fill is closed with
+1013 and told to resume with ``since``); overlays and telemetry keep only the newest payload per
+kind, so a slow client gets the latest, not a backlog. The bytes sent are the bus's encoded payload,
+shared by all clients. A client connecting with ``?since=SEQ`` (or sending ``resume``) first gets
+every stored event after SEQ, then the live stream, with no gap and no duplicate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import http
 import logging
 import socket
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
-
-import orjson
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
 
 from edge import messages
 from edge.bus import Bus
 from edge.commands import Command, CommandError, parse_command
 from edge.messages import Message, MessageType
 from edge.ratelimit import RateLimiter
+from edge.web.server import WebServer
+from edge.web.wsconn import Closed, WsConn
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +39,10 @@ SLOW_CLOSE_TIMEOUT = 10.0
 SHUTDOWN_CLOSE_TIMEOUT = 0.5
 MAX_PENDING_BYTES = 8 * 2**20  # what one client may have queued, whatever the message count
 
-HttpRoute = Callable[[ServerConnection, Request], Response | Awaitable[Response]]
-
-
-def binary_response(status: int, body: bytes, content_type: str,
-                    extra: dict[str, str] | None = None) -> Response:
-    """An HTTP response for the small GET routes served on the WebSocket port."""
-    headers = Headers({"Content-Type": content_type, "Content-Length": str(len(body)),
-                       "Cache-Control": "no-store", **(extra or {})})
-    return Response(status, http.HTTPStatus(status).phrase, headers, body)
-
-
 class Client:
     """One connected tablet: its queues, replay cursor and sender task."""
 
-    def __init__(self, ws: ServerConnection, max_pending: int, on_slow: Callable[[Client], None],
+    def __init__(self, ws: WsConn, max_pending: int, on_slow: Callable[[Client], None],
                  max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
         self.ws = ws
         self.max_pending = max_pending
@@ -108,6 +90,10 @@ class Client:
         self.wake.set()
 
     async def send_loop(self, fetch: Callable[[int, int], list[tuple[int, bytes]]]) -> None:
+        with contextlib.suppress(Closed):  # the reader sees the close too and cleans up
+            await self._send_loop(fetch)
+
+    async def _send_loop(self, fetch: Callable[[int, int], list[tuple[int, bytes]]]) -> None:
         ws = self.ws
         while True:
             await self.wake.wait()
@@ -139,108 +125,43 @@ class Client:
 
 
 class WebSocketHub:
-    def __init__(self, bus: Bus, host: str, port: int, token: str = "", max_clients: int = 16,
+    def __init__(self, bus: Bus, host: str = "127.0.0.1", port: int = 0, token: str = "", max_clients: int = 16,
                  origins: tuple[str, ...] = (), connection_info: Callable[[], dict[str, Any]] | None = None,
                  max_message_bytes: int = 64 * 1024, max_pending: int = 512, rate: float = 20.0,
-                 burst: float = 40.0, abuse_limit: int = 50) -> None:
-        self.bus, self.host, self.requested_port = bus, host, port
-        self.token = token.encode()
-        self.max_clients, self.origins = max_clients, origins
+                 burst: float = 40.0, abuse_limit: int = 50, web: WebServer | None = None) -> None:
+        self.bus = bus
+        # The device passes its web server; a hub built alone (tests) gets one of its own.
+        self.web = web or WebServer(host, port, token, origins, max_message_bytes)
+        self.max_clients = max_clients
         self.connection_info = connection_info or (lambda: {})
-        self.max_message_bytes, self.max_pending = max_message_bytes, max_pending
+        self.max_pending = max_pending
         self.rate, self.burst, self.abuse_limit = rate, burst, abuse_limit
         self.clients: set[Client] = set()
-        self.routes: dict[str, tuple[HttpRoute, bool]] = {}  # path -> (handler, needs token)
-        self.prefix_routes: dict[str, tuple[HttpRoute, bool]] = {}  # "/media/" -> (handler, needs token)
-        self.ws_routes: dict[str, Callable[[ServerConnection], Any]] = {UI_PATH: self._serve_ui}
-        self.server: Server | None = None
         self.slow_closed = 0
-        self.refused = Counter()
+        self.web.ws_admit = self._admit
+        self.web.add_websocket(UI_PATH, self._serve_ui)
         bus.attach(self)
         bus.handle("resume", self._cmd_resume)
         bus.handle("ping", self._cmd_ping)
 
     # --- lifecycle ---
-    async def start(self) -> None:
-        self.server = await serve(
-            self._dispatch, self.host, self.requested_port, process_request=self._process_request,
-            max_size=self.max_message_bytes, ping_interval=20, ping_timeout=20, close_timeout=2,
-            write_limit=64 * 1024, server_header=None,
-        )
-
     @property
     def port(self) -> int:
-        assert self.server is not None
-        return next(iter(self.server.sockets)).getsockname()[1]
+        return self.web.port
 
     async def stop(self) -> None:
-        if self.server is None:
-            return
-        self.server.close(close_connections=False)
+        """Close every tablet with 1001 (quickly: a silent phone must not hold up the stop)."""
         for client in list(self.clients):
             client.closing = True
-            client.ws.close_timeout = SHUTDOWN_CLOSE_TIMEOUT  # a silent phone must not hold up the stop
+            client.ws.close_timeout = SHUTDOWN_CLOSE_TIMEOUT
             if client.sender:
                 client.sender.cancel()
         await asyncio.gather(*(c.ws.close(CLOSE_GOING_AWAY, "device shutting down") for c in list(self.clients)),
                              return_exceptions=True)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.server.wait_closed(), SHUTDOWN_CLOSE_TIMEOUT)
 
-    # --- admission ---
-    def authorised(self, request: Request) -> bool:
-        if not self.token:
-            return True
-        query = parse_qs(urlsplit(request.path).query)
-        offered = query.get("token", [""])[0]
-        header = request.headers.get("Authorization", "")
-        if header.lower().startswith("bearer "):
-            offered = header[7:].strip()
-        return hmac.compare_digest(offered.encode(), self.token)
-
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = urlsplit(request.path).path
-        route = self.routes.get(path) or self._prefix_route(path)
-        if route is not None:
-            handler, needs_token = route
-            if needs_token and not self.authorised(request):
-                return self._refuse(connection, http.HTTPStatus.UNAUTHORIZED, "missing or wrong token")
-            return handler(connection, request)
-        if path not in self.ws_routes:
-            return self._refuse(connection, http.HTTPStatus.NOT_FOUND, "no such path")
-        if not self.authorised(request):
-            return self._refuse(connection, http.HTTPStatus.UNAUTHORIZED, "missing or wrong token")
-        origin = request.headers.get("Origin")
-        if self.origins and origin is not None and origin not in self.origins:
-            return self._refuse(connection, http.HTTPStatus.FORBIDDEN, "origin not allowed")
-        if len(self.clients) >= self.max_clients:
-            return self._refuse(connection, http.HTTPStatus.SERVICE_UNAVAILABLE, "too many clients")
-        return None
-
-    def _refuse(self, connection: ServerConnection, status: http.HTTPStatus, reason: str) -> Response:
-        self.refused[status.value] += 1
-        return connection.respond(status, reason + "\n")
-
-    def add_route(self, path: str, handler: HttpRoute, needs_token: bool = True) -> None:
-        self.routes[path] = (handler, needs_token)
-
-    def add_prefix_route(self, prefix: str, handler: HttpRoute, needs_token: bool = True) -> None:
-        """Serve every path under ``prefix`` (which ends with ``/``; exact routes win). The handler gets the
-        raw, still percent-encoded path and must validate the rest itself; it may return an awaitable
-        Response (websockets awaits it), so file reads can run off the loop."""
-        if not prefix.endswith("/"):
-            raise ValueError("a prefix route ends with '/'")
-        self.prefix_routes[prefix] = (handler, needs_token)
-
-    def _prefix_route(self, path: str) -> tuple[HttpRoute, bool] | None:
-        for prefix, route in self.prefix_routes.items():
-            if path.startswith(prefix):
-                return route
-        return None
-
-    @staticmethod
-    def json_response(connection: ServerConnection, body: dict[str, Any], status: int = 200) -> Response:
-        return binary_response(status, orjson.dumps(body), "application/json")
+    def _admit(self) -> str | None:
+        """The client limit, for every WebSocket path (the web server answers 503 with this reason)."""
+        return "too many clients" if len(self.clients) >= self.max_clients else None
 
     # --- fan-out (Transport) ---
     def deliver(self, message: Message, payload: bytes) -> None:
@@ -266,12 +187,9 @@ class WebSocketHub:
             client.ws.close(CLOSE_TRY_AGAIN, "too slow to take events; reconnect with ?since=<last seq>"))
 
     # --- connections ---
-    async def _dispatch(self, ws: ServerConnection) -> None:
-        await self.ws_routes[urlsplit(ws.request.path).path](ws)
-
-    async def _serve_ui(self, ws: ServerConnection) -> None:
+    async def _serve_ui(self, ws: WsConn) -> None:
         client = Client(ws, self.max_pending, self._too_slow)
-        sock = ws.transport.get_extra_info("socket")
+        sock = ws.socket()
         if sock is not None:
             # A fixed kernel send buffer bounds what one stalled client can pin in memory
             # (Linux would otherwise grow it to megabytes); events beyond it wait in `pending`.
@@ -282,10 +200,10 @@ class WebSocketHub:
         try:
             await ws.send(messages.encode(messages.connection(self.connection_info()), self.bus.device_id),
                           text=True)
-        except ConnectionClosed:
+        except Closed:
             self.clients.discard(client)
             return
-        query = parse_qs(urlsplit(ws.request.path).query)
+        query = ws.query
         if "since" in query:
             try:
                 since = int(query["since"][0])
@@ -309,7 +227,7 @@ class WebSocketHub:
                         "rate_limited", f"more than {self.rate:g} messages per second; slow down")))
                     continue
                 client.enqueue(self._encode(await self.handle_raw(raw, client)))
-        except ConnectionClosed:
+        except Closed:
             pass
         finally:
             self.clients.discard(client)

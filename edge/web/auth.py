@@ -1,0 +1,64 @@
+"""Who may use the device: the token (Bearer header, ``?token=``) and the browser session cookie.
+
+Owns :class:`Auth`. ``<img>`` and ``<video>`` cannot send headers, so ``POST /api/login`` trades the
+token for an HttpOnly, SameSite=Strict cookie. The cookie's value is derived from the token
+(HMAC-SHA256 of a fixed label), so sessions survive a device restart and all end when the token is
+changed; nothing about sessions is stored. Wrong tokens at login are rate limited per peer address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections import OrderedDict
+
+from starlette.requests import HTTPConnection
+
+from edge.ratelimit import RateLimiter
+
+SESSION_COOKIE = "dogmon_session"
+SESSION_MAX_AGE = 30 * 86400
+LOGIN_RATE = 1 / 12          # wrong logins per second per peer once the burst is used: 5 a minute
+LOGIN_BURST = 5.0
+MAX_TRACKED_PEERS = 256      # peers with a login bucket; the oldest is forgotten first
+
+
+class Auth:
+    def __init__(self, token: str) -> None:
+        self.token = token.encode()
+        self.session = hmac.new(self.token, b"dogmon_session v1", hashlib.sha256).hexdigest() if token else ""
+        self._login_buckets: OrderedDict[str, RateLimiter] = OrderedDict()
+
+    @property
+    def required(self) -> bool:
+        return bool(self.token)
+
+    def token_ok(self, offered: str) -> bool:
+        return not self.token or hmac.compare_digest(offered.encode(), self.token)
+
+    def authorised(self, conn: HTTPConnection) -> bool:
+        """The token as ``Authorization: Bearer``, as ``?token=`` or the session cookie (any one)."""
+        if not self.token:
+            return True
+        header = conn.headers.get("authorization", "")
+        if header[:7].lower() == "bearer " and self.token_ok(header[7:].strip()):
+            return True
+        query = conn.query_params.get("token")
+        if query is not None and self.token_ok(query):
+            return True
+        cookie = conn.cookies.get(SESSION_COOKIE)
+        return cookie is not None and hmac.compare_digest(cookie.encode(), self.session.encode())
+
+    def login_allowed(self, peer: str) -> bool:
+        """False while ``peer`` has used up its wrong-login allowance (checked before the token is)."""
+        bucket = self._login_buckets.get(peer)
+        return bucket is None or bucket.available()
+
+    def login_failed(self, peer: str) -> None:
+        bucket = self._login_buckets.get(peer)
+        if bucket is None:
+            bucket = self._login_buckets[peer] = RateLimiter(LOGIN_RATE, LOGIN_BURST)
+            while len(self._login_buckets) > MAX_TRACKED_PEERS:
+                self._login_buckets.popitem(last=False)
+        self._login_buckets.move_to_end(peer)
+        bucket.allow()

@@ -1,0 +1,182 @@
+"""The one web server (issue 11): static files for the tablet app, the browser login, /healthz, admission.
+
+The static-file tests run :class:`edge.web.server.WebServer` in this process on a real loopback port
+with a folder of real files; the login flow runs against a whole device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import http.client
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from edge.web.server import WebServer
+from tests.helpers import ws_connect
+from tests.media import compose_video
+
+QUIET_MEDIA = {"DOGMON_SNAPSHOT_EVENTS": "", "DOGMON_CLIP_EVENTS": ""}
+
+
+@contextmanager
+def running(server: WebServer) -> Iterator[WebServer]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    try:
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def request(port: int, method: str, path: str, headers: dict[str, str] | None = None,
+            body: bytes | None = None) -> tuple[int, bytes, dict[str, str], list[str]]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    cookies = response.headers.get_all("set-cookie") or []
+    return response.status, data, {k.lower(): v for k, v in response.getheaders()}, cookies
+
+
+@pytest.fixture
+def room_video(tmp_path: Path) -> Path:
+    """An empty room: the camera runs, no dog."""
+    return compose_video(tmp_path / "room.mp4", [(None, 2.0)])
+
+
+@pytest.fixture
+def static_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "static"
+    (folder / "icons").mkdir(parents=True)
+    (folder / "index.html").write_text("<!doctype html><title>dogmonitor</title>" + "<p>dog</p>" * 200)
+    (folder / "app.js").write_text("export const x = 1;\n" * 200)
+    (folder / "app.css").write_text("body { margin: 0 }\n" * 200)
+    (folder / "icons" / "dog.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"></svg>')
+    (folder / "app.webmanifest").write_text('{"name": "dogmonitor"}')
+    (folder / "icons" / "dog.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    (tmp_path / "secret.txt").write_text("not for you")
+    return folder
+
+
+def test_static_files_have_their_types_gzip_and_no_way_out(static_dir: Path) -> None:
+    with running(WebServer("127.0.0.1", 0, token="s3cret", static_dir=static_dir)) as server:
+        port = server.port
+        status, body, headers, _ = request(port, "GET", "/")  # no token needed: the page must load to ask for it
+        assert status == 200 and body.startswith(b"<!doctype html>") and headers["content-type"].startswith("text/html")
+        for path, kind in [("/static/app.js", "text/javascript"), ("/static/app.css", "text/css"),
+                           ("/static/icons/dog.svg", "image/svg+xml"),
+                           ("/static/app.webmanifest", "application/manifest+json"),
+                           ("/static/icons/dog.png", "image/png")]:
+            status, body, headers, _ = request(port, "GET", path, {"Accept-Encoding": "gzip"})
+            assert status == 200, path
+            assert headers["content-type"].split(";")[0] == kind, (path, headers["content-type"])
+            if kind.startswith("text/"):
+                assert headers.get("content-encoding") == "gzip", path
+                assert gzip.decompress(body) == (static_dir / path[len("/static/"):]).read_bytes()
+            if kind == "image/png":
+                assert "content-encoding" not in headers and body == (static_dir / "icons" / "dog.png").read_bytes()
+        # a cached copy is revalidated cheaply
+        _, _, headers, _ = request(port, "GET", "/static/app.js")
+        assert request(port, "GET", "/static/app.js", {"If-None-Match": headers["etag"]})[0] == 304
+        for sneaky in ["/static/../secret.txt", "/static/%2e%2e/secret.txt", "/static/..%2fsecret.txt",
+                       "/static/icons/../../secret.txt", "/static//etc/passwd"]:
+            status, body, _, _ = request(port, "GET", sneaky)
+            assert status == 404 and b"not for you" not in body, sneaky
+        assert request(port, "GET", "/static/nothing.js")[0] == 404
+        assert request(port, "GET", "/nowhere")[0] == 404
+
+
+def test_refusals_are_logged_once_per_spell(static_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="edge.web.server"), \
+            running(WebServer("127.0.0.1", 0, token="s3cret", static_dir=static_dir)) as server:
+        server.add_route("/secret", lambda request: None)  # type: ignore[arg-type,return-value]
+        for _ in range(50):
+            assert request(server.port, "GET", "/secret?token=guess123")[0] == 401
+    lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(lines) == 2, lines  # the first of the spell, and the count of the rest when it is over
+    assert "401" in lines[0] and "49 more" in lines[1]
+    assert all("guess123" not in line for line in lines)
+
+
+def test_browser_login_sets_a_cookie_every_path_accepts(start_device, room_video: Path) -> None:
+    device = start_device({**QUIET_MEDIA, "DOGMON_SOURCE": str(room_video), "DOGMON_WS_TOKEN": "s3cret"})
+    port = device.port
+    status, body, _, _ = request(port, "GET", "/api/session")
+    assert status == 200 and orjson.loads(body) == {"auth_required": True, "authenticated": False}
+    # without a token or cookie: refused everywhere that needs one
+    assert request(port, "GET", "/snapshot.jpg")[0] == 401
+    with pytest.raises(InvalidStatus) as info:
+        ws_connect(device.ws_url)
+    assert info.value.response.status_code == 401
+
+    status, body, _, cookies = request(port, "POST", "/api/login", {"Content-Type": "application/json"},
+                                       orjson.dumps({"token": "s3cret"}))
+    assert status == 200 and orjson.loads(body)["authenticated"] is True
+    [cookie] = cookies
+    assert cookie.startswith("dogmon_session=") and "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
+    assert "s3cret" not in cookie
+    session = cookie.split(";")[0]
+    jar = {"Cookie": session}
+    assert orjson.loads(request(port, "GET", "/api/session", jar)[1])["authenticated"] is True
+    assert request(port, "GET", "/media/snap-20260101T000000-deadbeef", jar)[0] == 404  # past admission
+    assert request(port, "GET", "/snapshot.jpg", jar)[0] in (200, 503)
+    with ws_connect(device.ws_url, additional_headers=jar) as ws:
+        assert orjson.loads(ws.recv(timeout=10))["type"] == "connection"
+    health = orjson.loads(request(port, "GET", "/healthz", jar)[1])
+    assert health["device_id"] == "testdog"
+    assert set(orjson.loads(request(port, "GET", "/healthz")[1])) == {"status"}
+
+    status, _, _, cookies = request(port, "POST", "/api/logout", jar)
+    assert status == 200 and cookies[0].startswith("dogmon_session=") and "Max-Age=0" in cookies[0]
+
+    # wrong tokens: 401, and after a few the peer is told to wait
+    statuses = [request(port, "POST", "/api/login", body=orjson.dumps({"token": f"guess{i}"}))[0] for i in range(8)]
+    assert statuses[:5] == [401] * 5 and statuses[-1] == 429, statuses
+    assert request(port, "POST", "/api/login", body=b"not json")[0] == 429
+    assert "s3cret" not in device.logs()
+
+
+def test_login_without_a_configured_token_always_succeeds(start_device, room_video: Path) -> None:
+    device = start_device({**QUIET_MEDIA, "DOGMON_SOURCE": str(room_video)})
+    status, body, _, _ = request(device.port, "GET", "/api/session")
+    assert orjson.loads(body) == {"auth_required": False, "authenticated": True}
+    status, body, _, cookies = request(device.port, "POST", "/api/login", body=b"anything")
+    assert status == 200 and orjson.loads(body)["authenticated"] is True and cookies
+
+
+def test_tokens_never_reach_the_log_and_refusals_log_once(start_device, room_video: Path) -> None:
+    token = "tok-9f8e7d6c5b4a"
+    device = start_device({**QUIET_MEDIA, "DOGMON_SOURCE": str(room_video), "DOGMON_WS_TOKEN": token,
+                           "DOGMON_LOG_LEVEL": "debug"})
+    with ws_connect(device.ws_url + f"?token={token}") as ws:
+        ws.recv(timeout=10)
+    with ws_connect(device.ws_url, token=token) as ws:
+        ws.recv(timeout=10)
+    assert request(device.port, "GET", f"/healthz?token={token}")[0] == 200
+    _, _, _, cookies = request(device.port, "POST", "/api/login", body=orjson.dumps({"token": token}))
+    assert request(device.port, "GET", "/api/session", {"Cookie": cookies[0].split(";")[0]})[0] == 200
+    before = len(device.logs().splitlines())
+    for _ in range(200):
+        assert request(device.port, "GET", "/snapshot.jpg?token=nope")[0] == 401
+    for _ in range(20):
+        with pytest.raises(InvalidStatus):
+            ws_connect(device.ws_url, token="nope")
+    logs = device.logs()
+    assert token not in logs and "nope" not in logs
+    session = cookies[0].split(";")[0].split("=", 1)[1]
+    assert session not in logs
+    refusal_lines = [line for line in logs.splitlines()[before:] if "refused" in line]
+    assert len(refusal_lines) == 1, refusal_lines
