@@ -10,6 +10,7 @@ bookmark's clip plays in the page's player; an analytics figure moves while the 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -30,7 +31,8 @@ class OverlayRecorder:
     """The test's own /ws/ui client: every detection overlay, by the capture time of its frame."""
 
     def __init__(self, url: str, token: str) -> None:
-        self.ws = ws_connect(url, token=token)
+        self.stack = contextlib.ExitStack()
+        self.ws = self.stack.enter_context(ws_connect(url, token=token))
         self.detections: dict[float, dict[str, Any]] = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -55,7 +57,7 @@ class OverlayRecorder:
     def close(self) -> None:
         self.stop.set()
         self.thread.join(2)
-        self.ws.close()
+        self.stack.close()
 
 
 @pytest.fixture

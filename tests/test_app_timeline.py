@@ -62,6 +62,7 @@ def test_the_timeline_has_no_gap_and_no_double_after_the_device_is_killed_and_re
                                f".map(li => Number(li.dataset.seq))) > {max(before)} + 2", timeout=40_000)
         time.sleep(1)
         after = shown_seqs(page)
+        replayed = page.evaluate("() => window.dogmon.conn.replayed")
         # a second reconnect of the same page without a device restart changes nothing either
         page.evaluate("() => window.dogmon.conn.ws.close()")
         wait_online(page)
@@ -73,5 +74,6 @@ def test_the_timeline_has_no_gap_and_no_double_after_the_device_is_killed_and_re
     stored = stored_seqs(device.ws_url, min(after) - 1)
     assert sorted(after) == [s for s in stored if s <= max(after)], "timeline misses stored events"
     assert set(before) <= set(after)
+    assert replayed >= 1, "no event came by resume: the restarted device's first events were not missed and replayed"
     assert again == sorted(set(again), reverse=True) and set(after) <= set(again)
     assert sorted(again) == [s for s in stored_seqs(device.ws_url, min(again) - 1) if s <= max(again)]

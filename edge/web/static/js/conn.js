@@ -51,6 +51,8 @@ export class DeviceConnection extends EventTarget {
     this.timer = null;
     this.needLogin = null;     // set by main: () => Promise<void> that resolves once signed in
     this.stopped = false;
+    this.storedUntil = 0;      // last_seq of the current connection message
+    this.replayed = 0;         // events that arrived by resume (missed while offline)
   }
 
   start() { this.connect(); }
@@ -109,12 +111,14 @@ export class DeviceConnection extends EventTarget {
       case "connection":
         this.info = m.data;
         if (this.lastSeq === null) this.lastSeq = m.data.last_seq; // first connect: live from here on
+        this.storedUntil = m.data.last_seq;
         this.setOnline(true);
         this.emit("connection", m);
         break;
       case "event":
         if (this.lastSeq !== null && m.seq <= this.lastSeq) return; // replayed twice: already handed on
         this.lastSeq = m.seq;
+        if (m.seq <= this.storedUntil) this.replayed++;  // stored before this connection: came by resume
         this.emit("event", m);
         break;
       case "reply":
