@@ -29,12 +29,14 @@ SCREENS = ("live", "timeline", "zones", "analytics", "device")
 
 
 def _check_frame(url: str, payload: str | bytes, seen: dict[str, int]) -> None:
+    """Counts what the page received: ``jpeg`` and ``live_meta`` on /ws/video, ``ui`` on /ws/ui."""
     if not isinstance(payload, str):
         seen["jpeg"] = seen.get("jpeg", 0) + 1
         return
+    kind = "live_meta" if "/ws/video" in url else "ui"
     with contextlib.suppress(AssertionError):  # recorded for the autouse fixture, which fails the test
-        (check_live if "/ws/video" in url else check_ws)(payload)
-    seen["text"] = seen.get("text", 0) + 1
+        (check_live if kind == "live_meta" else check_ws)(payload)
+    seen[kind] = seen.get(kind, 0) + 1
 
 
 @contextlib.contextmanager

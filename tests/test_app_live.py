@@ -145,6 +145,8 @@ def test_live_box_sits_on_the_walking_dog_and_a_bookmark_clip_plays(start_device
 
             files = screenshots(page, "live")
             assert all(f.stat().st_size > 5_000 for f in files)
-            assert page.ws_seen.get("jpeg", 0) > 20 and page.ws_seen.get("text", 0) > 20
+            seen = page.ws_seen
+            assert seen["jpeg"] > 20 and seen["ui"] > 20
+            assert abs(seen["live_meta"] - seen["jpeg"]) <= 2, seen  # a LiveFrame before every JPEG
     finally:
         recorder.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.app_page import goto, open_app, wait_frames, wait_online
+from tests.app_page import goto, open_app, screenshots, wait_frames, wait_online
 from tests.helpers import ws_collect, ws_connect
 from tests.test_media_e2e import LABRADOR
 
@@ -96,3 +96,4 @@ def test_a_zone_drawn_by_touch_is_stored_entered_and_an_invalid_one_shows_the_de
         assert message in page.text_content("#zone-error")
         assert "⚠ Zone 2" in page.text_content("#zone-svg")
         assert [z["name"] for z in still] == ["Dog bed"]  # nothing changed on the device
+        screenshots(page, "zones", screens=("zones",))

@@ -18,14 +18,28 @@ export class VideoFeed extends EventTarget {
     this.shown = 0;
     this.backoff = 500;
     this.timer = null;
+    this.closing = null;
     this.fps = 0;
     this._times = [];
   }
 
-  acquire(who) { this.users.add(who); if (!this.ws && !this.timer) this.open(); }
+  acquire(who) {
+    this.users.add(who);
+    clearTimeout(this.closing); this.closing = null;
+    if (!this.ws && !this.timer) this.open();
+  }
   release(who) {
     this.users.delete(who);
-    if (this.users.size === 0) { clearTimeout(this.timer); this.timer = null; const ws = this.ws; this.ws = null; if (ws) ws.close(); }
+    if (this.users.size) return;
+    // closed a moment later, so going from Live to Zones keeps the same stream
+    clearTimeout(this.closing);
+    this.closing = setTimeout(() => {
+      this.closing = null;
+      if (this.users.size) return;
+      clearTimeout(this.timer); this.timer = null;
+      const ws = this.ws; this.ws = null;
+      if (ws) ws.close();
+    }, 1000);
   }
 
   open() {
