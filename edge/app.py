@@ -43,6 +43,7 @@ from edge.transports.mqtt import MqttBridge
 from edge.transports.ws import WebSocketHub
 from edge.vision.detector import Detector
 from edge.vision.gating import DetectGate
+from edge.web.rest import RestApi
 from edge.web.server import WebServer, json_response
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,8 @@ class Device:
         self.hub = WebSocketHub(bus, max_clients=config.ws_max_clients, connection_info=self.connection_info,
                                 max_pending=config.ws_max_pending, rate=config.ws_rate, burst=2 * config.ws_rate,
                                 web=self.web)
+        self.rest = RestApi(bus, self.web, config.test_events, rate=config.ws_rate, burst=2 * config.ws_rate,
+                            max_body=config.ws_max_message_bytes)
         bus.handle("emit_test_event", self._cmd_emit_test_event)
         bus.handle("get_events", self._cmd_get_events)
         bus.handle("get_state", self._cmd_get_state)

@@ -132,7 +132,8 @@ def asyncapi_document(version: str = __version__) -> dict[str, Any]:
             "device": {"host": "{host}:{port}", "protocol": "ws", "title": "the device (DOGMON_WS_HOST/PORT)",
                        "variables": {"host": {"default": "localhost"}, "port": {"default": "8765"}},
                        "security": [{"$ref": "#/components/securitySchemes/bearer"},
-                                    {"$ref": "#/components/securitySchemes/queryToken"}]},
+                                    {"$ref": "#/components/securitySchemes/queryToken"},
+                                    {"$ref": "#/components/securitySchemes/session"}]},
             "broker": {"host": "{broker}", "protocol": "mqtt", "title": "the MQTT broker (DOGMON_MQTT_URL)",
                        "variables": {"broker": {"default": "localhost:1883"}}},
         },
@@ -145,6 +146,8 @@ def asyncapi_document(version: str = __version__) -> dict[str, Any]:
                 "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer DOGMON_WS_TOKEN"},
                 "queryToken": {"type": "httpApiKey", "in": "query", "name": "token",
                                "description": "?token=DOGMON_WS_TOKEN"},
+                "session": {"type": "httpApiKey", "in": "cookie", "name": "dogmon_session",
+                            "description": "the session cookie POST /api/login sets"},
             },
         },
     }

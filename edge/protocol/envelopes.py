@@ -169,6 +169,27 @@ def message_schemas() -> dict[str, Schema]:
     out["Error"] = envelope("error", MESSAGES["error"].data, description=MESSAGES["error"].summary)
     for name in COMMANDS:
         out[f"Reply_{name}"] = envelope("reply", reply_data(name), description=f"reply to {name}")
+    out |= test_broadcast_schemas()
+    return out
+
+
+TEST_BROADCASTS = ("event", "overlay", "telemetry")
+
+
+def test_broadcast_schemas() -> dict[str, Schema]:
+    """``Test_event`` …: what ``POST /api/events/broadcast[/overlay|/telemetry]`` sends (DOGMON_TEST_EVENTS=1).
+
+    Any type name and any ``data`` (a UI developer stages whatever they need), always ``"test": true``
+    and never a ``seq``: not stored, not replayed, not on MQTT."""
+    out: dict[str, Schema] = {}
+    for kind in TEST_BROADCASTS:
+        properties: dict[str, Schema] = {"v": const(PROTOCOL_VERSION, "protocol version"), "type": const(kind)}
+        if kind != "telemetry":
+            properties[f"{kind}_type"] = string(f"any {kind} type name", pattern="^[a-z][a-z0-9_]{0,39}$")
+        properties |= {"device_id": string("DOGMON_DEVICE_ID"), "ts": number("unix seconds"),
+                       "test": const(True, "a test broadcast: show it, but do not count it"),
+                       "data": {"type": "object", "description": "as the developer sent it"}}
+        out[f"Test_{kind}"] = obj(properties, f"test broadcast ({kind}) from POST /api/events/broadcast")
     return out
 
 
@@ -184,6 +205,8 @@ def command_message(name: str) -> Schema:
 def message_name(message: dict) -> str | None:
     """The component name of a decoded outbound message (None when its type is not declared)."""
     kind = message.get("type")
+    if message.get("test") is True and kind in TEST_BROADCASTS:
+        return f"Test_{kind}"
     if kind == "event":
         return f"Event_{message.get('event_type')}"
     if kind == "overlay":

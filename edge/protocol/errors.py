@@ -42,5 +42,6 @@ ERROR_CODES: dict[str, str] = {
     "cooldown": "snapshot or bookmark asked again before its cooldown ended; the message says when to retry",
     "shutting_down": "the device stopped before the command finished; nothing more is published after offline",
     "retained": "a retained MQTT command is refused (it would run again on every reconnect)",
+    "unauthorized": "REST only: missing or wrong token (HTTP 401); WebSocket handshakes are refused with 401",
     "internal": "the handler failed unexpectedly; the device logged it",
 }

@@ -121,14 +121,14 @@ _CATALOGUE: tuple[EventSpec, ...] = (
         "poster_url": nullable(string("/media/{poster_media_id}")),
         "content_type": string("video/mp4")})),
     EventSpec(EventType.BOOKMARK_CREATED, "media", "a client asked for a bookmark (a clip_saved follows)", obj({
-        "label": string("the label (may be empty)"), "origin": nullable(string("transport: ws or mqtt")),
+        "label": string("the label (may be empty)"), "origin": nullable(string("transport: ws, mqtt or rest")),
         "clip": string("reminder that a clip_saved follows")})),
     EventSpec(EventType.ERROR, "device", "a part of the device failed in a way the user should know", obj({
         "component": string("store or media"), "detail": string("what failed"),
         "effect": string("what that means"), "disk_full": boolean("media only: the disk is full")},
         optional=("disk_full",))),
     EventSpec(EventType.TEST, "test", "emit_test_event (only with DOGMON_TEST_EVENTS=1): what the client sent",
-              obj({"origin": nullable(string("transport: ws or mqtt"))}, closed=False)),
+              obj({"origin": nullable(string("transport: ws, mqtt or rest"))}, closed=False)),
 )
 
 EVENTS: dict[str, EventSpec] = {str(spec.type): spec for spec in _CATALOGUE}

@@ -4,7 +4,8 @@ Owns nothing but the mapping: the REST server decides its routes (method, path, 
 arguments come from) and hands them here; each operation's parameters or request body and its
 response are the command's published argument and result schemas (:mod:`.command_specs`), and every
 ``$ref`` points into the same ``components.schemas`` as the AsyncAPI document. A refused command is
-answered with an :data:`ERROR_STATUS` status and ``{"code", "message"}``.
+answered with an :data:`ERROR_STATUS` status and ``{"error": {"code", "message"}}``. Routes that are
+not commands (login, health, media) are passed in as ready operations (:func:`plain_operation`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ from edge.protocol.schema import Schema, obj, ref, string
 
 OPENAPI_VERSION = "3.1.0"
 SOURCES = ("query", "body", "none")
-# code -> HTTP status of the error response (others: 400)
+# code -> HTTP status of the error response: the one map for every REST answer (others: 400, e.g.
+# invalid_json, invalid_message, invalid_field, invalid_zones, retained)
 ERROR_STATUS: dict[str, int] = {"unknown_type": 404, "unsupported": 501, "disabled": 403, "busy": 503,
                                 "timeout": 504, "no_frame": 503, "storage_failed": 507, "rate_limited": 429,
+                                "cooldown": 429, "too_large": 413, "unauthorized": 401, "shutting_down": 503,
                                 "internal": 500}
-REST_ERROR = obj({"code": string("error code", enum=tuple(ERROR_CODES)), "message": string("for people")},
-                 "a refused or failed command")
+REST_ERROR = obj({"error": obj({"code": string("error code", enum=tuple(ERROR_CODES)),
+                                "message": string("for people")})}, "a refused or failed request")
+_SIMPLE = {"boolean": {"type": "boolean"}, "integer": {"type": "integer"}, "string": {"type": "string"},
+           "object": {"type": "object"}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +74,10 @@ def _operation(route: Route) -> dict[str, Any]:
     elif route.source == "body" and spec.args:
         operation["requestBody"] = {"required": any(a.required for a in spec.args),
                                     "content": {"application/json": {"schema": spec.args_schema()}}}
-    codes = ("invalid_json", "invalid_field", *spec.errors, "internal") if spec.args else (*spec.errors, "internal")
+    codes = ("invalid_json", "invalid_field", *spec.errors, "rate_limited", "internal") if spec.args \
+        else (*spec.errors, "rate_limited", "internal")
+    if route.source == "body":
+        codes = (*codes, "too_large")
     for status in sorted({ERROR_STATUS.get(code, 400) for code in codes}):
         named = sorted(c for c in codes if ERROR_STATUS.get(c, 400) == status)
         operation["responses"][str(status)] = {
@@ -78,9 +86,29 @@ def _operation(route: Route) -> dict[str, Any]:
     return operation
 
 
-def openapi_document(routes: Iterable[Route | Sequence[str]], version: str = __version__) -> dict[str, Any]:
-    """The OpenAPI document of ``routes``: ``Route`` objects or ``(method, path, command, source)`` tuples."""
-    paths: dict[str, dict[str, Any]] = {}
+def plain_operation(summary: str, needs_token: bool, result: dict[str, str] | None = None,
+                    body: dict[str, str] | None = None, content: str = "application/json") -> dict[str, Any]:
+    """An operation that is not a command: ``result``/``body`` map field names to simple JSON types."""
+    schema: Schema = ({"type": "object", "properties": {k: _SIMPLE[v] for k, v in result.items()}}
+                      if result is not None else {"type": "object"} if content == "application/json" else
+                      {"type": "string", "format": "binary"})
+    operation: dict[str, Any] = {"summary": summary,
+                                 "responses": {"200": {"description": "ok", "content": {content: {"schema": schema}}}}}
+    if body is not None:
+        operation["requestBody"] = {"content": {"application/json": {"schema": {
+            "type": "object", "properties": {k: _SIMPLE[v] for k, v in body.items()}}}}}
+    if needs_token:
+        operation["responses"]["401"] = {"description": "missing or wrong token"}
+    else:
+        operation["security"] = []
+    return operation
+
+
+def openapi_document(routes: Iterable[Route | Sequence[str]], version: str = __version__,
+                     extra_paths: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The OpenAPI document of ``routes``: ``Route`` objects or ``(method, path, command, source)`` tuples,
+    plus ``extra_paths`` (path -> method -> operation) for routes that are not commands."""
+    paths: dict[str, dict[str, Any]] = {path: dict(ops) for path, ops in (extra_paths or {}).items()}
     for item in routes:
         route = item if isinstance(item, Route) else Route(*item)
         method = route.method.lower()
@@ -99,7 +127,9 @@ def openapi_document(routes: Iterable[Route | Sequence[str]], version: str = __v
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer DOGMON_WS_TOKEN"},
                 "queryToken": {"type": "apiKey", "in": "query", "name": "token"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "dogmon_session",
+                            "description": "set by POST /api/login"},
             },
         },
-        "security": [{"bearer": []}, {"queryToken": []}],
+        "security": [{"bearer": []}, {"queryToken": []}, {"session": []}],
     }

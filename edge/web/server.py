@@ -155,8 +155,12 @@ class WebServer:
         return None
 
     def refuse(self, conn: HTTPConnection, status: int, reason: str) -> Response:
+        """Counted and logged per spell; under ``/api/`` the REST error body, elsewhere plain text."""
         self.refused[status] += 1
         self.spells.refused(status, reason, peer_of(conn), conn.url.path)
+        if conn.url.path.startswith("/api/") and conn.scope["type"] == "http":
+            code = {401: "unauthorized", 404: "unknown_type", 429: "rate_limited"}.get(status, "invalid_message")
+            return json_response({"error": {"code": code, "message": reason}}, status)
         return PlainTextResponse(reason + "\n", status, {"Cache-Control": "no-store"})
 
     async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -164,7 +168,9 @@ class WebServer:
             websocket = WebSocket(scope, receive, send)
             await websocket.send_denial_response(self.refuse(websocket, 404, "no such path"))
         elif scope["type"] == "http":
-            await self.refuse(Request(scope, receive), 404, "no such path")(scope, receive, send)
+            request = Request(scope, receive)
+            reason = "no such path" + ("; see /api/openapi.json" if request.url.path.startswith("/api/") else "")
+            await self.refuse(request, 404, reason)(scope, receive, send)
 
     # --- the page and its session ---
     async def _index(self, request: Request) -> Response:
