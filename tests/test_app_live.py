@@ -16,12 +16,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import orjson
 import pytest
+from websockets.sync.client import connect
 
 from tests.app_page import drawn_dog_box, goto, open_app, screenshots, sign_in, wait_frames
 from tests.helpers import ws_connect
 from tests.media import moving_dog_video
+from tests.protocol_check import check_live
 from tests.test_media_e2e import LABRADOR
 
 TOKEN = "tablet-s3cret"
@@ -111,6 +115,8 @@ def test_live_box_sits_on_the_walking_dog_and_a_bookmark_clip_plays(start_device
             assert max(lefts) - min(lefts) > 40, f"the dog did not move between samples: {lefts}"
             assert sum(m <= 100 for m in mismatches) >= len(mismatches) - 2, f"overlays older than frames: {mismatches}"
 
+            # 127.0.0.1 is a secure context: the screen is kept awake while Live shows
+            assert page.evaluate("() => window.dogmon.screens.live.wakeLock !== null")
             presence = page.text_content("[data-chip=presence]")
             assert presence.startswith("Dog here"), presence
 
@@ -148,5 +154,25 @@ def test_live_box_sits_on_the_walking_dog_and_a_bookmark_clip_plays(start_device
             seen = page.ws_seen
             assert seen["jpeg"] > 20 and seen["ui"] > 20
             assert abs(seen["live_meta"] - seen["jpeg"]) <= 2, seen  # a LiveFrame before every JPEG
+        # the same stream to any client: ?meta=1 gives a LiveFrame before each JPEG, on the overlays' clock;
+        # without it, JPEGs only (existing clients are unchanged)
+        with connect(device.ws_url.replace("/ws/ui", "/ws/video?meta=1"), open_timeout=10,
+                     additional_headers={"Authorization": f"Bearer {TOKEN}"}) as video:
+            pairs = []
+            while len(pairs) < 5:
+                meta = video.recv(timeout=10)
+                assert isinstance(meta, str), "a JPEG came without its LiveFrame"
+                check_live(meta)
+                jpeg = video.recv(timeout=10)
+                assert isinstance(jpeg, bytes) and jpeg.startswith(b"\xff\xd8")
+                pairs.append((orjson.loads(meta), jpeg))
+        for meta, jpeg in pairs:
+            image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            assert (meta["width"], meta["height"]) == (image.shape[1], image.shape[0])
+        time.sleep(0.5)
+        assert any(meta["frame_ts"] in recorder.detections for meta, _ in pairs), "pictures and overlays: other clocks"
+        with connect(device.ws_url.replace("/ws/ui", "/ws/video"), open_timeout=10,
+                     additional_headers={"Authorization": f"Bearer {TOKEN}"}) as video:
+            assert all(isinstance(video.recv(timeout=10), bytes) for _ in range(4))
     finally:
         recorder.close()
