@@ -22,6 +22,7 @@ import orjson
 import pytest
 from websockets.sync.client import connect
 
+from edge import __version__
 from tests.app_page import drawn_dog_box, goto, open_app, screenshots, sign_in, wait_frames
 from tests.helpers import ws_connect
 from tests.media import moving_dog_video
@@ -148,6 +149,11 @@ def test_live_box_sits_on_the_walking_dog_and_a_bookmark_clip_plays(start_device
             page.wait_for_function(f"(t) => document.querySelector('{figure}').textContent !== t", arg=first,
                                    timeout=20_000)
             assert page.text_content(figure) != first
+
+            goto(page, "device")   # telemetry and /healthz as they arrive
+            page.wait_for_selector("#dev-pipeline tr[data-stage=detect]", timeout=15_000)
+            page.wait_for_selector("#dev-health [data-health=ok]", timeout=15_000)
+            assert __version__ in page.text_content("#dev-about")
 
             files = screenshots(page, "live")
             assert all(f.stat().st_size > 5_000 for f in files)

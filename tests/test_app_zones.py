@@ -71,10 +71,38 @@ def test_a_zone_drawn_by_touch_is_stored_entered_and_an_invalid_one_shows_the_de
         for (x, y), (ex, ey) in zip(stored[0]["points"], expected, strict=True):
             assert abs(x - ex) < 0.015 and abs(y - ey) < 0.015, stored[0]["points"]
 
+        # keyboard: select the zone, Shift+arrows move it whole; dragging its inside moves it too; undo restores
+        page.click("#zone-list li[data-zone='Dog bed'] button")
+        page.focus("#zone-svg")
+        for _ in range(3):
+            page.keyboard.press("Shift+ArrowUp")
+        local = page.evaluate("() => window.dogmon.screens.zones.zones[0].points")
+        assert local[0][1] == pytest.approx(0.67, abs=0.002), local
+        page.mouse.move(stage["x"] + 0.5 * stage["width"], stage["y"] + 0.8 * stage["height"])
+        page.mouse.down()
+        page.mouse.move(stage["x"] + 0.4 * stage["width"], stage["y"] + 0.8 * stage["height"], steps=4)
+        page.mouse.up()
+        local = page.evaluate("() => window.dogmon.screens.zones.zones[0].points")
+        assert local[0][0] == pytest.approx(0.2, abs=0.01), local
+        page.click("#zone-revert")
+        local = page.evaluate("() => window.dogmon.screens.zones.zones[0].points")
+        assert local == stored[0]["points"]
+
         # the dog is in it: occupancy on the zone list, zone_enter in the timeline
         page.wait_for_selector("#zone-list li[data-zone='Dog bed']:has-text('dog inside')", timeout=20_000)
         goto(page, "timeline")
         page.wait_for_selector("li[data-type=zone_enter]:has-text('Entered Dog bed')", timeout=20_000)
+        # filter by type, then another day
+        page.select_option("#tl-filter", "zone")
+        page.wait_for_selector("li[data-type=zone_enter]", timeout=10_000)
+        assert set(page.eval_on_selector_all("#tl-list li", "els => els.map(e => e.dataset.type)")) <= {
+            "zone_enter", "zone_exit", "zone_dwell"}
+        page.fill("#tl-day", "2020-01-01")
+        page.wait_for_function("() => document.getElementById('tl-status').textContent.includes('No events')",
+                               timeout=10_000)
+        assert page.locator("#tl-list li").count() == 0
+        page.click("#tl-today")
+        page.wait_for_selector("li[data-type=zone_enter]", timeout=10_000)
 
         # a self-crossing outline: the device refuses it and says why, on that zone
         goto(page, "zones")
