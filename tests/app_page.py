@@ -116,8 +116,22 @@ def drawn_dog_box(page: Any) -> dict[str, Any]:
     return got
 
 
+SMALL_TARGETS_JS = """() => {
+  const out = [];
+  for (const n of document.querySelectorAll('button, a[href], select, input, [tabindex]')) {
+    const target = n.type === 'checkbox' ? n.closest('label') || n : n;
+    const r = target.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0 || n.closest('[hidden], dialog:not([open])')) continue;  // not on screen
+    if (r.height < 44 || r.width < 44)
+      out.push(`${n.tagName.toLowerCase()}#${n.id} ${Math.round(r.width)}x${Math.round(r.height)}`);
+  }
+  return out;
+}"""
+
+
 def screenshots(page: Any, name: str, screens: tuple[str, ...] = SCREENS, settle: float = 1.5) -> list[Path]:
-    """Every screen at every size; returns the files (look at them)."""
+    """Every screen at every size; returns the files (look at them). Fails when a control on screen is a
+    smaller touch target than 44×44 px."""
     folder = SHOTS / name
     folder.mkdir(parents=True, exist_ok=True)
     files = []
@@ -129,5 +143,7 @@ def screenshots(page: Any, name: str, screens: tuple[str, ...] = SCREENS, settle
             path = folder / f"{screen}-{width}x{height}.png"
             page.screenshot(path=str(path), full_page=True)
             files.append(path)
+            small = page.evaluate(SMALL_TARGETS_JS)
+            assert not small, f"{screen} at {width}x{height}: touch targets under 44 px: {small}"
     page.set_viewport_size({"width": SIZES[0][0], "height": SIZES[0][1]})
     return files

@@ -8,6 +8,7 @@ and its own message is shown on that zone. The page works with no token configur
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 
 import orjson
@@ -30,6 +31,29 @@ def reply(ws, command: dict) -> dict:
     got = ws_collect(ws, lambda m: any(x["type"] in ("reply", "error") and x["data"].get("id") == command["id"]
                                        for x in m), 15)
     return next(x for x in got if x["type"] in ("reply", "error") and x["data"].get("id") == command["id"])
+
+
+def test_the_app_is_installable_manifest_and_icons_served_without_a_token(start_device, room_with_dog: Path) -> None:
+    import cv2
+    import numpy as np
+
+    device = start_device({"DOGMON_SOURCE": str(room_with_dog), "DOGMON_WS_TOKEN": "tok"})
+    with urllib.request.urlopen(device.http_url + "/") as r:
+        html = r.read().decode()
+    assert '<link rel="manifest" href="/static/manifest.webmanifest">' in html
+    with urllib.request.urlopen(device.http_url + "/static/manifest.webmanifest") as r:
+        assert r.headers["Content-Type"].startswith("application/manifest+json")
+        manifest = orjson.loads(r.read())
+    assert manifest["display"] == "standalone" and manifest["start_url"].startswith("/")
+    for icon in manifest["icons"]:
+        with urllib.request.urlopen(device.http_url + icon["src"]) as r:
+            body = r.read()
+            assert r.headers["Content-Type"] == icon["type"]
+        if icon["type"] == "image/png":
+            image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_UNCHANGED)
+            assert f"{image.shape[1]}x{image.shape[0]}" == icon["sizes"]
+    assert {i["sizes"] for i in manifest["icons"]} >= {"192x192", "512x512"}
+    assert any(i["purpose"] == "maskable" for i in manifest["icons"])
 
 
 def tap(page, box: dict, x: float, y: float) -> None:
