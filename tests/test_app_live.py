@@ -182,3 +182,47 @@ def test_live_box_sits_on_the_walking_dog_and_a_bookmark_clip_plays(start_device
             assert all(isinstance(video.recv(timeout=10), bytes) for _ in range(4))
     finally:
         recorder.close()
+
+
+POSE_DRAWN_JS = """() => {
+  const p = window.dogmon.screens.live.usedPose;
+  if (!p || !p.poses.length) return null;
+  const c = document.getElementById('live-ovl'), ctx = c.getContext('2d');
+  const sx = c.width / p.frame.w, sy = c.height / p.frame.h;
+  let shown = 0, hit = 0, cyan = 0;
+  for (const [x, y, conf] of p.poses[0].keypoints) {
+    if (conf < p.keypoint_threshold) continue;
+    shown++;
+    const d = ctx.getImageData(Math.round(x * sx), Math.round(y * sy), 1, 1).data;
+    if (d[0] === 255 && d[1] === 124 && d[2] === 124) hit++;
+  }
+  const all = ctx.getImageData(0, 0, c.width, c.height).data;
+  for (let i = 0; i < all.length; i += 4)
+    if (Math.abs(all[i] - 124) < 30 && Math.abs(all[i + 1] - 243) < 30 && all[i + 2] > 225 && all[i + 3] > 200) cyan++;
+  return {shown, hit, cyan, model: p.model};
+}"""
+
+
+def test_live_draws_the_keypoints_and_skeleton_of_a_pose_model(start_device, media: Path, tmp_path: Path) -> None:
+    from tests.media import compose_video
+    from tests.pose_graphs import DOG_POSE_24, constant_outputs_model, write_manifest
+    from tests.test_posture_e2e import standing_dog_in_input
+
+    row = np.concatenate(([160, 160, 256, 207, 0.88], standing_dog_in_input().reshape(-1))).astype(np.float32)
+    weights = constant_outputs_model(tmp_path / "dogpose_stub.onnx", [1, 3, 320, 320],
+                                     {"output0": row.reshape(1, -1, 1)})
+    manifest = write_manifest(tmp_path / "dogpose_stub.json", weights, {
+        "name": "dogpose-stub", "family": "yolo_pose", "licence": "test graph",
+        "input": {"width": 320, "height": 320, "mean": [0, 0, 0], "std": [255, 255, 255], "channels": "RGB"},
+        "keypoints": DOG_POSE_24, "skeleton": [[22, 12], [12, 13], [22, 16]]})
+    video = compose_video(tmp_path / "labrador.mp4", [(media / LABRADOR, 30.0)])
+    device = start_device({"DOGMON_SOURCE": str(video), "DOGMON_POSE_MODEL": str(manifest), "DOGMON_POSE_FPS": "4",
+                           "DOGMON_CLIP_EVENTS": "", "DOGMON_SNAPSHOT_EVENTS": ""})
+    with open_app(device.http_url) as page:
+        wait_frames(page, 5)
+        page.wait_for_function("() => window.dogmon.screens.live.usedPose !== null", timeout=30_000)
+        drawn = page.evaluate(POSE_DRAWN_JS)
+        assert drawn["model"] == "dogpose-stub"
+        assert drawn["shown"] >= 20 and drawn["hit"] >= 0.8 * drawn["shown"], drawn  # a dot on each keypoint
+        assert drawn["cyan"] > 30, drawn                                             # and the skeleton's lines
+        screenshots(page, "pose", screens=("live",))

@@ -96,7 +96,7 @@ function drawPose(ctx, pose, sx, sy, ratio) {
   const th = pose.keypoint_threshold ?? 0.3;
   for (const p of pose.poses) {
     const k = p.keypoints;
-    ctx.strokeStyle = "#7cf3ff"; ctx.lineWidth = 2 * ratio;
+    ctx.strokeStyle = "#7cf3ff"; ctx.lineWidth = 3 * ratio;
     for (const [a, b] of pose.skeleton) {
       if (!k[a] || !k[b] || k[a][2] < th || k[b][2] < th) continue;
       ctx.beginPath(); ctx.moveTo(k[a][0] * sx, k[a][1] * sy); ctx.lineTo(k[b][0] * sx, k[b][1] * sy); ctx.stroke();
@@ -104,7 +104,7 @@ function drawPose(ctx, pose, sx, sy, ratio) {
     ctx.fillStyle = "#ff7c7c";
     for (const [x, y, c] of k) {
       if (c < th) continue;
-      ctx.beginPath(); ctx.arc(x * sx, y * sy, 3.5 * ratio, 0, Math.PI * 2); ctx.fill();
+      ctx.beginPath(); ctx.arc(x * sx, y * sy, 4.5 * ratio, 0, Math.PI * 2); ctx.fill();
     }
   }
 }

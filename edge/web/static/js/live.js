@@ -22,6 +22,7 @@ export class LiveScreen {
     this.showHeat = false; this.showDebug = false;
     this.active = false;
     this.used = null;       // the detection overlay drawn with the current picture
+    this.usedPose = null;
     this.mismatchMs = null;
     this.wakeLock = null;
     this.stats = { frames: 0, matched: 0, worstMs: 0 };
@@ -110,10 +111,10 @@ export class LiveScreen {
       this.stats.matched++;
       this.stats.worstMs = Math.max(this.stats.worstMs, this.mismatchMs);
     }
+    // a pose older than a second would draw limbs where the dog no longer is
+    this.usedPose = pose && ts !== null && ts - pose.frame_ts < 1 ? pose : null;
     drawOverlay(this.ovl, {
-      frame: this.store.frame, detection: det,
-      // a pose older than a second would draw limbs where the dog no longer is
-      pose: pose && ts !== null && ts - pose.frame_ts < 1 ? pose : null,
+      frame: this.store.frame, detection: det, pose: this.usedPose,
       zones: this.store.zones, heatmap: this.store.heatmap, motion: this.store.motion,
       showHeat: this.showHeat, showDebug: this.showDebug,
     });
