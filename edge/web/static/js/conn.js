@@ -111,6 +111,11 @@ export class DeviceConnection extends EventTarget {
       case "connection":
         this.info = m.data;
         if (this.lastSeq === null) this.lastSeq = m.data.last_seq; // first connect: live from here on
+        else if (m.data.last_seq < this.lastSeq) {
+          // the device's event log was started afresh (data dir replaced): its seqs begin again
+          this.lastSeq = m.data.last_seq;
+          this.emit("reset", m);
+        }
         this.storedUntil = m.data.last_seq;
         this.setOnline(true);
         this.emit("connection", m);

@@ -78,6 +78,7 @@ export class TimelineScreen {
     conn.addEventListener("event", (e) => this.onLive(e.detail));
     conn.addEventListener("gap", (e) => { this.status.textContent = `Events before #${e.detail.data.resumes_from} are no longer stored (${e.detail.data.reason}).`; });
     conn.addEventListener("connection", () => { if (this.active && !this.loaded) this.reload(); });
+    conn.addEventListener("reset", () => { this.loaded = false; if (this.active) this.reload(); });
     // scroll back: load the next page when the foot comes into view
     new IntersectionObserver((entries) => {
       if (this.active && entries.some((x) => x.isIntersecting) && !this.more.hidden && !this.loading) this.loadMore();
