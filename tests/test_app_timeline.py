@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.app_page import open_app, wait_online
+from tests.app_page import SHOTS, open_app, wait_online
 from tests.conftest import free_port
 from tests.helpers import ws_collect, ws_connect
 from tests.test_media_e2e import LABRADOR
@@ -53,6 +53,8 @@ def test_the_timeline_has_no_gap_and_no_double_after_the_device_is_killed_and_re
         device.stop(signal.SIGKILL)
         page.wait_for_selector("#offline:not([hidden])", timeout=20_000)
         assert "offline" in page.text_content("#conn")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "offline-1280x800.png"))
         time.sleep(2)   # offline for a while: the page keeps retrying with backoff
         device = start_device(env)
         wait_online(page, timeout=40)
