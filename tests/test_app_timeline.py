@@ -79,3 +79,29 @@ def test_the_timeline_has_no_gap_and_no_double_after_the_device_is_killed_and_re
     assert replayed >= 1, "no event came by resume: the restarted device's first events were not missed and replayed"
     assert again == sorted(set(again), reverse=True) and set(after) <= set(again)
     assert sorted(again) == [s for s in stored_seqs(device.ws_url, min(again) - 1) if s <= max(again)]
+
+
+def test_scrolling_back_loads_every_earlier_event_once(start_device, dog_comes_and_goes: Path) -> None:
+    device = start_device({"DOGMON_SOURCE": str(dog_comes_and_goes), "DOGMON_TEST_EVENTS": "1",
+                           "DOGMON_CLIP_EVENTS": "", "DOGMON_SNAPSHOT_EVENTS": ""})
+    with ws_connect(device.ws_url) as ws:
+        for i in range(75):
+            ws.send(orjson.dumps({"type": "emit_test_event", "id": i, "data": {"n": i}}))
+            if i % 15 == 14:  # stay under DOGMON_WS_RATE
+                ws_collect(ws, lambda m, i=i: any(x["type"] == "reply" and x["data"]["id"] == i for x in m), 15)
+                time.sleep(1)
+    with open_app(device.http_url, hash_="timeline") as page:
+        wait_online(page)
+        page.wait_for_function("() => document.querySelectorAll('#tl-list li').length >= 30", timeout=20_000)
+        first_page = len(shown_seqs(page))
+        assert first_page < 75, "the first page should not hold the whole day"
+        for _ in range(20):   # scroll to the foot: the next page loads by itself
+            if "whole day" in page.text_content("#tl-status"):
+                break
+            page.locator("#tl-more").scroll_into_view_if_needed()
+            time.sleep(0.5)
+        assert "whole day" in page.text_content("#tl-status")
+        seqs = shown_seqs(page)
+    assert seqs == sorted(set(seqs), reverse=True)
+    assert sorted(seqs) == stored_seqs(device.ws_url, 0)
+    assert len(seqs) >= 75
