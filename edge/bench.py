@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=3, help="WebSocket clients attached for the fan-out figure")
     parser.add_argument("--audio", action="store_true", help="benchmark bark detection instead (edge.audio.bench)")
     parser.add_argument("--store", action="store_true", help="benchmark event log writes instead (edge.storebench)")
+    parser.add_argument("--web", action="store_true", help="benchmark the web server instead (edge.webbench)")
     parser.add_argument("--no-gating", action="store_true", help="skip the motion-gating scenarios (a)-(e)")
     parser.add_argument("--cpu-seconds", type=float, default=8.0, help="seconds per CPU measurement in (a)")
     args, rest = parser.parse_known_args(argv)
@@ -196,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         from edge.storebench import main as store_main
 
         return store_main(rest)
+    if args.web:
+        from edge.webbench import main as web_main
+
+        return web_main(rest)
     base = load_config()
     ensure_models(base)
     video = Path(args.video) if args.video else base.model_dir / "dog_walking_vidtome.mp4"

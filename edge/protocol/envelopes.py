@@ -161,8 +161,8 @@ def message_schemas() -> dict[str, Schema]:
     out["Connection"] = envelope("connection", ref("ConnectionData"), description=MESSAGES["connection"].summary)
     for name, spec in EVENTS.items():
         out[f"Event_{name}"] = envelope("event", spec.data, event_type=name, description=spec.summary)
-    for name, spec in OVERLAYS.items():
-        out[f"Overlay_{name}"] = envelope("overlay", spec.data, overlay_type=name, description=spec.summary)
+    for name, overlay in OVERLAYS.items():
+        out[f"Overlay_{name}"] = envelope("overlay", overlay.data, overlay_type=name, description=overlay.summary)
     out["Telemetry"] = envelope("telemetry", ref("TelemetryData"), description=MESSAGES["telemetry"].summary)
     out["Analytics"] = envelope("analytics", ref("AnalyticsDay"), description=MESSAGES["analytics"].summary)
     out["Gap"] = envelope("gap", MESSAGES["gap"].data, description=MESSAGES["gap"].summary)
