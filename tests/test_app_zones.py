@@ -108,6 +108,14 @@ def test_a_zone_drawn_by_touch_is_stored_entered_and_an_invalid_one_shows_the_de
         page.mouse.up()
         local = page.evaluate("() => window.dogmon.screens.zones.zones[0].points")
         assert local[0][0] == pytest.approx(0.2, abs=0.01), local
+        # add a corner with an edge's middle handle, select it and delete it with the button
+        page.click("#zone-revert")
+        page.click("#zone-list li[data-zone='Dog bed'] button")
+        mid = page.locator("#zone-svg circle[data-role=mid][data-index='0']").bounding_box()
+        page.mouse.click(mid["x"] + mid["width"] / 2, mid["y"] + mid["height"] / 2)
+        assert page.evaluate("() => window.dogmon.screens.zones.zones[0].points.length") == 5
+        page.click("#zf-delpoint")
+        assert page.evaluate("() => window.dogmon.screens.zones.zones[0].points.length") == 4
         page.click("#zone-revert")
         local = page.evaluate("() => window.dogmon.screens.zones.zones[0].points")
         assert local == stored[0]["points"]

@@ -37,7 +37,7 @@ export class LiveScreen {
     feed.addEventListener("lost", () => { if (this.active) this.showWaiting("Live view lost; reconnecting…"); });
     store.addEventListener("change", (e) => {
       if (!this.active) return;
-      if (e.detail === "state" || e.detail === "telemetry" || e.detail === "connection") this.renderChips();
+      if (e.detail === "state" || e.detail === "telemetry" || e.detail === "connection") { this.renderChips(); this.updateWaiting(); }
       // an overlay for the frame on screen may arrive after its picture: redraw when it is a better match
       if (e.detail === "detection" || e.detail === "pose") this.maybeBetter();
       if (e.detail === "zones" || (e.detail === "heatmap" && this.showHeat) || (e.detail === "motion" && this.showDebug)) this.redraw();
@@ -62,7 +62,7 @@ export class LiveScreen {
     this.renderChips();
     this.store.refreshState();
     this.keepAwake();
-    if (this.feed.bitmap) this.onFrame(); else this.showWaiting("Waiting for the camera…");
+    if (this.feed.bitmap) this.onFrame(); else this.updateWaiting();
   }
 
   hide() {
@@ -83,8 +83,16 @@ export class LiveScreen {
 
   showWaiting(text) { this.wait.hidden = false; this.wait.textContent = text; }
 
+  /** Over the picture: the camera's trouble (the last picture stays, marked stale), or waiting for one. */
+  updateWaiting() {
+    const h = this.store.health;
+    if (h.camera === false) this.showWaiting(`Camera offline${h.cameraReason ? ": " + h.cameraReason : ""}. The picture returns when the camera does.`);
+    else if (!this.feed.bitmap) this.showWaiting("Waiting for the camera…");
+    else this.wait.hidden = true;
+  }
+
   onFrame() {
-    this.wait.hidden = true;
+    this.updateWaiting();
     const f = this.store.frame;
     this.stage.style.aspectRatio = `${this.feed.width || f.w} / ${this.feed.height || f.h}`;
     this.stats.frames++;

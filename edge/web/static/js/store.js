@@ -60,7 +60,7 @@ export class Store extends EventTarget {
       case "dog_detected": s.presence = true; s.present_since = m.ts; break;
       case "dog_left": s.presence = false; s.present_since = null; s.absent_since = m.ts; s.posture = null; break;
       case "sit": case "stand": case "lie": s.posture = d.posture; s.posture_since = d.since; s.posture_source = d.source; break;
-      case "camera_online": this.health.camera = true; break;
+      case "camera_online": this.health.camera = true; this.health.cameraReason = null; break;
       case "camera_offline": this.health.camera = false; this.health.cameraReason = d.reason; break;
       case "broker_online": this.health.broker = true; break;
       case "broker_offline": this.health.broker = false; break;
@@ -96,7 +96,7 @@ export class Store extends EventTarget {
 
   onTelemetry(t) {
     this.telemetry = t;
-    if (t.camera) this.health.camera = t.camera.online;
+    if (t.camera) { this.health.camera = t.camera.online; this.health.cameraReason = t.camera.reason; }
     this.health.broker = t.mqtt ? !!t.mqtt.connected : null;
     if (t.audio && typeof t.audio === "object" && "online" in t.audio) {
       this.health.audio = t.audio.online;
