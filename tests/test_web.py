@@ -7,8 +7,10 @@ with a folder of real files; the login flow runs against a whole device.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import http.client
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -88,8 +90,9 @@ def test_static_files_have_their_types_gzip_and_no_way_out(static_dir: Path) -> 
                 assert gzip.decompress(body) == (static_dir / path[len("/static/"):]).read_bytes()
             if kind == "image/png":
                 assert "content-encoding" not in headers and body == (static_dir / "icons" / "dog.png").read_bytes()
-        # a cached copy is revalidated cheaply
+        # a cached copy is revalidated on every load (an updated app is never stale), cheaply
         _, _, headers, _ = request(port, "GET", "/static/app.js")
+        assert headers["cache-control"] == "no-cache"
         assert request(port, "GET", "/static/app.js", {"If-None-Match": headers["etag"]})[0] == 304
         for sneaky in ["/static/../secret.txt", "/static/%2e%2e/secret.txt", "/static/..%2fsecret.txt",
                        "/static/icons/../../secret.txt", "/static//etc/passwd"]:
@@ -174,9 +177,84 @@ def test_tokens_never_reach_the_log_and_refusals_log_once(start_device, room_vid
     for _ in range(20):
         with pytest.raises(InvalidStatus):
             ws_connect(device.ws_url, token="nope")
+    for _ in range(30):  # garbage that is not HTTP: uvicorn's warning once, not per request
+        with socket.create_connection(("127.0.0.1", device.port), timeout=5) as sock:
+            sock.sendall(b"\x16\x03\x01 this is not HTTP\r\n\r\n")
+            with contextlib.suppress(OSError):
+                sock.recv(1024)
     logs = device.logs()
+    assert logs.count("Invalid HTTP request") == 1, logs.count("Invalid HTTP request")
     assert token not in logs and "nope" not in logs
     session = cookies[0].split(";")[0].split("=", 1)[1]
     assert session not in logs
     refusal_lines = [line for line in logs.splitlines()[before:] if "refused" in line]
     assert len(refusal_lines) == 1, refusal_lines
+
+
+def test_a_stalled_download_is_cut_off_a_slow_one_is_not_and_bodies_are_bounded(tmp_path: Path, static_dir: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch
+                                                                               ) -> None:
+    import os
+    import time
+
+    from edge.web import files
+
+    monkeypatch.setattr(files, "IDLE_TIMEOUT", 1.0)  # 30 s on the device
+    big, small = tmp_path / "big.bin", tmp_path / "small.bin"
+    big.write_bytes(os.urandom(16 * 2**20))   # more than the kernel buffers hold: the body really stalls
+    small.write_bytes(os.urandom(2**20))
+    slots = files.StreamSlots(limit=2)
+    server = WebServer("127.0.0.1", 0, static_dir=static_dir)
+    for path in (big, small):
+        server.add_route(f"/{path.name}", lambda request, path=path: files.FileStream(
+            path, path.stat().st_size, "application/octet-stream", f'"{path.name}"', request.headers, slots),
+            needs_token=False)
+
+    def stalled_reader() -> socket.socket:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        return sock
+
+    with running(server):
+        first, second = stalled_reader(), stalled_reader()
+        deadline = time.monotonic() + 5
+        while slots.active < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert slots.active == 2
+        # every slot is taken by a body being sent: the next download is told to come back, memory stays bounded
+        status, _, headers, _ = request(server.port, "GET", "/small.bin")
+        assert status == 503 and headers["retry-after"] == "2"
+        # the stalled readers take nothing: cut off after the idle timeout, their slots come back
+        deadline = time.monotonic() + 10
+        while slots.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert slots.active == 0
+        for sock in (first, second):
+            sock.settimeout(5)
+            received = 0
+            try:
+                while chunk := sock.recv(1 << 20):
+                    received += len(chunk)
+            except ConnectionResetError:
+                pass
+            assert received < big.stat().st_size
+            sock.close()
+        # a slow reader that keeps taking bytes runs far longer than the idle timeout and gets everything
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(b"GET /small.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        started, raw = time.monotonic(), b""
+        while len(raw) < small.stat().st_size + 100:
+            chunk = sock.recv(24 * 1024)
+            if not chunk:
+                break
+            raw += chunk
+            if raw.find(b"\r\n\r\n") >= 0 and len(raw.partition(b"\r\n\r\n")[2]) >= small.stat().st_size:
+                break
+            time.sleep(0.08)
+        sock.close()
+        assert raw.partition(b"\r\n\r\n")[2] == small.read_bytes()
+        assert time.monotonic() - started > 2.0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -26,6 +27,8 @@ from edge.media.httprange import Unsatisfiable, parse_range
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
+SOCKET_SEND_BUFFER = 256 * 1024  # the kernel's share per download (Linux would grow it to 4 MiB; the unit's
+#                                  cgroup counts socket buffers against MemoryHigh)
 IDLE_TIMEOUT = 30.0
 MAX_STREAMS = 32  # bodies sent at once: ~32 x (64 KiB chunk + 64 KiB transport buffer) = 4 MiB at most
 
@@ -101,6 +104,11 @@ class FileStream(Response):
             await _send_whole(send, 404, {"Content-Type": "text/plain", "Cache-Control": "no-store"},
                               b"no such media\n")
             return
+        transport = scope.get("dogmon.transport")
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER)
         gone = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, gone))
         try:

@@ -28,12 +28,11 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from edge.web.auth import SESSION_COOKIE, SESSION_MAX_AGE, Auth
-from edge.web.static import GZIP_EXCLUDED, STATIC_DIR
+from edge.web.static import GZIP_EXCLUDED, STATIC_DIR, AppFiles
 from edge.web.wsconn import WsConn
 
 log = logging.getLogger(__name__)
@@ -85,6 +84,27 @@ class SpellLog:
         self.suppressed = 0
 
 
+class RepeatFilter(logging.Filter):
+    """On uvicorn's logger: a warning repeated by peers (``Invalid HTTP request received.`` for every
+    garbage request) is logged once per spell of ``quiet`` seconds; errors with a traceback always pass."""
+
+    def __init__(self, quiet: float = REFUSAL_SPELL_QUIET, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.quiet, self.clock = quiet, clock
+        self.last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or record.exc_info:
+            return True
+        key = str(record.msg)
+        now = self.clock()
+        last = self.last.get(key)
+        self.last[key] = now
+        if len(self.last) > 64:  # distinct messages are few; forget the oldest rather than grow
+            self.last.pop(next(iter(self.last)))
+        return last is None or now - last > self.quiet
+
+
 def peer_of(conn: HTTPConnection) -> str:
     return conn.client.host if conn.client else "?"
 
@@ -111,7 +131,7 @@ class WebServer:
             Route("/api/session", self._session, methods=["GET"]),
             Route("/api/login", self._login, methods=["POST"]),
             Route("/api/logout", self._logout, methods=["POST"]),
-            Mount("/static", app=GZipMiddleware(StaticFiles(directory=static_dir, check_dir=False),
+            Mount("/static", app=GZipMiddleware(AppFiles(directory=static_dir, check_dir=False),
                                                 minimum_size=512, exclude_content_types=GZIP_EXCLUDED)),
         ])
         self.app.router.default = self._not_found
@@ -249,6 +269,9 @@ class WebServer:
             timeout_keep_alive=int(IDLE_TIMEOUT), timeout_graceful_shutdown=int(SHUTDOWN_TIMEOUT) or 1,
             limit_concurrency=MAX_CONNECTIONS)
         config.load()
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        if not any(isinstance(f, RepeatFilter) for f in uvicorn_log.filters):
+            uvicorn_log.addFilter(RepeatFilter())
         self.server = uvicorn.Server(config)
         self.server.lifespan = config.lifespan_class(config)
         self.socket = self._bind()

@@ -9,7 +9,12 @@ Python's ``mimetypes`` (and ``/etc/mime.types``) differ between versions and lac
 from __future__ import annotations
 
 import mimetypes
+import os
 from pathlib import Path
+
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -24,3 +29,14 @@ GZIP_EXCLUDED = ("image/png", "image/jpeg", "image/webp", "image/x-icon", "font/
 
 for _suffix, _type in TYPES.items():
     mimetypes.add_type(_type, _suffix)
+
+
+class AppFiles(StaticFiles):
+    """``StaticFiles`` whose answers are revalidated on every load (``no-cache`` + ETag: a 304 costs a
+    round trip, and a tablet never keeps running yesterday's app after an update)."""
+
+    def file_response(self, full_path: str | os.PathLike[str], stat_result: os.stat_result, scope: Scope,
+                      status_code: int = 200) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
