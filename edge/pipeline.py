@@ -22,7 +22,7 @@ from typing import Any
 from edge import messages
 from edge.capture import Frame
 from edge.features import Feature, FrameContext
-from edge.messages import EventType, Message
+from edge.messages import EventType, Message, OverlayType
 from edge.telemetry import StageTimers
 from edge.tracking import DogTracker, Track
 from edge.vision.detector import Detection, Detector
@@ -30,6 +30,7 @@ from edge.vision.gating import DetectGate, GateDecision
 from edge.vision.motion import MotionDetector, MotionResult
 
 MOTION_OVERLAY_INTERVAL = 0.2  # at most 5 motion overlays a second (a debug view needs no more)
+FRAME_TIMED = (OverlayType.DETECTION, OverlayType.POSE)  # overlays that carry frame_ts
 DUTY_WINDOW = 300              # frames the duty cycle is measured over
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,12 @@ class FramePipeline:
                 out += self._guarded(feature, feature.process, ctx)
             self.timers.record("features", time.monotonic() - features_started)
         self.timers.tick("inference")
+        frame_ts = round(frame.wall, 3)
         for message in out:
             message.captured = frame.captured
+            if message.overlay_type in FRAME_TIMED:
+                # the live view announces the same time before each JPEG: the tablet pairs them
+                message.data["frame_ts"] = frame_ts
         return out
 
     def analyse(self, image: Any) -> MotionResult:

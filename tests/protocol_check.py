@@ -79,6 +79,14 @@ def check_ws(raw: str | bytes) -> None:
         raise AssertionError(text)
 
 
+def check_live(raw: str) -> None:
+    """One text message received on /ws/video?meta=1 (a LiveFrame before each JPEG)."""
+    text = problem("LiveFrame", "/components/schemas/LiveFrame", orjson.loads(raw))
+    if text is not None:
+        _record(text)
+        raise AssertionError(text)
+
+
 def check_mqtt(topic: str, payload: bytes) -> None:
     """One message received from the broker; records a violation when a device topic's payload does not match.
 

@@ -75,7 +75,8 @@ def test_every_public_name_is_declared_exactly_once() -> None:
     schemas = document["components"]["schemas"]
     assert {f"Event_{t}" for t in EventType} <= schemas.keys()
     assert {f"Reply_{c}" for c in COMMANDS} <= schemas.keys()
-    mqtt = {c["address"].split("/", 2)[2] for c in document["channels"].values() if c["address"] != "/ws/ui"}
+    mqtt = {c["address"].split("/", 2)[2] for c in document["channels"].values()
+            if c["address"] not in ("/ws/ui", "/ws/video")}
     assert mqtt == {"availability", "events", "overlay", "telemetry", "state", "zones", "analytics", "heatmap",
                     "snapshot", "ha_event", "cmd/{command}", "cmd/result"}
 

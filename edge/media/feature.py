@@ -356,9 +356,10 @@ class MediaFeature(Feature):
                 self.clip_frames_dropped += 1
         if self.live.watching and now - self._last_live >= 1.0 / self.config.live_fps - 0.005:
             self._last_live = now
-            jpeg = render.encode_jpeg(render.fit_width(info.image, self.config.live_width), render.STREAM_QUALITY)
+            image = render.fit_width(info.image, self.config.live_width)
+            jpeg = render.encode_jpeg(image, render.STREAM_QUALITY)
             self.live_encoded += 1
-            self.loop.call_soon_threadsafe(self.live.offer, jpeg)
+            self.loop.call_soon_threadsafe(self.live.offer, jpeg, info.wall, image.shape[1], image.shape[0])
         for track_id, first_seen, score, _ in info.dogs:
             self.picker.offer(track_id, first_seen, now, score, info)
         centre = info.dogs[0][3] if info.dogs else None

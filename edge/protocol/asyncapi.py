@@ -12,12 +12,13 @@ from typing import Any
 
 from edge import __version__
 from edge.protocol.command_specs import COMMANDS
-from edge.protocol.envelopes import command_message, message_schemas, schemas
+from edge.protocol.envelopes import LIVE_FRAME, command_message, message_schemas, schemas
 from edge.protocol.schema import Schema, obj, ref
 from edge.protocol.topics import TOPICS, TopicSpec
 
 ASYNCAPI_VERSION = "3.0.0"
 WS_PATH = "/ws/ui"
+VIDEO_PATH = "/ws/video"  # edge.media.live.LIVE_PATH (protocol/ imports nothing from the device)
 MQTT_BINDING = "0.2.0"
 WS_BINDING = "0.1.0"
 
@@ -70,11 +71,29 @@ def asyncapi_document(version: str = __version__) -> dict[str, Any]:
             "token": {"type": "string", "description": "DOGMON_WS_TOKEN (or send it as a Bearer header)"},
         }, optional=("since", "token"))}},
     }}
+    messages["LiveFrame"] = _message("LiveFrame", LIVE_FRAME["description"], ref("LiveFrame"))
+    messages["LiveJpeg"] = _message("LiveJpeg", "one live picture (binary message), newest only",
+                                    {"type": "string", "format": "binary"}, "image/jpeg")
+    channels["video"] = {
+        "address": VIDEO_PATH, "title": "live view",
+        "description": "Binary JPEG frames, newest only per viewer. With ?meta=1 each JPEG is preceded by a "
+                       "LiveFrame text message giving its capture time (frame_ts) and size.",
+        "servers": [{"$ref": "#/servers/device"}],
+        "messages": {"LiveFrame": {"$ref": "#/components/messages/LiveFrame"},
+                     "LiveJpeg": {"$ref": "#/components/messages/LiveJpeg"}},
+        "bindings": {"ws": {"method": "GET", "bindingVersion": WS_BINDING, "query": obj({
+            "meta": {"type": "string", "enum": ["1"], "description": "send a LiveFrame before each JPEG"},
+            "token": {"type": "string", "description": "DOGMON_WS_TOKEN (or send it as a Bearer header)"},
+        }, optional=("meta", "token"))}},
+    }
     parameters = {"prefix": {"description": "DOGMON_MQTT_PREFIX", "default": "dogmonitor"},
                   "device_id": {"description": "DOGMON_DEVICE_ID"}}
     operations: dict[str, Any] = {"sendToTablet": {
         "action": "send", "channel": {"$ref": "#/channels/ui"}, "title": "messages the device sends on /ws/ui",
-        "messages": [_channel_ref("ui", n) for n in outbound if not n.startswith("Reply_")]}}
+        "messages": [_channel_ref("ui", n) for n in outbound if not n.startswith("Reply_")]},
+        "sendLiveView": {"action": "send", "channel": {"$ref": "#/channels/video"},
+                         "title": "live pictures on /ws/video",
+                         "messages": [_channel_ref("video", "LiveFrame"), _channel_ref("video", "LiveJpeg")]}}
     for name, spec in COMMANDS.items():
         operations[f"ws_{name}"] = {
             "action": "receive", "channel": {"$ref": "#/channels/ui"}, "summary": spec.summary,

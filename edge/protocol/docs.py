@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from edge.protocol.command_specs import COMMANDS
-from edge.protocol.envelopes import MESSAGES, OVERLAYS
+from edge.protocol.envelopes import LIVE_FRAME, MESSAGES, OVERLAYS
 from edge.protocol.errors import ERROR_CODES
 from edge.protocol.events import EVENTS
 from edge.protocol.schema import Schema
@@ -138,6 +138,12 @@ def protocol_markdown() -> str:
                "newest, not a backlog).\n\n")
     out.append(_table(("`overlay_type`", "when", "`data`"),
                       [(f"`{n}`", s.summary, fields(s.data)) for n, s in OVERLAYS.items()]))
+    out.append("\n## Live view\n\n`/ws/video` sends each live picture as a binary JPEG (newest only per viewer). "
+               "Connected with `?meta=1`, the device sends before each JPEG a text message describing it, so the "
+               "page draws the overlay whose `frame_ts` matches (or the newest older one):\n\n")
+    out.append(_table(("message", "what", "fields"),
+                      [("`frame` (text)", LIVE_FRAME.get("description", ""),
+                        fields({k: v for k, v in LIVE_FRAME.items() if k != "description"}))]))
     out.append("\n## Commands\n\nSend a JSON object with `type` (the command) and an optional `id` (a string of at "
                "most 64 characters or an integer, echoed in the answer). On the WebSocket the answer is a `reply` "
                "whose `data` holds `id`, `type` and the fields below, or an `error`; over MQTT publish the fields "

@@ -41,12 +41,18 @@ class PayloadSpec:
 REQUEST_ID = {"oneOf": [{"type": "string", "maxLength": COMMAND_ID_MAX_LENGTH}, {"type": "integer"}],
               "description": "the request's id, echoed"}
 
+# The capture time of the frame an overlay describes; /ws/video?meta=1 announces the same time before each
+# JPEG, so a tablet draws each picture with the overlay of that frame (or the newest older one).
+FRAME_TS = number("capture time of the frame described (unix s); matches the live view's frame_ts")
+
 OVERLAYS: dict[str, PayloadSpec] = {spec.name: spec for spec in (
     PayloadSpec("detection", "every processed frame", obj({
-        "frame": ref("Frame"), "boxes": array(ref("Box"), "dogs (with track ids) and other objects"),
+        "frame": ref("Frame"), "frame_ts": FRAME_TS,
+        "boxes": array(ref("Box"), "dogs (with track ids) and other objects"),
         "track_count": integer("confirmed dog tracks, coasting ones included")})),
     PayloadSpec("pose", "each pose-model run (only with a pose model; at most DOGMON_POSE_FPS per dog)", obj({
-        "frame": ref("Frame"), "model": string("pose model name"), "keypoint_names": array(string()),
+        "frame": ref("Frame"), "frame_ts": FRAME_TS, "model": string("pose model name"),
+        "keypoint_names": array(string()),
         "skeleton": array(array(integer(), min_items=2, max_items=2), "keypoint index pairs"),
         "keypoint_threshold": number("keypoints below this confidence are not drawn"),
         "poses": array(obj({"track_id": integer(), "score": number(), "box": ref("Box"),
@@ -97,6 +103,11 @@ CONNECTION = obj({
     "media": obj({"live_path": string(), "snapshot_url": string(), "media_url": string(),
                   "clip_codec": nullable(string()), "latest_snapshot": nullable(string())}),
 }, "who the device is and everything a client shows first", optional=("audio",))
+
+LIVE_FRAME = obj({
+    "type": const("frame"), "frame_ts": number("capture time of the frame (unix s), as in the overlays' frame_ts"),
+    "width": integer("JPEG width, pixels"), "height": integer("JPEG height, pixels"),
+}, "/ws/video?meta=1: a text message sent just before each binary JPEG, describing it")
 
 MESSAGES: dict[str, PayloadSpec] = {spec.name: spec for spec in (
     PayloadSpec("connection", "first message on every /ws/ui connection", CONNECTION),
@@ -211,7 +222,8 @@ def schemas() -> dict[str, Schema]:
     """Every named schema the published documents refer to (shapes, message data, whole messages)."""
     from edge.protocol.shapes import SHAPES
 
-    parts: list[dict[str, Schema]] = [SHAPES, {"ConnectionData": CONNECTION, "TelemetryData": TELEMETRY},
+    parts: list[dict[str, Schema]] = [SHAPES, {"ConnectionData": CONNECTION, "TelemetryData": TELEMETRY,
+                                              "LiveFrame": LIVE_FRAME},
                                       message_schemas(), {
         "Event": {"oneOf": [ref(f"Event_{name}") for name in EVENTS], "description": "any event"},
         "Overlay": {"oneOf": [ref(f"Overlay_{name}") for name in OVERLAYS], "description": "any overlay"},

@@ -1,0 +1,175 @@
+// The one /ws/ui connection: login (session cookie), commands with replies, reconnect with backoff,
+// resume by seq. Screens listen to its events: "connection", "event", "overlay", "telemetry",
+// "analytics", "gap", "status" (online/offline changes). Events are handed on once each, in seq order:
+// after a reconnect the device replays everything after the last seq seen (?since=), and a seq already
+// seen is dropped, so nothing is missing or doubled.
+
+import { wsUrl } from "./util.js";
+
+const BACKOFF_MIN = 500;
+const BACKOFF_MAX = 15000;
+const COMMAND_TIMEOUT = 20000;
+
+export class CommandFailed extends Error {
+  constructor(code, message) { super(message); this.code = code; }
+}
+
+/** Ask the device whether a login is needed. Old servers without /api/session: no auth. */
+export async function session() {
+  try {
+    const r = await fetch("/api/session", { credentials: "same-origin", cache: "no-store" });
+    if (r.status === 404) return { auth_required: false, authenticated: true };
+    if (!r.ok) return { auth_required: true, authenticated: false };
+    return await r.json();
+  } catch {
+    return null; // device unreachable
+  }
+}
+
+export async function login(token) {
+  const r = await fetch("/api/login", {
+    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ token }),
+  });
+  if (r.ok) return null;
+  let reason = `${r.status}`;
+  try { const body = await r.json(); reason = body.message || body.error || body.detail || reason; } catch { /* text */ }
+  return r.status === 401 || r.status === 403 ? "That token is not right." : `Sign-in failed: ${reason}`;
+}
+
+export class DeviceConnection extends EventTarget {
+  constructor() {
+    super();
+    this.ws = null;
+    this.online = false;
+    this.info = null;          // data of the newest connection message
+    this.lastSeq = null;       // newest event seq handed on
+    this.nextId = 1;
+    this.pending = new Map();  // id -> {resolve, reject, timer}
+    this.backoff = BACKOFF_MIN;
+    this.retryAt = 0;
+    this.timer = null;
+    this.needLogin = null;     // set by main: () => Promise<void> that resolves once signed in
+    this.stopped = false;
+    this.storedUntil = 0;      // last_seq of the current connection message
+    this.replayed = 0;         // events that arrived by resume (missed while offline)
+  }
+
+  start() { this.connect(); }
+
+  connect() {
+    clearTimeout(this.timer);
+    const query = this.lastSeq !== null ? `?since=${this.lastSeq}` : "";
+    const ws = new WebSocket(wsUrl(`/ws/ui${query}`));
+    this.ws = ws;
+    let opened = false;
+    ws.onopen = () => { opened = true; };
+    ws.onmessage = (e) => this.receive(e.data);
+    ws.onclose = async (e) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.setOnline(false, e.code === 1013 ? "device busy" : "");
+      for (const { reject, timer } of this.pending.values()) { clearTimeout(timer); reject(new CommandFailed("offline", "connection lost")); }
+      this.pending.clear();
+      if (this.stopped) return;
+      if (!opened) {
+        // A refused upgrade looks the same as a dead device from here: ask whether a login is needed.
+        const s = await session();
+        if (s && s.auth_required && !s.authenticated && this.needLogin) {
+          await this.needLogin();
+          this.backoff = BACKOFF_MIN;
+          this.connect();
+          return;
+        }
+      }
+      this.schedule();
+    };
+  }
+
+  schedule() {
+    const delay = Math.min(BACKOFF_MAX, this.backoff) * (0.8 + Math.random() * 0.4);
+    this.backoff = Math.min(BACKOFF_MAX, this.backoff * 2);
+    this.retryAt = Date.now() + delay;
+    this.dispatchEvent(new CustomEvent("status", { detail: { online: false, retryAt: this.retryAt } }));
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  /** Reconnect now (e.g. the tablet woke up or came back online). */
+  retryNow() { if (!this.ws) { clearTimeout(this.timer); this.connect(); } }
+
+  setOnline(online, reason = "") {
+    if (this.online === online && !reason) return;
+    this.online = online;
+    if (online) this.backoff = BACKOFF_MIN;
+    this.dispatchEvent(new CustomEvent("status", { detail: { online, reason, retryAt: this.retryAt } }));
+  }
+
+  receive(raw) {
+    let m;
+    try { m = JSON.parse(raw); } catch { return; }
+    switch (m.type) {
+      case "connection":
+        this.info = m.data;
+        if (this.lastSeq === null) this.lastSeq = m.data.last_seq; // first connect: live from here on
+        else if (m.data.last_seq < this.lastSeq) {
+          // the device's event log was started afresh (data dir replaced): its seqs begin again
+          this.lastSeq = m.data.last_seq;
+          this.emit("reset", m);
+        }
+        this.storedUntil = m.data.last_seq;
+        this.setOnline(true);
+        this.emit("connection", m);
+        break;
+      case "event":
+        if (this.lastSeq !== null && m.seq <= this.lastSeq) return; // replayed twice: already handed on
+        this.lastSeq = m.seq;
+        if (m.seq <= this.storedUntil) this.replayed++;  // stored before this connection: came by resume
+        this.emit("event", m);
+        break;
+      case "reply":
+      case "error": {
+        const id = m.data && m.data.id;
+        const waiting = id !== undefined && id !== null ? this.pending.get(id) : undefined;
+        if (waiting) {
+          this.pending.delete(id);
+          clearTimeout(waiting.timer);
+          if (m.type === "reply") waiting.resolve(m.data);
+          else waiting.reject(new CommandFailed(m.data.code, m.data.message));
+        } else if (m.type === "error") {
+          this.emit("device-error", m);
+        }
+        break;
+      }
+      default:
+        this.emit(m.type, m);
+    }
+  }
+
+  emit(type, message) { this.dispatchEvent(new CustomEvent(type, { detail: message })); }
+
+  /** Send a command; resolves with the reply's data, rejects with CommandFailed(code, message). */
+  call(type, args = {}, timeout = COMMAND_TIMEOUT) {
+    return new Promise((resolve, reject) => {
+      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
+        reject(new CommandFailed("offline", "not connected to the device"));
+        return;
+      }
+      const id = `c${this.nextId++}`;
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new CommandFailed("timeout", `${type}: no answer`));
+      }, timeout);
+      this.pending.set(id, { resolve, reject, timer });
+      this.ws.send(JSON.stringify({ ...args, type, id }));
+    });
+  }
+
+  /** Resolves once connected (immediately when already). */
+  ready() {
+    if (this.online) return Promise.resolve();
+    return new Promise((resolve) => {
+      const on = (e) => { if (e.detail.online) { this.removeEventListener("status", on); resolve(); } };
+      this.addEventListener("status", on);
+    });
+  }
+}

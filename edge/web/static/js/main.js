@@ -1,0 +1,119 @@
+// The tablet app's entry point: sign-in (once: the device sets a session cookie), the /ws/ui connection,
+// the live feed, the five screens behind hash routes (#live, #timeline, #zones, #analytics, #device),
+// the offline banner and the media viewer.
+
+import { AnalyticsScreen } from "./analytics.js";
+import { DeviceConnection, login, session } from "./conn.js";
+import { DeviceScreen } from "./device.js";
+import { LiveScreen } from "./live.js";
+import { Store } from "./store.js";
+import { TimelineScreen } from "./timeline.js";
+import { el } from "./util.js";
+import { VideoFeed } from "./video.js";
+import { ZonesScreen } from "./zones.js";
+
+const conn = new DeviceConnection();
+const store = new Store(conn);
+const feed = new VideoFeed();
+
+const viewer = {
+  dialog: document.getElementById("viewer"),
+  open(title, node) {
+    document.getElementById("viewer-h").textContent = title;
+    document.getElementById("viewer-body").replaceChildren(node);
+    if (!this.dialog.open) this.dialog.showModal();
+  },
+  image(url, title) { this.open(title, el("img", { src: url, alt: title })); },
+  clip(url, poster, title) {
+    this.open(title, el("video", { id: "player", src: url, poster: poster || null, controls: true, playsinline: true, preload: "auto", autoplay: true, muted: true }));
+  },
+};
+viewer.dialog.addEventListener("close", () => document.getElementById("viewer-body").replaceChildren());
+document.getElementById("viewer-close").addEventListener("click", () => viewer.dialog.close());
+
+const screens = {
+  live: new LiveScreen(conn, store, feed, viewer),
+  timeline: new TimelineScreen(conn, viewer),
+  zones: new ZonesScreen(conn, store, feed),
+  analytics: new AnalyticsScreen(conn, store),
+  device: new DeviceScreen(conn, store, feed),
+};
+let current = null;
+
+function route() {
+  const name = (location.hash || "#live").slice(1);
+  const next = screens[name] ? name : "live";
+  if (next === current) return;
+  if (current) screens[current].hide();
+  for (const key of Object.keys(screens)) {
+    document.getElementById(`screen-${key}`).classList.toggle("active", key === next);
+    document.getElementById(`tab-${key}`).setAttribute("aria-selected", String(key === next));
+  }
+  current = next;
+  screens[next].show();
+}
+window.addEventListener("hashchange", route);
+
+// --- connection status ---
+const connEl = document.getElementById("conn");
+const banner = document.getElementById("offline");
+let countdown = null;
+conn.addEventListener("status", (e) => {
+  const { online, retryAt, reason } = e.detail;
+  clearInterval(countdown);
+  connEl.classList.toggle("online", online);
+  connEl.classList.toggle("offline", !online && conn.info !== null);
+  if (online) {
+    connEl.textContent = "online";
+    banner.hidden = true;
+    return;
+  }
+  const tick = () => {
+    const s = Math.max(0, Math.round((retryAt - Date.now()) / 1000));
+    connEl.textContent = conn.info ? "offline" : "connecting…";
+    if (conn.info) {
+      banner.hidden = false;
+      banner.textContent = `The device is offline${reason ? " (" + reason + ")" : ""}. Retrying ${s ? "in " + s + " s" : "now"}… What you see may be out of date.`;
+    }
+  };
+  tick();
+  countdown = setInterval(tick, 1000);
+});
+conn.addEventListener("connection", (e) => {
+  document.getElementById("title").textContent = `Dog monitor · ${e.detail.data.device_id}`;
+  document.title = `${e.detail.data.device_id} · Dog monitor`;
+});
+window.addEventListener("online", () => conn.retryNow());
+document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") conn.retryNow(); });
+
+// --- sign-in ---
+const loginDialog = document.getElementById("login");
+function askToken() {
+  return new Promise((resolve) => {
+    const form = document.getElementById("login-form");
+    const input = document.getElementById("login-token");
+    const error = document.getElementById("login-error");
+    form.onsubmit = async (e) => {
+      e.preventDefault();
+      const problem = await login(input.value);
+      if (problem) { error.textContent = problem; input.select(); return; }
+      input.value = ""; error.textContent = "";
+      loginDialog.close();
+      resolve();
+    };
+    loginDialog.addEventListener("cancel", (e) => e.preventDefault()); // nothing works without it
+    if (!loginDialog.open) loginDialog.showModal();
+    input.focus();
+  });
+}
+conn.needLogin = askToken;
+
+async function start() {
+  const s = await session();
+  if (s && s.auth_required && !s.authenticated) await askToken();
+  route();
+  conn.start();
+}
+start();
+
+window.dogmon = { conn, store, feed, screens }; // for the debug console and the end-to-end tests
