@@ -61,13 +61,18 @@ def test_bark_clip_gives_one_bark_event_on_websocket_and_mqtt(start_device, mosq
         subscriber.close()
 
 
+def _telemetry_after_detections(messages: list[dict]) -> bool:
+    """A telemetry message sent after ten detection overlays: its rates describe a pipeline that is running."""
+    detections = [i for i, m in enumerate(messages) if m.get("overlay_type") == "detection"]
+    return len(detections) >= 10 and any(m["type"] == "telemetry" for m in messages[detections[9]:])
+
+
 def test_missing_microphone_reports_audio_offline_and_video_keeps_streaming(start_device) -> None:
     device = start_device({"DOGMON_AUDIO_SOURCE": "alsa:hw:9,0"})  # no such card
     with ws_connect(device.ws_url + "?since=0") as ws:  # the report came at start-up: replay it
         got = ws_collect(ws, lambda m: bool(events(m, "audio_offline")), timeout=20)
         offline = events(got, "audio_offline")[0]
-        after = ws_collect(ws, lambda m: sum(x["type"] == "overlay" for x in m) >= 10
-                           and any(x["type"] == "telemetry" for x in m), timeout=20)
+        after = ws_collect(ws, _telemetry_after_detections, timeout=30)
     assert offline["data"]["source"] == "alsa:plughw:9,0"
     assert offline["data"]["retry_in"] > 0 and offline["data"]["reason"]
     assert not events(after, "audio_online")
