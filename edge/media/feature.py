@@ -76,7 +76,7 @@ from edge.ratelimit import Cooldown
 from edge.web.files import FileStream, StreamSlots
 
 if TYPE_CHECKING:
-    from edge.app import Device
+    from edge.host import Host
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,6 @@ class MediaFeature(Feature):
         self.failing: str | None = None
         self.disk_full = False
         self.removed = 0
-        self._latest_snapshot: bytes | None = None
         self._retention_task: asyncio.Task | None = None
         self._retention_again = False
         self._tasks: list[asyncio.Task] = []
@@ -211,21 +210,20 @@ class MediaFeature(Feature):
         self.bookmark_cooldown = Cooldown(BOOKMARK_COOLDOWN)
 
     # --- lifecycle (loop) ---
-    def attach(self, device: Device) -> None:
-        self.device = device
-        self.bus = device.bus
-        self.loop = device.bus.loop
+    def attach(self, host: Host) -> None:
+        self.host = host
+        self.loop = host.loop
         try:
             private_dir(self.folder)
         except OSError as exc:
             self.failing = f"media folder {self.folder} cannot be created: {exc}"
             log.error("%s", self.failing)
-        self.index = MediaIndex(device.store.db)
-        device.store.on_recreated.append(self._store_recreated)
+        self.index = host.store.media_index()
+        host.store.on_recreated(self._store_recreated)
         encoders, self.encoders_refused = choose_encoders(self.config.clip_encoder)
         for name, reason in self.encoders_refused.items():
             log.info("media: clip encoder %s not used: %s", name, reason)
-        audio = next((f for f in device.features if isinstance(f, AudioFeature)), None)
+        audio = host.feature(AudioFeature)
         audio_rate = None
         if audio is not None:
             self.audio_ring = AudioRing(self.config.clip_pre_seconds + 1.0)
@@ -242,16 +240,13 @@ class MediaFeature(Feature):
         else:
             log.info("media: clips as H.264 MP4 with %s%s; stored in %s", chosen.name,
                      ", with sound (AAC)" if audio_rate else "", self.folder)
-        self.bus.handle("snapshot", self._cmd_snapshot)
-        self.bus.handle("bookmark", self._cmd_bookmark)
-        self.bus.handle("list_media", self._cmd_list_media)
-        self.bus.listeners.append(self._on_message)
-        web = device.web
-        web.add_route(MEDIA_PREFIX + "{media_id}", self._http_media)
-        web.add_route("/snapshot.jpg", self._http_snapshot)
-        web.add_websocket(LIVE_PATH, self.live.serve)
-        if device.mqtt is not None:
-            device.mqtt.connect_hooks.append(self._republish_snapshot)
+        host.handle("snapshot", self._cmd_snapshot)
+        host.handle("bookmark", self._cmd_bookmark)
+        host.handle("list_media", self._cmd_list_media)
+        host.listen(self._on_message)
+        host.web.add_route(MEDIA_PREFIX + "{media_id}", self._http_media)
+        host.web.add_route("/snapshot.jpg", self._http_snapshot)
+        host.web.add_websocket(LIVE_PATH, self.live.serve)
 
     async def start(self) -> None:
         with contextlib.suppress(OSError):
@@ -518,9 +513,8 @@ class MediaFeature(Feature):
                 "width": clean_rec.width, "height": clean_rec.height, "captured": round(info.wall, 3),
                 "content_type": "image/jpeg"}
         event = messages.event(EventType.SNAPSHOT_SAVED, data)
-        self.bus.publish(event)
-        self._latest_snapshot = clean
-        self._republish_snapshot()
+        self.host.publish(event)
+        self.host.publish_retained("snapshot", clean)  # the newest snapshot's JPEG (MQTT: retained topic)
         if request.future is not None and not request.future.done():
             request.future.set_result({**data, "seq": event.seq})
         self._recovered()
@@ -550,7 +544,7 @@ class MediaFeature(Feature):
                 "poster_media_id": records[1].id if len(records) > 1 else None,
                 "poster_url": f"{MEDIA_PREFIX}{records[1].id}" if len(records) > 1 else None,
                 "content_type": record.content_type}
-        self.bus.publish(messages.event(EventType.CLIP_SAVED, data))
+        self.host.publish(messages.event(EventType.CLIP_SAVED, data))
         self._recovered()
         self._schedule_retention()
 
@@ -578,7 +572,7 @@ class MediaFeature(Feature):
         self.disk_full = self.disk_full or full
         if self.failing is None:
             self.failing = detail
-            self.bus.publish(messages.event(EventType.ERROR, {
+            self.host.publish(messages.event(EventType.ERROR, {
                 "component": "media", "detail": detail, "disk_full": full,
                 "effect": "snapshots and clips are not saved until there is room; detection and events go on"}))
         if full:
@@ -592,18 +586,13 @@ class MediaFeature(Feature):
     def _store_recreated(self, detail: str) -> None:
         """The event database (which holds the media index) was lost and made anew: index the new one,
         make the folder again if it went too, and adopt whatever files are still there."""
-        self.index = MediaIndex(self.device.store.db)
+        self.index = self.host.store.media_index()
         try:
             private_dir(self.folder)
         except OSError as exc:
             self.failing = f"media folder {self.folder} cannot be created: {exc}"
             log.error("%s", self.failing)
         self._tasks.append(asyncio.ensure_future(self._reconcile()))
-
-    def _republish_snapshot(self) -> None:
-        mqtt = self.device.mqtt
-        if mqtt is not None and self._latest_snapshot is not None:
-            mqtt.publish_retained(mqtt.topic("snapshot"), self._latest_snapshot)
 
     # --- loop: retention ---
     async def _reconcile(self) -> None:
@@ -685,7 +674,7 @@ class MediaFeature(Feature):
         event = messages.event(EventType.BOOKMARK_CREATED, {
             "label": label, "origin": context.get("transport"),
             "clip": "a clip_saved event with this seq in 'events' follows"})
-        self.bus.publish(event)
+        self.host.publish(event)
         self._send("clip", Trigger(event.seq, now, "bookmark", label or "bookmark"))
         return {"seq": event.seq, "label": label}
 
