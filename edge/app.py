@@ -29,7 +29,8 @@ from edge.bus import Bus
 from edge.capture import CaptureThread, LatestFrame, resolve_source
 from edge.commands import Command, CommandError
 from edge.config import Config
-from edge.features import Feature
+from edge.features import Feature, StartupError
+from edge.host import DeviceStatus, Host
 from edge.media.feature import MediaFeature
 from edge.messages import EventType
 from edge.models import fetch_all, find_manifest, is_present
@@ -49,10 +50,6 @@ from edge.web.server import WebServer, json_response
 log = logging.getLogger(__name__)
 
 STORE_CHECK_SECONDS = 2.0  # how soon a deleted data dir is noticed when no event is being committed
-
-
-class StartupError(RuntimeError):
-    """The device cannot start (models missing and not fetchable …); the message says what to do."""
 
 
 def ensure_models(config: Config, manifest_dir: Path | None = None) -> None:
@@ -206,8 +203,9 @@ class Device:
         spec = resolve_source(config.source, config.model_dir)
         tracker = DogTracker(absence_seconds=config.absence_seconds)
         self.features = build_features(config)
+        host = Host(bus, store, self.web, lambda: self.hub.port, lambda: self.features, self.status, self.mqtt)
         for feature in self.features:
-            feature.attach(self)
+            feature.attach(host)
         self.pipeline = FramePipeline(detector, tracker, self.timers, self.features, gate=build_gate(config, detector))
         self.capture = CaptureThread(
             spec, holder, self._camera_status, loop=config.source_loop, realtime=config.source_realtime,
@@ -333,6 +331,14 @@ class Device:
             "last_seq": self.store.last_seq,
             "clients": len(self.hub.clients),
         }
+
+    def status(self) -> DeviceStatus:
+        capture, inference = self.capture, self.inference
+        return DeviceStatus(frames=inference.frames, reconnects=capture.reconnects,
+                            inference_beat=inference.last_progress, camera_online=bool(capture.online),
+                            capture_alive=capture.ident is None or capture.is_alive(),
+                            inference_fps=self.timers.rate("inference"), clients=len(self.hub.clients),
+                            mqtt_status=self.mqtt.status if self.mqtt is not None else None)
 
     def telemetry(self, system: dict[str, Any]) -> dict[str, Any]:
         return {

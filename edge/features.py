@@ -1,12 +1,12 @@
 """The extension surface for optional stages (posture, zones, audio, media, Home Assistant …).
 
-A :class:`Feature` is attached to the running :class:`~edge.app.Device` once the bus and transports
-exist. It may take part in each frame (``process``, on the inference thread, after tracking), in idle
-ticks, in the WebSocket ``connection`` message and in telemetry, and may register commands on the
-bus. Slow work (file writes, folder scans, encoding, model runs) stays off the event loop, on the
-feature's own threads or ``asyncio.to_thread``; on the loop a feature does only small SQLite statements
-on the event store's connection (the media index, analytics in ``meta``) and single metadata calls
-such as ``mkdir``.
+A :class:`Feature` is attached once the bus and transports exist, and sees the device only through
+:class:`~edge.host.Host` (commands, messages and retained state, routes, reconnect hooks, its store).
+It may take part in each frame (``process``, on the inference thread, after tracking), in idle ticks, in
+the WebSocket ``connection`` message and in telemetry, and may register commands. Slow work (file
+writes, folder scans, encoding, model runs) stays off the event loop, on the feature's own threads or
+``asyncio.to_thread``; on the loop a feature does only small SQLite statements on the event store's
+connection (the media index, analytics in ``meta``) and single metadata calls such as ``mkdir``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from edge.tracking import Track
 from edge.vision.detector import Detection
 
 if TYPE_CHECKING:
-    from edge.app import Device
+    from edge.host import Host
 
 
 @dataclasses.dataclass(slots=True)
@@ -55,12 +55,16 @@ class FrameContext:
         return self.frame.captured if self.detected or self.seen_at is None else self.seen_at
 
 
+class StartupError(RuntimeError):
+    """The device cannot start (models missing and not fetchable …); the message says what to do."""
+
+
 class Feature:
     """No-op defaults; subclasses override what they need."""
 
     name = "feature"
 
-    def attach(self, device: Device) -> None:
+    def attach(self, host: Host) -> None:
         """Called on the loop before threads start: register commands, listeners, HTTP routes."""
 
     async def start(self) -> None:

@@ -26,6 +26,13 @@ class MessageType(StrEnum):
     REPLY = "reply"
     GAP = "gap"
     ANALYTICS = "analytics"
+    # The newest value of a piece of retained state that is no message of its own (the newest snapshot's
+    # JPEG, the zones before any overlay). Never sent as an envelope: each transport maps it (MQTT: the
+    # retained topic ``retain``; WebSocket and REST: nothing, the ``connection`` message and replies carry it).
+    RETAINED = "retained"
+
+
+WIRE_TYPES = frozenset(MessageType) - {MessageType.RETAINED}  # the types clients ever receive
 
 
 class EventType(StrEnum):
@@ -75,6 +82,10 @@ class Message:
     seq: int | None = None
     # monotonic time the source frame was captured; not sent, used for end-to-end latency
     captured: float | None = None
+    # Retained state: this message is also the newest value of the state named here (zones, heatmap,
+    # analytics, snapshot); transports that keep state for late subscribers keep these bytes (MQTT topic).
+    retain: str | None = None
+    body: Message | bytes | None = None  # RETAINED only: what is kept (a message is encoded, bytes kept as they are)
 
     @property
     def is_event(self) -> bool:
@@ -96,6 +107,12 @@ class Message:
 
 def encode(message: Message, device_id: str) -> bytes:
     """Serialise once; numpy scalars and arrays are accepted so callers need not convert."""
+    if message.type is MessageType.RETAINED:
+        body = message.body
+        if isinstance(body, bytes):
+            return body
+        assert body is not None, "a retained message carries a body"
+        return encode(body, device_id)
     return orjson.dumps(message.envelope(device_id), option=orjson.OPT_SERIALIZE_NUMPY)
 
 
@@ -110,8 +127,8 @@ def event(event_type: EventType | str, data: dict[str, Any], ts: float | None = 
     return Message(MessageType.EVENT, data, event_type=event_type, ts=time.time() if ts is None else ts)
 
 
-def overlay(overlay_type: OverlayType, data: dict[str, Any]) -> Message:
-    return Message(MessageType.OVERLAY, data, overlay_type=overlay_type)
+def overlay(overlay_type: OverlayType, data: dict[str, Any], retain: str | None = None) -> Message:
+    return Message(MessageType.OVERLAY, data, overlay_type=overlay_type, retain=retain)
 
 
 def telemetry(data: dict[str, Any]) -> Message:
@@ -120,6 +137,11 @@ def telemetry(data: dict[str, Any]) -> Message:
 
 def connection(data: dict[str, Any]) -> Message:
     return Message(MessageType.CONNECTION, data)
+
+
+def retained(key: str, content: Message | bytes) -> Message:
+    """Retained state ``key`` whose value is no message of its own (see ``MessageType.RETAINED``)."""
+    return Message(MessageType.RETAINED, {}, retain=key, body=content)
 
 
 def error(code: str, detail: str, request_id: Any = None) -> Message:

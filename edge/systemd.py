@@ -31,7 +31,7 @@ from edge.features import Feature
 from edge.retry import RECONNECT_MAX
 
 if TYPE_CHECKING:
-    from edge.app import Device
+    from edge.host import DeviceStatus, Host
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class SystemdFeature(Feature):
         self.notifier = Notifier(environ.get("NOTIFY_SOCKET"))
         self.interval = watchdog_interval(environ)
         self.judge = ProgressJudge.for_stall(config.camera_stall_seconds)
-        self.device: Device | None = None
+        self.host: Host | None = None
         self.ready = False
         self.healthy = True
         self.pings = 0
@@ -166,8 +166,8 @@ class SystemdFeature(Feature):
         self._last_status = ""
         self._status_sent_at = 0.0
 
-    def attach(self, device: Device) -> None:
-        self.device = device
+    def attach(self, host: Host) -> None:
+        self.host = host
 
     async def start(self) -> None:
         if self.notifier.enabled:
@@ -186,17 +186,16 @@ class SystemdFeature(Feature):
     def telemetry(self) -> dict[str, Any]:
         return {"ready": self.ready, "healthy": self.healthy, "pings": self.pings, "withheld": self.withheld}
 
-    def sample(self) -> ProgressSample:
-        assert self.device is not None
-        capture, inference = self.device.capture, self.device.inference
-        return ProgressSample(now=time.monotonic(), frames=inference.frames, reconnects=capture.reconnects,
-                              inference_beat=inference.last_progress, camera_online=bool(capture.online),
-                              capture_alive=capture.ident is None or capture.is_alive())
+    def sample(self, status: DeviceStatus) -> ProgressSample:
+        return ProgressSample(now=time.monotonic(), frames=status.frames, reconnects=status.reconnects,
+                              inference_beat=status.inference_beat, camera_online=status.camera_online,
+                              capture_alive=status.capture_alive)
 
     def tick(self) -> None:
         """One round: READY once, WATCHDOG=1 if progressing, STATUS when it changed (or every 10 s)."""
-        assert self.device is not None
-        sample = self.sample()
+        assert self.host is not None
+        status = self.host.status()
+        sample = self.sample(status)
         healthy, why = self.judge.update(sample)
         lines: list[str] = []
         if not self.ready and (sample.frames > 0 or (sample.reconnects > 0 and not sample.camera_online)):
@@ -215,13 +214,11 @@ class SystemdFeature(Feature):
                 self.pings += 1
             else:
                 self.withheld += 1
-        device = self.device
-        mqtt = device.mqtt.status if device.mqtt is not None else None
-        status = status_line(device.timers.rate("inference"), sample.camera_online, len(device.hub.clients), mqtt,
-                             healthy, why)
-        if status != self._last_status or sample.now - self._status_sent_at >= 10:
-            lines.append(f"STATUS={status}")
-            self._last_status, self._status_sent_at = status, sample.now
+        line = status_line(status.inference_fps, sample.camera_online, status.clients, status.mqtt_status,
+                           healthy, why)
+        if line != self._last_status or sample.now - self._status_sent_at >= 10:
+            lines.append(f"STATUS={line}")
+            self._last_status, self._status_sent_at = line, sample.now
         if lines:
             self.notifier.send(*lines)
 

@@ -11,7 +11,6 @@ waits on audio. A missing, busy or failing source is reported once per transitio
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import threading
 import time
@@ -35,12 +34,12 @@ from edge.audio.source import (
 )
 from edge.audio.yamnet import YamnetClassifier, read_class_map
 from edge.config import Config
-from edge.features import Feature
+from edge.features import Feature, StartupError
 from edge.messages import EventType
 from edge.retry import RECONNECT_INITIAL, RECONNECT_MAX, Backoff
 
 if TYPE_CHECKING:
-    from edge.app import Device
+    from edge.host import Host
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,6 @@ EVENT_TYPES = {"bark": EventType.BARK, "howl": EventType.HOWL, "whimper": EventT
 
 def load_classifier(config: Config) -> YamnetClassifier:
     """The YAMNet session and class map: the manifest's verified files, or DOGMON_AUDIO_MODEL's own."""
-    from edge.app import StartupError
     from edge.models import FetchError, fetch_file, find_manifest
     from edge.runtime import create_session
 
@@ -140,7 +138,7 @@ class AudioFeature(Feature):
 
     def __init__(self, config: Config, spec: AudioSourceSpec) -> None:
         self.config, self.spec = config, spec
-        self.device: Device | None = None
+        self.host: Host | None = None
         self.classifier: YamnetClassifier | None = None
         self.thread: AudioThread | None = None
         self.online: bool | None = None  # None until the first open attempt: a first failure is reported
@@ -167,10 +165,10 @@ class AudioFeature(Feature):
                                      config.bark_gap_seconds, config.bark_continuous_seconds)
 
     # --- Feature surface (loop thread) ---
-    def attach(self, device: Device) -> None:
-        self.device = device
+    def attach(self, host: Host) -> None:
+        self.host = host
         self.classifier = load_classifier(self.config)
-        device.bus.update_state(bark={"active": False, "since": None, "last": None}, audio_online=None)
+        host.update_state(bark={"active": False, "since": None, "last": None}, audio_online=None)
 
     async def start(self) -> None:
         self.thread = AudioThread(self, open_source(self.spec, self.config.audio_loop))
@@ -235,9 +233,9 @@ class AudioFeature(Feature):
             self._emit(event)
 
     def _emit(self, event: AudioEvent) -> None:
-        assert self.device is not None
+        assert self.host is not None
         data = {**event.data, "start": self._stream_to_wall(event.data["start"]), "source": self.spec.display}
-        self.device.bus.post(messages.event(EVENT_TYPES[event.kind], data))
+        self.host.post(messages.event(EVENT_TYPES[event.kind], data))
         self.events_sent += 1
         log.info("audio: %s %s", event.kind, {k: v for k, v in data.items() if k != "peaks"})
         if event.kind != "continuous_barking":
@@ -245,7 +243,6 @@ class AudioFeature(Feature):
             self._set_bark_state(active=False, since=None, last=last)
 
     def _set_bark_state(self, active: bool, since: float | None, last: dict[str, Any] | None = None) -> None:
-        assert self.device is not None
         if last is not None:
             self._last_episode = last
         self._update_state(bark={"active": active, "since": since, "last": self._last_episode})
@@ -255,15 +252,15 @@ class AudioFeature(Feature):
         if online == self.online:
             return
         self.online = online
-        assert self.device is not None
+        assert self.host is not None
         kind = EventType.AUDIO_ONLINE if online else EventType.AUDIO_OFFLINE
-        self.device.bus.post(messages.event(kind, {"source": self.spec.display, **info}))
+        self.host.post(messages.event(kind, {"source": self.spec.display, **info}))
         self._update_state(audio_online=online)
 
     def _update_state(self, **values: Any) -> None:
-        """Hand state keys to the loop thread (call_soon_threadsafe takes no keyword arguments)."""
-        assert self.device is not None
-        self.device.bus.loop.call_soon_threadsafe(functools.partial(self.device.bus.update_state, **values))
+        """Hand state keys to the loop thread."""
+        assert self.host is not None
+        self.host.post_state(**values)
 
 
 def audio_features(config: Config) -> list[Feature]:

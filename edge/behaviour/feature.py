@@ -40,7 +40,7 @@ from edge.messages import EventType, Message, MessageType, OverlayType
 from edge.protocol.command_specs import COMMANDS
 
 if TYPE_CHECKING:
-    from edge.app import Device
+    from edge.host import Host
 
 log = logging.getLogger(__name__)
 
@@ -102,28 +102,25 @@ class BehaviourFeature(Feature):
         self._last_analytics: dict[str, Any] | None = None
         self._tasks: list[asyncio.Task] = []
         self._save_lock = asyncio.Lock()   # set_zones requests are saved one at a time
-        self._retained: dict[str, bytes] = {}
 
     # --- lifecycle (loop) ---
-    def attach(self, device: Device) -> None:
-        self.device = device
-        self.bus = device.bus
-        self.analytics.load = lambda day: device.store.get_meta(f"analytics:{day}")
+    def attach(self, host: Host) -> None:
+        self.host = host
+        self.analytics.load = lambda day: host.store.get_meta(f"analytics:{day}")
         self.zones = load_zones(self.zones_path)
         self.zone_tracker.set_zones(self.zones)
         self._zones_view = self._view(self.zones, {})
-        self.bus.handle("set_zones", self._cmd_set_zones)
-        self.bus.handle("get_zones", self._cmd_get_zones)
-        self.bus.handle("get_heatmap", self._cmd_get_heatmap)
-        self.bus.handle("get_analytics", self._cmd_get_analytics)
-        self.bus.listeners.append(self._on_message)
-        device.store.on_recreated.append(self._store_recreated)
-        if device.mqtt is not None:
-            device.mqtt.connect_hooks.append(self._republish_retained)
+        host.handle("set_zones", self._cmd_set_zones)
+        host.handle("get_zones", self._cmd_get_zones)
+        host.handle("get_heatmap", self._cmd_get_heatmap)
+        host.handle("get_analytics", self._cmd_get_analytics)
+        host.listen(self._on_message)
+        host.store.on_recreated(self._store_recreated)
         log.info("behaviour: %d zone(s) loaded from %s", len(self.zones), self.zones_path)
 
     async def start(self) -> None:
-        self._mirror("zones", messages.overlay(OverlayType.ZONES, {"zones": self._zones_view}))
+        # The zones are retained state before any overlay says so (the first broker connect sends them).
+        self.host.publish_retained("zones", messages.overlay(OverlayType.ZONES, {"zones": self._zones_view}))
         self._tasks.append(asyncio.create_task(self._analytics_loop()))
 
     async def stop(self) -> None:
@@ -177,7 +174,7 @@ class BehaviourFeature(Feature):
         if force_overlay or any(c.kind in ("enter", "exit") for c in changes):
             occupancy = self.zone_tracker.occupancy()
             out.append(messages.overlay(OverlayType.ZONES,
-                                        {"zones": self._view(self.zone_tracker.zones, occupancy)}))
+                                        {"zones": self._view(self.zone_tracker.zones, occupancy)}, retain="zones"))
         return out
 
     @staticmethod
@@ -187,13 +184,13 @@ class BehaviourFeature(Feature):
     def _track_activity(self, point: tuple[float, float] | None, now: float, wall: float) -> None:
         active = [second for second, moved in self.activity.add(point, wall) if moved > 0]
         for second in active:
-            self.bus.loop.call_soon_threadsafe(self.analytics.add_active_second, float(second))
+            self.host.loop.call_soon_threadsafe(self.analytics.add_active_second, float(second))
         summary = self.activity.summary(wall)
         with self.lock:
             self._activity_summary = summary
         if now - self._last_state >= STATE_INTERVAL:
             self._last_state = now
-            self.bus.loop.call_soon_threadsafe(self._update_state, summary)
+            self.host.post_state(activity=summary)
 
     def _heatmap_due(self, now: float) -> list[Message]:
         if now - self._last_heatmap < self.config.heatmap_interval or not self._heatmap_dirty:
@@ -202,11 +199,9 @@ class BehaviourFeature(Feature):
         with self.lock:
             self._heatmap_dirty = False
             data = self.heatmap.overlay_data(now)
-        return [messages.overlay(OverlayType.HEATMAP, data)]
+        return [messages.overlay(OverlayType.HEATMAP, data, retain="heatmap")]
 
     # --- loop thread ---
-    def _update_state(self, summary: dict[str, Any]) -> None:
-        self.bus.update_state(activity=summary)
 
     def _on_message(self, message: Message) -> None:
         """Bus listener: every outgoing message, on the loop, after it was delivered."""
@@ -214,26 +209,7 @@ class BehaviourFeature(Feature):
             self.analytics.on_event(str(message.event_type), message.data, message.ts)
         elif message.type is MessageType.OVERLAY and message.overlay_type is OverlayType.ZONES:
             self._zones_view = message.data["zones"]
-            self.bus.update_state(zones_occupied=[z["name"] for z in self._zones_view if z.get("occupied")])
-            self._mirror("zones", message)
-        elif message.type is MessageType.OVERLAY and message.overlay_type is OverlayType.HEATMAP:
-            self._mirror("heatmap", message)
-
-    def _mirror(self, leaf: str, message: Message) -> None:
-        """Keep the newest payload of a retained topic and publish it (again after each reconnect)."""
-        mqtt = self.device.mqtt
-        if mqtt is None:
-            return
-        payload = messages.encode(message, self.bus.device_id)
-        self._retained[leaf] = payload
-        mqtt.publish_retained(mqtt.topic(leaf), payload)
-
-    def _republish_retained(self) -> None:
-        mqtt = self.device.mqtt
-        if mqtt is None:  # a reconnect hook runs only with MQTT on; this keeps that explicit
-            return
-        for leaf, payload in self._retained.items():
-            mqtt.publish_retained(mqtt.topic(leaf), payload)
+            self.host.update_state(zones_occupied=[z["name"] for z in self._zones_view if z.get("occupied")])
 
     async def _analytics_loop(self) -> None:
         while True:
@@ -246,13 +222,11 @@ class BehaviourFeature(Feature):
     def _analytics_tick(self, now: float, force: bool = False) -> None:
         self.analytics.checkpoint(now)
         for day, totals in self.analytics.take_dirty().items():
-            self.device.store.set_meta(f"analytics:{day}", totals)
+            self.host.store.set_meta(f"analytics:{day}", totals)
         report = self.analytics.report(self.analytics.day_of(now), now)
         if report != self._last_analytics or force:
             self._last_analytics = report
-            message = Message(MessageType.ANALYTICS, report)
-            self.bus.publish(message)
-            self._mirror("analytics", message)
+            self.host.publish(Message(MessageType.ANALYTICS, report, retain="analytics"))
 
     def _store_recreated(self, detail: str) -> None:
         """The data dir was emptied under us: write the zones again so they survive the next restart."""
@@ -298,7 +272,7 @@ class BehaviourFeature(Feature):
     async def _cmd_get_heatmap(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             data = self.heatmap.overlay_data(time.monotonic())
-        self.bus.publish(messages.overlay(OverlayType.HEATMAP, data))
+        self.host.publish(messages.overlay(OverlayType.HEATMAP, data, retain="heatmap"))
         return {"heatmap": data}
 
     async def _cmd_get_analytics(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:

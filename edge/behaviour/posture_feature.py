@@ -11,7 +11,6 @@ current posture of the main dog (the longest-tracked one) goes into the device s
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import time
@@ -20,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 from edge import messages
 from edge.behaviour.posture import LIE, POSTURES, SIT, STAND, UNKNOWN, PostureChange, PostureMonitor
 from edge.config import Config
-from edge.features import Feature, FrameContext
+from edge.features import Feature, FrameContext, StartupError
 from edge.messages import EventType, Message, OverlayType
 from edge.tracking import Track
 from edge.vision.pose import Pose, PoseRunner, keypoint_list, load_pose_runner, skeleton_list
 
 if TYPE_CHECKING:
-    from edge.app import Device
+    from edge.host import Host
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ class PostureFeature(Feature):
         self.pose_max_age = max(1.0, 2 * self.pose_interval) if pose_fps > 0 else 0.0
         threshold = runner.spec.keypoint_threshold if runner is not None else 0.3
         self.monitor = PostureMonitor(min_seconds, keypoint_threshold=threshold)
-        self.device: Device | None = None
+        self.host: Host | None = None
         self.last_run: dict[int, float] = {}
         self.last_pose: dict[int, tuple[float, Pose]] = {}
         self.last_seen: dict[int, float] = {}
@@ -63,10 +62,10 @@ class PostureFeature(Feature):
         self._view: list[dict[str, Any]] = []   # replaced whole, so the loop thread can read it any time
         self._since_wall: dict[int, tuple[float, float]] = {}   # track → (monotonic start, wall start), fixed once
 
-    def attach(self, device: Device) -> None:
-        self.device = device
+    def attach(self, host: Host) -> None:
+        self.host = host
         # the keys exist from the start (null: no dog), so clients and Home Assistant see them before any dog
-        device.bus.update_state(posture=None, posture_since=None, posture_source=None)
+        host.update_state(posture=None, posture_since=None, posture_source=None)
         self._state = (None, None, None)
 
     # --- inference thread ---
@@ -183,10 +182,8 @@ class PostureFeature(Feature):
         state = (main["posture"], main["since"], main["source"]) if main else (None, None, None)
         if state != self._state:
             self._state = state
-            if self.device is not None:
-                update = functools.partial(self.device.bus.update_state, posture=state[0], posture_since=state[1],
-                                           posture_source=state[2])
-                self.device.bus.loop.call_soon_threadsafe(update)
+            if self.host is not None:
+                self.host.post_state(posture=state[0], posture_since=state[1], posture_source=state[2])
 
     # --- loop thread ---
     def connection_info(self) -> dict[str, Any]:
@@ -211,7 +208,6 @@ class PostureFeature(Feature):
 
 def posture_feature(config: Config) -> PostureFeature:
     """Build the stage from configuration; a pose model the user named but that cannot load stops startup."""
-    from edge.app import StartupError
     from edge.models import FetchError
 
     runner = None

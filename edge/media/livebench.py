@@ -35,14 +35,14 @@ async def run_once(config: Config, frames: int, viewers: int) -> dict:
         await asyncio.sleep(0.01)
     media: Any = next(f for f in device.features if f.name == "media")  # the media feature's own counters
     process = psutil.Process(os.getpid())
-    cpu0, encoded0 = process.cpu_times(), media.live_encoded
+    cpu0, encoded0 = process.cpu_times(), media.worker.live_encoded
     start_frames, started = device.inference.frames, time.perf_counter()
     while device.inference.frames - start_frames < frames:
         await asyncio.sleep(0.02)
     elapsed = time.perf_counter() - started
     cpu1 = process.cpu_times()
     result = {"viewers": viewers, "fps": (device.inference.frames - start_frames) / elapsed,
-              "live_encoded": media.live_encoded - encoded0, "seconds": elapsed,
+              "live_encoded": media.worker.live_encoded - encoded0, "seconds": elapsed,
               "cpu_percent": 100 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / elapsed,
               "live_sent": media.live.telemetry()["frames_sent"]}
     for ws in sockets:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from edge.messages import PROTOCOL_VERSION, MessageType, OverlayType
+from edge.messages import PROTOCOL_VERSION, WIRE_TYPES, OverlayType
 from edge.protocol.command_specs import COMMAND_ID_MAX_LENGTH, COMMANDS
 from edge.protocol.errors import ERROR_CODES
 from edge.protocol.events import EVENTS
@@ -126,7 +126,7 @@ MESSAGES: dict[str, PayloadSpec] = {spec.name: spec for spec in (
                 ref("AnalyticsDay")),
 )}
 
-for _names, _table in (({str(t) for t in MessageType}, MESSAGES), ({str(t) for t in OverlayType}, OVERLAYS)):
+for _names, _table in (({str(t) for t in WIRE_TYPES}, MESSAGES), ({str(t) for t in OverlayType}, OVERLAYS)):
     if _names != _table.keys():
         raise RuntimeError(f"edge.protocol.envelopes and edge.messages disagree about {sorted(_names ^ _table.keys())}")
 

@@ -28,7 +28,7 @@ from edge.messages import Message, MessageType, OverlayType
 from edge.transports import ha
 
 if TYPE_CHECKING:
-    from edge.app import Device
+    from edge.host import Host
     from edge.transports.mqtt import MqttBridge
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class HomeAssistantFeature(Feature):
         self.zones: list[tuple[str, str]] | None = None
         self.event_types: list[str] = list(ha.PRESENCE_EVENT_TYPES)
         self.bridge: MqttBridge | None = None
-        self.device: Device | None = None
+        self.host: Host | None = None
         self.wanted: dict[str, dict[str, Any]] = {}
         self.published = 0
         self.removed = 0
@@ -59,23 +59,23 @@ class HomeAssistantFeature(Feature):
         self._resend_pending = False
 
     # --- Feature ---
-    def attach(self, device: Device) -> None:
-        self.device = device
-        self.bridge = bridge = device.mqtt
+    def attach(self, host: Host) -> None:
+        self.host = host
+        self.bridge = bridge = host.mqtt
         if bridge is None:
             return
-        bridge.connect_hooks.append(self.publish_discovery)
+        host.on_connect(self.publish_discovery)
         info = self.info()
         bridge.subscribe(f"{self.ha_prefix}/+/{info.node_id}/+/config", self._on_existing_config)
         if self.enabled:
             bridge.subscribe(f"{self.ha_prefix}/status", self._on_ha_status)
-            device.bus.listeners.append(self._on_message)
+            host.listen(self._on_message)
 
     async def start(self) -> None:
         # Every feature is attached by now: learn what the optional stages offer, before the first connect
         # (connect_async only connects on paho's thread, after this loop turn).
-        assert self.device is not None
-        for feature in self.device.features:
+        assert self.host is not None
+        for feature in self.host.features():
             options = getattr(feature, "posture_options", None)
             if options:
                 self.posture_options = [str(o) for o in options]
@@ -109,11 +109,11 @@ class HomeAssistantFeature(Feature):
     # --- discovery ---
     def info(self) -> ha.DeviceInfo:
         url = None
-        if self.bridge is not None and self.device is not None and hasattr(self.device, "hub"):
+        if self.bridge is not None and self.host is not None:
             address = self.bridge.local_address()
             if address:
-                host = f"[{address}]" if ":" in address else address
-                url = f"http://{host}:{self.device.hub.port}/healthz"
+                name = f"[{address}]" if ":" in address else address
+                url = f"http://{name}:{self.host.web_port}/healthz"
         return ha.DeviceInfo(device_id=self.config.device_id, mqtt_prefix=self.config.mqtt_prefix,
                              ha_prefix=self.ha_prefix, sw_version=__version__, configuration_url=url,
                              telemetry_interval=self.config.telemetry_interval)
@@ -121,7 +121,7 @@ class HomeAssistantFeature(Feature):
     def desired(self) -> dict[str, dict[str, Any]]:
         if not self.enabled:
             return {}
-        commands = set(self.device.bus.handlers) if self.device is not None else set()
+        commands = self.host.commands() if self.host is not None else set()
         return ha.discovery(self.info(), posture_options=self.posture_options, zones=self.zones,
                             commands=commands, event_types=self.event_types)
 
@@ -163,12 +163,12 @@ class HomeAssistantFeature(Feature):
             self._clear(topic)
 
     def _on_ha_status(self, topic: str, payload: bytes, retained: bool) -> None:
-        if payload.strip().lower() != b"online" or self._resend_pending or self.device is None:
+        if payload.strip().lower() != b"online" or self._resend_pending or self.host is None:
             return
         self._resend_pending = True
         delay = random.uniform(*self.resend_delay)
         log.info("Home Assistant came online; re-sending discovery in %.1fs", delay)
-        self.device.bus.loop.call_later(delay, self._resend)
+        self.host.loop.call_later(delay, self._resend)
 
     def _resend(self) -> None:
         self._resend_pending = False

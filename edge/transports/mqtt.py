@@ -2,7 +2,9 @@
 
 Owns the paho-mqtt 2 client (its own network thread via ``loop_start``), availability and the
 event outbox. Topics: ``availability`` (retained, QoS 1, also the last will), ``events`` (QoS 1),
-``overlay`` (QoS 0, rate-limited), ``telemetry`` (QoS 0, retained), ``state`` (retained).
+``overlay`` (QoS 0, rate-limited), ``telemetry`` (QoS 0, retained), ``state`` (retained), and one
+retained topic per piece of retained state on the bus (a message's ``retain`` key: ``zones``,
+``analytics``, ``heatmap``, ``snapshot``), kept and sent again after each reconnect.
 
 Events are never published from memory only: the outbox *is* the event log. At most
 ``max_inflight`` events are handed to paho at a time, in seq order; an event is marked delivered
@@ -61,12 +63,14 @@ class MqttBridge:
         self._last_overlay: dict[str, float] = {}  # per overlay type: pose/zones are not starved by detection
         self._last_state: bytes | None = None
         self._last_telemetry: bytes | None = None
+        self._retained: dict[str, bytes] = {}  # retained-state key -> newest payload (also its topic leaf)
         self._offline_reported = False
         self._drained = asyncio.Event()       # set when no event is waiting for its PUBACK
         self.client_id = client_id or f"dogmonitor-{device_id}"
         self.kick_loop = KickLoopDetector(self.client_id)
-        # Extension hooks (loop thread): called after each (re)connect, and per subscribed topic filter.
-        self.connect_hooks: list[Callable[[], None]] = []
+        # Extension hooks (loop thread): called after each (re)connect (``on_connect``), and per subscribed
+        # topic filter (``subscribe``).
+        self._connect_hooks: list[Callable[[], None]] = []
         self.subscriptions: dict[str, Callable[[str, bytes, bool], None]] = {}
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
         if target.username:
@@ -138,6 +142,10 @@ class MqttBridge:
         self.loop.call_soon_threadsafe(self._message, message.topic, bytes(message.payload), bool(message.retain))
 
     # --- extension surface (loop thread) ---
+    def on_connect(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` on the loop after each (re)connect, once availability and retained state are sent."""
+        self._connect_hooks.append(hook)
+
     def subscribe(self, topic_filter: str, handler: Callable[[str, bytes, bool], None]) -> None:
         """Call ``handler(topic, payload, retained)`` on the loop for messages on ``topic_filter``."""
         self.subscriptions[topic_filter] = handler
@@ -209,7 +217,9 @@ class MqttBridge:
         self.ever_connected = True
         for topic_filter in self.subscriptions:
             self.client.subscribe(topic_filter, qos=1)
-        for hook in self.connect_hooks:
+        for leaf, payload in self._retained.items():
+            self.publish_retained(self.topic(leaf), payload)
+        for hook in self._connect_hooks:
             try:
                 hook()
             except Exception:
@@ -301,6 +311,9 @@ class MqttBridge:
         elif message.type is MessageType.TELEMETRY:
             self._last_telemetry = payload
             self.publish(self.topic("telemetry"), payload, qos=0, retain=True)
+        if message.retain is not None:  # after the message's own topic, as a subscriber of both expects
+            self._retained[message.retain] = payload
+            self.publish_retained(self.topic(message.retain), payload)
 
     def _on_state(self, state: dict[str, Any]) -> None:
         payload = orjson.dumps({"device_id": self.bus.device_id, "ts": round(time.time(), 3), **state})

@@ -33,8 +33,8 @@ from edge.protocol.command_specs import COMMANDS
 from edge.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
-    from edge.app import Device
     from edge.bus import Bus
+    from edge.host import Host
     from edge.transports.mqtt import MqttBridge
 
 log = logging.getLogger(__name__)
@@ -194,9 +194,9 @@ class MqttCommandsFeature(Feature):
     def __init__(self) -> None:
         self.channel: MqttCommands | None = None
 
-    def attach(self, device: Device) -> None:
-        if device.mqtt is not None:
-            self.channel = MqttCommands(device.mqtt, device.bus)
+    def attach(self, host: Host) -> None:
+        if host.mqtt is not None:
+            self.channel = MqttCommands(host.mqtt, host.mqtt.bus)  # a transport: commands run as on any other
 
     async def stop(self) -> None:
         if self.channel is not None:

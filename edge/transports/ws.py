@@ -165,6 +165,8 @@ class WebSocketHub:
 
     # --- fan-out (Transport) ---
     def deliver(self, message: Message, payload: bytes) -> None:
+        if message.type is MessageType.RETAINED:
+            return  # clients get retained state in the ``connection`` message and in replies (get_zones …)
         for client in tuple(self.clients):  # offer() may drop a slow client from the set
             client.offer(message, payload)
 
