@@ -3,7 +3,8 @@
 Prints: the bare model loop (pre-processing + session + decoding on frames already in memory) vs the
 full device pipeline with the file source unthrottled (capture thread, tracker, features, bus, event
 log, WebSocket hub with clients attached), their ratio, per-stage p50/p95 latency, the cost of
-fanning one message out per WebSocket client, and process RSS. Same session settings in both loops.
+fanning one message out per WebSocket client, and process RSS. Same session settings (inference threads)
+and the same OpenCV threading in both loops; the ratio is the median of each round's back-to-back pair.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import dataclasses
 import os
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterable
 from pathlib import Path
@@ -41,13 +43,42 @@ def read_frames(path: Path) -> list:
     return frames
 
 
-def bare_loop(detector: Detector, frames: list, total: int) -> float:
+@dataclasses.dataclass
+class Run:
+    """One measurement: frames per second and where the measured thread's wall time went (ms per frame)."""
+
+    fps: float
+    cpu_ms: float           # on a core
+    ready_ms: float | None  # runnable but waiting for a core (other threads and processes had them)
+
+
+def thread_clock(native_id: int) -> tuple[float, float | None]:
+    """Seconds a thread has run on a core and waited for one; Linux schedstat, else CPU time only."""
+    try:
+        with open(f"/proc/self/task/{native_id}/schedstat") as f:
+            ran, waited = (int(x) / 1e9 for x in f.read().split()[:2])
+        return ran, waited
+    except (OSError, ValueError):
+        for thread in psutil.Process().threads():
+            if thread.id == native_id:
+                return thread.user_time + thread.system_time, None
+        return 0.0, None
+
+
+def run_since(native_id: int, before: tuple[float, float | None], started: float, frames: int) -> Run:
+    ran, waited = thread_clock(native_id)
+    ready = None if waited is None or before[1] is None else (waited - before[1]) / frames * 1e3
+    return Run(frames / (time.perf_counter() - started), (ran - before[0]) / frames * 1e3, ready)
+
+
+def bare_loop(detector: Detector, frames: list, total: int) -> Run:
     for frame in frames[:3]:  # warm-up
         detector.detect(frame)
-    started = time.perf_counter()
+    me = threading.get_native_id()
+    before, started = thread_clock(me), time.perf_counter()
     for i in range(total):
         detector.detect(frames[i % len(frames)])
-    return total / (time.perf_counter() - started)
+    return run_since(me, before, started, total)
 
 
 async def start_in_process(config: Config) -> tuple[Device, asyncio.Task]:
@@ -61,17 +92,19 @@ async def start_in_process(config: Config) -> tuple[Device, asyncio.Task]:
     return device, task
 
 
-async def pipeline_run(config: Config, total: int, clients: int) -> tuple[float, Device, dict]:
+async def pipeline_run(config: Config, total: int, clients: int) -> tuple[Run, Device, dict]:
     device, task = await start_in_process(config)
     url = f"ws://127.0.0.1:{device.hub.port}/ws/ui"
     sockets = [await connect(url) for _ in range(clients)]
     readers = [asyncio.create_task(drain(ws)) for ws in sockets]
     while device.inference.frames < 3:
         await asyncio.sleep(0.01)
-    start_frames, started = device.inference.frames, time.perf_counter()
+    inference = device.inference.native_id
+    assert inference is not None
+    start_frames, before, started = device.inference.frames, thread_clock(inference), time.perf_counter()
     while device.inference.frames - start_frames < total:
         await asyncio.sleep(0.02)
-    fps = (device.inference.frames - start_frames) / (time.perf_counter() - started)
+    run = run_since(inference, before, started, device.inference.frames - start_frames)
     fanout = await fanout_cost(device)
     for reader in readers:
         reader.cancel()
@@ -79,7 +112,7 @@ async def pipeline_run(config: Config, total: int, clients: int) -> tuple[float,
     await task
     for ws in sockets:
         await ws.close()
-    return fps, device, fanout
+    return run, device, fanout
 
 
 async def drain(ws: AsyncIterable[object]) -> int:
@@ -219,20 +252,30 @@ def main(argv: list[str] | None = None) -> int:
         detector = build_detector(config)  # one session for every bare round (and the gating scenarios)
         for _ in range(args.rounds):
             bares.append(bare_loop(detector, frames, args.frames))
-            fps, device, _ = asyncio.run(pipeline_run(config, args.frames, 0))
-            pipes.append(fps)
+            run, device, _ = asyncio.run(pipeline_run(config, args.frames, 0))
+            pipes.append(run)
         zero = asyncio.run(pipeline_run(config, 20, 0))[2]
         fanout = asyncio.run(pipeline_run(config, 20, args.clients))[2]
     assert device is not None
-    bare, fps = statistics.median(bares), statistics.median(pipes)
+    bare, fps = statistics.median(r.fps for r in bares), statistics.median(r.fps for r in pipes)
+    # each round's pair ran back to back, under the same outside load: their ratio is the fair figure
+    ratios = [p.fps / b.fps for b, p in zip(bares, pipes, strict=True)]
+    cpu_bare, cpu_pipe = statistics.median(r.cpu_ms for r in bares), statistics.median(r.cpu_ms for r in pipes)
+    ready = [r.ready_ms for r in (*bares, *pipes)]
     stages = device.timers.percentiles()
     rss = psutil.Process(os.getpid()).memory_info().rss / 2**20
     print(f"video: {video.name} ({len(frames)} frames, {frames[0].shape[1]}x{frames[0].shape[0]}), "
           f"threads={config.inference_threads or default_threads()}, cores={os.cpu_count()}, rounds={args.rounds}")
-    print(f"bare model loop      : {bare:7.2f} fps  (runs: {', '.join(f'{x:.1f}' for x in bares)})")
-    print(f"full pipeline        : {fps:7.2f} fps  (runs: {', '.join(f'{x:.1f}' for x in pipes)}; "
+    print(f"bare model loop      : {bare:7.2f} fps  (runs: {', '.join(f'{x.fps:.1f}' for x in bares)})")
+    print(f"full pipeline        : {fps:7.2f} fps  (runs: {', '.join(f'{x.fps:.1f}' for x in pipes)}; "
           "source unthrottled, every feature on, event log, WebSocket hub)")
-    print(f"ratio pipeline/bare  : {fps / bare:7.3f}")
+    print(f"ratio pipeline/bare  : {statistics.median(ratios):7.3f}  (median of each round's pair; rounds: "
+          f"{', '.join(f'{x:.3f}' for x in ratios)}; spread {min(ratios):.3f}-{max(ratios):.3f})")
+    print(f"inference thread     : {cpu_pipe:.2f} ms of CPU per frame in the pipeline vs {cpu_bare:.2f} in the bare "
+          f"loop ({cpu_bare / cpu_pipe:.3f}: the pipeline's own work on that thread)" + ("" if None in ready else
+          "; waiting for a core (other threads and processes on it) per frame: bare "
+          f"{statistics.median(r.ready_ms for r in bares if r.ready_ms is not None):.2f} ms, pipeline "
+          f"{statistics.median(r.ready_ms for r in pipes if r.ready_ms is not None):.2f} ms"))
     print("stage latency (ms)   : " + ", ".join(
         f"{name} p50 {v['p50']} p95 {v['p95']}" for name, v in stages.items() if v["p50"] is not None))
     per_client = (fanout["publish_us"] - zero["publish_us"]) / max(1, fanout["clients"])
