@@ -101,6 +101,13 @@ def test_scrolling_back_loads_every_earlier_event_once(start_device, dog_comes_a
             page.locator("#tl-more").scroll_into_view_if_needed()
             time.sleep(0.5)
         assert "whole day" in page.text_content("#tl-status")
+        # A live event after that is added on top, and the page still says it holds the whole day.
+        shown = len(shown_seqs(page))
+        with ws_connect(device.ws_url) as ws:
+            ws.send(orjson.dumps({"type": "emit_test_event", "id": 99, "data": {"n": 99}}))
+            ws_collect(ws, lambda m: any(x["type"] == "reply" and x["data"]["id"] == 99 for x in m), 15)
+        page.wait_for_function(f"() => document.querySelectorAll('#tl-list li').length > {shown}", timeout=10_000)
+        assert "whole day" in page.text_content("#tl-status"), page.text_content("#tl-status")
         seqs = shown_seqs(page)
     assert seqs == sorted(set(seqs), reverse=True)
     assert sorted(seqs) == stored_seqs(device.ws_url, 0)

@@ -162,9 +162,7 @@ export class TimelineScreen {
       this.window = W;
       this.exhausted = this.hi <= this.floor;
       this.more.hidden = this.exhausted;
-      const n = this.items.filter((x) => this.visible(x.m)).length;
-      this.status.textContent = n === 0 ? (this.isToday ? "Nothing yet today; new events appear here." : "No such events on this day.")
-        : this.exhausted ? `${n} events — that is the whole day.` : `${n} events so far.`;
+      this.renderStatus();
     })().catch((e) => { this.status.textContent = `Could not load events: ${e.message}`; })
       .finally(() => { this.loading = null; });
     return this.loading;
@@ -175,7 +173,14 @@ export class TimelineScreen {
     const types = this.types();
     if (types && !types.includes(m.event_type)) return;
     this.add(m, true);
-    if (this.visible(m)) this.status.textContent = `${this.items.filter((x) => this.visible(x.m)).length} events.`;
+    if (this.visible(m) && !this.loading) this.renderStatus();
+  }
+
+  /** How many events are shown and whether that is all of the day (a live event keeps the "whole day" news). */
+  renderStatus() {
+    const n = this.items.filter((x) => this.visible(x.m)).length;
+    this.status.textContent = n === 0 ? (this.isToday ? "Nothing yet today; new events appear here." : "No such events on this day.")
+      : this.exhausted ? `${n} events — that is the whole day.` : `${n} events so far.`;
   }
 
   add(m, fresh) {
