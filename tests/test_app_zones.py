@@ -111,7 +111,10 @@ def test_a_zone_drawn_by_touch_is_stored_entered_and_an_invalid_one_shows_the_de
         # add a corner with an edge's middle handle, select it and delete it with the button
         page.click("#zone-revert")
         page.click("#zone-list li[data-zone='Dog bed'] button")
-        mid = page.locator("#zone-svg circle[data-role=mid][data-index='0']").bounding_box()
+        mid_handle = page.locator("#zone-svg circle[data-role=mid][data-index='0']")
+        mid_handle.wait_for(state="visible", timeout=5_000)  # drawn on the next frame after the selection
+        mid = mid_handle.bounding_box()
+        assert mid is not None, "the edge's middle handle is not on screen"
         page.mouse.click(mid["x"] + mid["width"] / 2, mid["y"] + mid["height"] / 2)
         assert page.evaluate("() => window.dogmon.screens.zones.zones[0].points.length") == 5
         page.click("#zf-delpoint")
