@@ -32,9 +32,9 @@ from edge.commands import CommandError, decode_object, validate_command
 from edge.messages import PROTOCOL_VERSION, Message, MessageType
 from edge.protocol.asyncapi import asyncapi_document
 from edge.protocol.command_specs import COMMANDS
-from edge.protocol.openapi import ERROR_STATUS, Route, openapi_document
+from edge.protocol.openapi import Route, openapi_document
 from edge.ratelimit import RateLimiter
-from edge.web.server import WebServer, json_response, peer_of
+from edge.web.server import WebServer, error_response, json_response, peer_of, read_body
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/state", "get_state", "none"),
@@ -57,10 +57,6 @@ class RestError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code, self.message = code, message
-
-
-def error_response(code: str, message: str) -> Response:
-    return json_response({"error": {"code": code, "message": message}}, ERROR_STATUS.get(code, 400))
 
 
 def _typed(schema: dict[str, Any], raw: list[str]) -> Any:
@@ -139,14 +135,12 @@ class RestApi:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
             raise RestError("too_large", f"the request body is larger than {self.max_body} bytes")
-        raw = bytearray()
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > self.max_body:
-                raise RestError("too_large", f"the request body is larger than {self.max_body} bytes")
+        raw = await read_body(request, self.max_body)
+        if raw is None:
+            raise RestError("too_large", f"the request body is larger than {self.max_body} bytes")
         if not raw.strip():
             return {}
-        body = decode_object(bytes(raw), "request body", "a JSON object")
+        body = decode_object(raw, "request body", "a JSON object")
         body.pop("id", None)  # REST has no request ids: the answer is the response
         return body
 

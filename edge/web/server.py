@@ -1,5 +1,5 @@
-"""The one server on ``DOGMON_WS_PORT``: uvicorn (h11 for HTTP, the ``websockets`` library for WebSocket)
-with Starlette routing.
+"""The one server on ``DOGMON_WS_PORT``: uvicorn (httptools for HTTP, h11 where it is missing; the
+``websockets`` library for WebSocket) with Starlette routing.
 
 Owns the listening socket, the route table, admission of every request (token, session cookie,
 origin, WebSocket client limit), the login/session routes, the tablet app's static files and the
@@ -31,6 +31,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from edge.protocol.openapi import ERROR_STATUS
 from edge.web.auth import SESSION_COOKIE, SESSION_MAX_AGE, Auth
 from edge.web.protocols import http_protocol
 from edge.web.static import GZIP_EXCLUDED, STATIC_DIR, AppFiles
@@ -117,6 +118,23 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
                     media_type="application/json")
 
 
+def error_response(code: str, message: str, status: int | None = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    """The REST refusal ``{"error": {"code", "message"}}``, its status from the one map of error codes."""
+    return json_response({"error": {"code": code, "message": message}},
+                         ERROR_STATUS.get(code, 400) if status is None else status, headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it passes ``limit`` bytes (read no further: anyone may post)."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            return None
+    return bytes(raw)
+
+
 class WebServer:
     def __init__(self, host: str, port: int, token: str = "", origins: tuple[str, ...] = (),
                  max_message_bytes: int = 64 * 1024, static_dir: Path = STATIC_DIR) -> None:
@@ -186,7 +204,7 @@ class WebServer:
         self.spells.refused(status, reason, peer_of(conn), conn.url.path)
         if conn.url.path.startswith("/api/") and conn.scope["type"] == "http":
             code = {401: "unauthorized", 404: "unknown_type", 429: "rate_limited"}.get(status, "invalid_message")
-            return json_response({"error": {"code": code, "message": reason}}, status)
+            return error_response(code, reason, status)
         return PlainTextResponse(reason + "\n", status, {"Cache-Control": "no-store"})
 
     async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -216,22 +234,19 @@ class WebServer:
             return response
         if not self.auth.login_allowed(peer):
             self.refuse(request, 429, "too many wrong logins")
-            return json_response({"error": {"code": "rate_limited", "message": "too many wrong logins; wait a minute"}},
-                                 429, {"Retry-After": "60"})
-        raw = bytearray()
-        async for chunk in request.stream():  # anyone may post here: read a token's worth, never more
-            raw += chunk
-            if len(raw) > MAX_LOGIN_BODY:
-                return json_response({"error": {"code": "too_large", "message": "a login body is a token"}}, 413)
+            return error_response("rate_limited", "too many wrong logins; wait a minute", headers={"Retry-After": "60"})
+        raw = await read_body(request, MAX_LOGIN_BODY)  # anyone may post here: a token's worth, never more
+        if raw is None:
+            return error_response("too_large", "a login body is a token")
         try:
-            body = orjson.loads(bytes(raw))
+            body = orjson.loads(raw)
             offered = body.get("token") if isinstance(body, dict) else None
         except orjson.JSONDecodeError:
             offered = None
         if not isinstance(offered, str) or not self.auth.token_ok(offered):
             self.auth.login_failed(peer)
             self.refuse(request, 401, "wrong token at login")
-            return json_response({"error": {"code": "unauthorized", "message": "wrong token"}}, 401)
+            return error_response("unauthorized", "wrong token")
         response = json_response({"authenticated": True, "auth_required": True})
         self._set_cookie(response, self.auth.session)
         return response
