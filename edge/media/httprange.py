@@ -41,9 +41,3 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         raise Unsatisfiable(header)
     return start, end
 
-
-def cap(wanted: tuple[int, int] | None, limit: int) -> tuple[int, int] | None:
-    """Shorten a range to at most ``limit`` bytes (a shorter 206 is valid: players ask for the rest)."""
-    if wanted is None or wanted[1] - wanted[0] + 1 <= limit:
-        return wanted
-    return wanted[0], wanted[0] + limit - 1
