@@ -136,19 +136,14 @@ async def fanout_cost(device: Device, rounds: int = 2000) -> dict:
     return {"clients": clients, "publish_us": per_message_us}
 
 
-def rss_split(pid: int) -> tuple[float, float]:
-    """(anonymous, file-backed) resident MiB of a process, from ``/proc/PID/status``.
+def rss_split(process: psutil.Process) -> tuple[float, float]:
+    """(anonymous, file-backed) resident MiB of a process (psutil's ``shared``: RssFile + RssShmem).
 
     The file-backed part is shared-library pages, clean and reclaimable, and it depends on the page cache:
     freshly installed libraries (all cached) fault in many more pages around each touched one, so the same
     device reads ~60 MiB more RSS from a new virtualenv. The anonymous part is the device's own memory."""
-    fields = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            name, _, value = line.partition(":")
-            if name in ("RssAnon", "RssFile"):
-                fields[name] = int(value.split()[0]) / 1024
-    return fields.get("RssAnon", 0.0), fields.get("RssFile", 0.0)
+    info = process.memory_info()
+    return (info.rss - info.shared) / 2**20, info.shared / 2**20
 
 
 def device_rss(video: Path, folder: Path, model_dir: Path, mirror: Path | None, seconds: float = 20.0,
@@ -197,7 +192,7 @@ def device_rss(video: Path, folder: Path, model_dir: Path, mirror: Path | None, 
                 live_frames += 1
             settled = process.memory_info().rss / 2**20
             peak = max(peak, settled)
-        split = rss_split(child.pid)
+        split = rss_split(process)
         viewer.close()
         if live_frames == 0:  # a device without camera frames would make a flattering figure
             raise SystemExit(f"the device for the RSS figure sent no live-view frame from {video}")
