@@ -19,7 +19,7 @@ EXIT_CONFIG = 2
 
 
 def _setup_logging(level: str) -> None:
-    from edge.masking import RedactingFilter
+    from edge.util.masking import RedactingFilter
 
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -40,8 +40,8 @@ def _log_config_warnings(config: Config) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edge.app import StartupError, run_device
-    from edge.models import FetchError
+    from edge.core.models import FetchError
+    from edge.device import StartupError, run_device
 
     config = _config(args)
     _setup_logging(config.log_level)
@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_models(args: argparse.Namespace) -> int:
-    from edge.models import FetchError, fetch_all, load_manifests
+    from edge.core.models import FetchError, fetch_all, load_manifests
 
     config = _config(args)
     _setup_logging(config.log_level)
@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_diag(args: argparse.Namespace) -> int:
-    from edge.diag import main as diag_main
+    from edge.system.diag import main as diag_main
 
     logging.basicConfig(level="ERROR", stream=sys.stderr)  # the report is the output; library chatter is not
     return diag_main(Path(args.env) if args.env else None, args.json, args.service)

@@ -18,9 +18,9 @@ from typing import Any
 
 import orjson
 
-from edge.masking import mask_credentials
-from edge.messages import decode, event_summary
-from edge.retry import Backoff
+from edge.protocol.messages import decode, event_summary
+from edge.util.masking import mask_credentials
+from edge.util.retry import Backoff
 
 BACKOFF_INITIAL, BACKOFF_MAX = 0.5, 5.0  # a person is watching: retry sooner than the camera does
 RECENT_ID = "watch-recent-events"

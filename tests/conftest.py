@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.models import fetch_all
+from edge.core.models import fetch_all
 from tests.protocol_check import CHECKED, take_violations
 
 REPO = Path(__file__).resolve().parent.parent

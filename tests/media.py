@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.scenes import fit  # one letterbox for the benchmarks' scenes and the tests' videos
+from edge.tools.scenes import fit  # one letterbox for the benchmarks' scenes and the tests' videos
 
 
 def compose_video(path: Path, segments: Sequence[tuple[Path | np.ndarray | None, float]], fps: float = 10.0,

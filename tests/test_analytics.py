@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge.behaviour.analytics import DailyAnalytics
-from edge.store import EventStore
+from edge.core.store import EventStore
 
 TZ = dt.timezone(dt.timedelta(hours=2))   # the device's local time in this scenario
 T0 = dt.datetime(2026, 11, 26, 8, 0, 0, tzinfo=TZ).timestamp()

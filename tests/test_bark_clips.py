@@ -15,10 +15,10 @@ import pytest
 
 from edge.audio.analyzer import BarkAnalyzer
 from edge.audio.bark import AudioEvent
-from edge.audio.bench import benchmark_audio
 from edge.audio.source import CHUNK_SAMPLES, AlsaAudioSource, AudioSourceError, load_audio_16k
 from edge.audio.yamnet import YamnetClassifier, read_class_map
-from edge.runtime import create_session
+from edge.tools.audiobench import benchmark_audio
+from edge.vision.runtime import create_session
 
 BARKS = ["bark_esc50_4-183992-A-0.wav", "bark_esc50_4-184575-A-0.wav", "bark_esc50_4-191687-A-0.wav",
          "bark_esc50_4-192236-A-0.wav", "bark_esc50_4-199261-A-0.wav", "bark_esc50_4-207124-A-0.wav"]

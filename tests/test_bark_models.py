@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.app import StartupError, ensure_models
 from edge.audio.feature import load_classifier
 from edge.config import load_config
+from edge.device import StartupError, ensure_models
 
 REPO = Path(__file__).resolve().parent.parent
 

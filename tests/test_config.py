@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from edge.config import KEYS, Config, ConfigError, load_config, parse_mqtt_url
-from edge.configdocs import config_markdown
-from edge.masking import mask_credentials
+from edge.config.docs import config_markdown
+from edge.util.masking import mask_credentials
 
 REPO = Path(__file__).resolve().parent.parent
 

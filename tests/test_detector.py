@@ -8,10 +8,10 @@ from pathlib import Path
 import cv2
 import pytest
 
-from edge.models import MANIFEST_DIR
-from edge.runtime import create_session
-from edge.tracking import iou
+from edge.core.models import MANIFEST_DIR
 from edge.vision.detector import Detector
+from edge.vision.runtime import create_session
+from edge.vision.tracking import iou
 
 # dog boxes (x1, y1, x2, y2) in photo pixels, as measured in ../shared/models/PROVENANCE.md
 EXPECTED = {

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from edge.diag import FAIL, PASS, WARN, Check, decode_throttled, exit_code, judge_resources, judge_temperature
+from edge.system.diag import FAIL, PASS, WARN, Check, decode_throttled, exit_code, judge_resources, judge_temperature
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -129,7 +129,7 @@ def test_a_missing_file_source_says_no_such_file_everywhere_and_no_cable_advice(
     assert offline["reason"] == f"no such file: {missing}", offline
     telemetry = next(m for m in got if m["type"] == "telemetry")["data"]["camera"]
     assert telemetry["online"] is False and telemetry["reason"].startswith("no such file"), telemetry
-    camera_lines = [line for line in device.logs().splitlines() if "edge.capture" in line]
+    camera_lines = [line for line in device.logs().splitlines() if "edge.vision.capture" in line]
     assert camera_lines and all("no such file" in line for line in camera_lines), camera_lines
     assert not any("cannot open" in line for line in camera_lines), camera_lines
     env = {k: v for k, v in device.env.items() if k.startswith("DOGMON_")}

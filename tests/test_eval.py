@@ -1,4 +1,4 @@
-"""``python -m edge.eval`` on the real shared photos and a user's labelled folder, with the real detector."""
+"""``python -m edge.tools.eval`` on the real shared photos and a user's labelled folder, with the real detector."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.eval import label_from_name, main
+from edge.tools.eval import label_from_name, main
 
 
 def test_labels_come_from_the_shared_file_names() -> None:

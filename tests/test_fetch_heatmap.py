@@ -7,8 +7,8 @@ import pytest
 
 from edge.behaviour.fetch import FetchDetector, held_by
 from edge.behaviour.heatmap import ActivityMeter, HeatMap, activity_level
-from edge.tracking import Track
 from edge.vision.detector import Detection
+from edge.vision.tracking import Track
 
 
 def dog(box: tuple[float, float, float, float], track_id: int = 1) -> Track:

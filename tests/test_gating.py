@@ -11,18 +11,18 @@ import cv2
 import numpy as np
 import pytest
 
-from edge import scenes
 from edge.config import ConfigError, load_config
-from edge.features import Feature, FrameContext
-from edge.messages import Message, OverlayType
-from edge.models import MANIFEST_DIR
-from edge.pipeline import FramePipeline
-from edge.runtime import create_session
-from edge.telemetry import StageTimers
-from edge.tracking import DogTracker
+from edge.core.feature import Feature, FrameContext
+from edge.core.models import MANIFEST_DIR
+from edge.core.telemetry import StageTimers
+from edge.protocol.messages import Message, OverlayType
+from edge.tools import scenes
 from edge.vision.detector import Detector
 from edge.vision.gating import DetectGate
 from edge.vision.motion import MotionDetector, MotionResult
+from edge.vision.pipeline import FramePipeline
+from edge.vision.runtime import create_session
+from edge.vision.tracking import DogTracker
 
 STILL = MotionResult((), 0.0)
 MOVING = MotionResult(((100, 100, 140, 160),), 0.01)

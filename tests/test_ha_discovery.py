@@ -9,9 +9,9 @@ from typing import Any
 import jinja2
 import orjson
 
-from edge import messages
-from edge.messages import EventType
-from edge.state import DeviceState
+from edge.core.state import DeviceState
+from edge.protocol import messages
+from edge.protocol.messages import EventType
 from edge.transports import ha
 
 INFO = ha.DeviceInfo(device_id="kitchen", mqtt_prefix="dogmonitor", ha_prefix="homeassistant", sw_version="0.1.0",

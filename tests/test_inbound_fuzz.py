@@ -8,11 +8,11 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge import messages
-from edge.bus import Bus
-from edge.commands import VALIDATORS
-from edge.messages import MessageType
-from edge.store import EventStore
+from edge.core.bus import Bus
+from edge.core.commands import VALIDATORS
+from edge.core.store import EventStore
+from edge.protocol import messages
+from edge.protocol.messages import MessageType
 from edge.transports.ws import WebSocketHub
 
 # Every command is declared in edge.protocol, so VALIDATORS already holds the features' commands too.
@@ -67,8 +67,8 @@ def test_get_events_filters_by_type_and_time() -> None:
 
 
 def _get_events_handler(hub: WebSocketHub):
-    # the same handler the device registers (edge.app.Device._cmd_get_events), bound to this hub's store
-    from edge.app import Device
+    # the same handler the device registers (edge.device.Device._cmd_get_events), bound to this hub's store
+    from edge.device import Device
 
     device = Device.__new__(Device)
     device.store = hub.bus.store

@@ -12,8 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.commands import CommandError
-from edge.fsutil import atomic_write as write_atomic
+from edge.core.commands import CommandError
 from edge.media import render
 from edge.media.encoder import CHOICE_OF, choose_encoders
 from edge.media.feature import validate_bookmark, validate_list_media
@@ -22,6 +21,7 @@ from edge.media.planner import ActivityGate, BestFramePicker, ClipPlanner, Const
 from edge.media.retention import Item, plan_retention
 from edge.media.ring import AudioChunk, EncodedFrame, FrameRing
 from edge.media.writer import ClipRecorder, DiskFull, check_space, remove_partials
+from edge.util.fsutil import atomic_write as write_atomic
 
 
 def frame(t: float, size: int = 100, wall: float | None = None) -> EncodedFrame:
@@ -254,7 +254,7 @@ def test_overlay_draws_boxes_and_zones_on_a_copy() -> None:
 
 
 def test_range_requests_get_one_slice_or_the_whole_file() -> None:
-    from edge.media.httprange import Unsatisfiable, parse_range
+    from edge.web.httprange import Unsatisfiable, parse_range
 
     assert parse_range(None, 1000) is None and parse_range("bytes=0-1", 1000) == (0, 1)
     assert parse_range("bytes=500-", 1000) == (500, 999) and parse_range("bytes=-100", 1000) == (900, 999)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.app import ensure_models
 from edge.config import load_config
-from edge.models import MANIFEST_DIR, FetchError, ManifestFile, fetch_all, fetch_file, load_manifests
+from edge.core.models import MANIFEST_DIR, FetchError, ManifestFile, fetch_all, fetch_file, load_manifests
+from edge.device import ensure_models
 
 
 def test_fetch_from_mirror_verifies_every_manifest_file(mirror: Path, tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from edge import messages
-from edge.commands import CommandError
+from edge.core.commands import CommandError
+from edge.protocol import messages
 from edge.transports.kickloop import KickLoopDetector
 from edge.transports.mqtt_commands import parse_mqtt_command, result_payload
 

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import cv2
 
-from edge.capture import Frame
-from edge.features import Feature, FrameContext
-from edge.messages import Message
-from edge.models import MANIFEST_DIR
-from edge.pipeline import FramePipeline
-from edge.runtime import create_session
-from edge.telemetry import StageTimers
-from edge.tracking import DogTracker
+from edge.core.feature import Feature, FrameContext
+from edge.core.models import MANIFEST_DIR
+from edge.core.telemetry import StageTimers
+from edge.protocol.messages import Message
+from edge.vision.capture import Frame
 from edge.vision.detector import Detector
+from edge.vision.pipeline import FramePipeline
+from edge.vision.runtime import create_session
+from edge.vision.tracking import DogTracker
 
 
 class Broken(Feature):

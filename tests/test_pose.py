@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.runtime import create_session
 from edge.vision.pose import PoseRunner, PoseSpec, crop_for, load_pose_runner, preprocess, yolo_rows
+from edge.vision.runtime import create_session
 from tests.pose_graphs import (
     AP10K_17,
     AP10K_SKELETON,
@@ -242,7 +242,7 @@ def test_optional_pose_manifest_fetches_its_weights_from_the_mirror(tmp_path: Pa
                          ids=lambda p: p.name)
 def test_documented_example_manifests_load_and_name_the_parts_posture_needs(example: Path) -> None:
     from edge.behaviour.posture import classify_keypoints
-    from edge.models import load_manifest
+    from edge.core.models import load_manifest
 
     manifest = load_manifest(example)
     spec = PoseSpec.from_manifest(manifest.spec)

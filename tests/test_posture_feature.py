@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from edge.behaviour.posture_feature import PostureFeature
-from edge.capture import Frame
-from edge.features import FrameContext
-from edge.runtime import create_session
-from edge.tracking import Track
+from edge.core.feature import FrameContext
+from edge.vision.capture import Frame
 from edge.vision.pose import PoseRunner, PoseSpec
+from edge.vision.runtime import create_session
+from edge.vision.tracking import Track
 from tests.pose_graphs import DOG_POSE_24, constant_outputs_model
 from tests.test_posture import DOGS, dog_pose
 

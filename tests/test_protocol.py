@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from edge.commands import CommandError, validate_command
-from edge.messages import WIRE_TYPES, EventType, MessageType, OverlayType
+from edge.core.commands import CommandError, validate_command
 from edge.protocol.asyncapi import asyncapi_document
 from edge.protocol.command_specs import COMMANDS
 from edge.protocol.docs import protocol_markdown
 from edge.protocol.envelopes import MESSAGES, OVERLAYS
 from edge.protocol.events import EVENTS
+from edge.protocol.messages import WIRE_TYPES, EventType, MessageType, OverlayType
 from edge.transports import ha
 from tests import protocol_check
 
@@ -265,8 +265,8 @@ def test_openapi_responses_are_the_schemas_replies_are_checked_against() -> None
 
 def test_get_events_and_get_state_replies_match_the_schema() -> None:
     # The end-to-end suites do not ask for these; run the device's own handlers on a real bus and store.
-    from edge import messages
-    from edge.app import Device
+    from edge.device import Device
+    from edge.protocol import messages
     from tests.test_inbound_fuzz import _get_events_handler, make_hub
 
     hub, loop = make_hub()

@@ -16,7 +16,7 @@ import paho.mqtt.publish as mqtt_publish
 import pytest
 
 from edge.protocol.asyncapi import asyncapi_document
-from edge.web.rest import ROUTES
+from edge.transports.rest import ROUTES
 from tests.helpers import MqttCollector, ws_collect, ws_connect
 from tests.media import compose_video
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from edge.ratelimit import Cooldown, RateLimiter
-from edge.retry import Backoff
-from edge.store import FLOOR_FILE, SCHEMA_VERSION, EventStore
+from edge.core.store import FLOOR_FILE, SCHEMA_VERSION, EventStore
+from edge.util.ratelimit import Cooldown, RateLimiter
+from edge.util.retry import Backoff
 
 # The schema as every release before schema versions wrote it (user_version 0).
 UNVERSIONED_SCHEMA = """

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.systemd import Notifier, ProgressJudge, ProgressSample, socket_address, watchdog_interval
+from edge.system.systemd import Notifier, ProgressJudge, ProgressSample, socket_address, watchdog_interval
 
 
 def sample(now: float, frames: int, reconnects: int = 0, beat: float | None = None, online: bool = True,

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edge.behaviour.zones import (
-    Zone,
-    ZoneError,
-    ZoneTracker,
-    ground_point,
-    parse_zones,
-    paw_points,
-    paws_of,
-    point_in_polygon,
-)
+from edge.behaviour.zones import ZoneTracker, ground_point, paw_points, paws_of
+from edge.protocol.zones import Zone, ZoneError, parse_zones, point_in_polygon
 
 # An L-shaped (concave) sofa: the notch at the top right is NOT part of it.
 L_SHAPE = ((0.1, 0.1), (0.4, 0.1), (0.4, 0.5), (0.8, 0.5), (0.8, 0.9), (0.1, 0.9))
@@ -59,8 +51,8 @@ def test_ground_point_is_bottom_centre_or_paws() -> None:
 def test_paws_from_the_pose_stage_decide_the_ground_point() -> None:
     import numpy as np
 
-    from edge.tracking import Track
     from edge.vision.pose import Pose
+    from edge.vision.tracking import Track
 
     track = Track(1, (100.0, 50.0, 300.0, 350.0), 0.9, 0.0, 0.0)
     assert paws_of(track) is None                                  # no pose: the box decides

@@ -24,12 +24,15 @@ from typing import Any
 
 import numpy as np
 
+from edge.protocol.shapes import VOCAL_CLASS_NAMES
+
 SAMPLE_RATE = 16000
 WINDOW_SAMPLES = 15600
 WINDOW_SECONDS = WINDOW_SAMPLES / SAMPLE_RATE
 
 # YAMNet class indices (0-based rows of yamnet_class_map.csv); checked against the CSV at load.
-VOCAL_CLASSES: dict[str, int] = {"bark": 70, "howl": 72, "growling": 74, "whimper": 75}
+# YAMNet class indices of the vocal classes the protocol names (edge.protocol.shapes.VOCAL_CLASS_NAMES).
+VOCAL_CLASSES: dict[str, int] = dict(zip(VOCAL_CLASS_NAMES, (70, 72, 74, 75), strict=True))
 CLASS_NAMES: dict[str, str] = {"bark": "Bark", "howl": "Howl", "growling": "Growling", "whimper": "Whimper (dog)"}
 # The event an episode produces when that class dominated it (growls are reported as barking).
 EPISODE_EVENT: dict[str, str] = {"bark": "bark", "growling": "bark", "howl": "howl", "whimper": "whimper"}

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge import messages
 from edge.audio.analyzer import BarkAnalyzer
 from edge.audio.bark import SAMPLE_RATE, AudioEvent
 from edge.audio.source import (
@@ -34,12 +33,13 @@ from edge.audio.source import (
 )
 from edge.audio.yamnet import YamnetClassifier, read_class_map
 from edge.config import Config
-from edge.features import Feature, StartupError
-from edge.messages import EventType
-from edge.retry import RECONNECT_INITIAL, RECONNECT_MAX, Backoff
+from edge.core.feature import Feature, StartupError
+from edge.protocol import messages
+from edge.protocol.messages import EventType
+from edge.util.retry import RECONNECT_INITIAL, RECONNECT_MAX, Backoff
 
 if TYPE_CHECKING:
-    from edge.host import Host
+    from edge.core.feature import Host
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ EVENT_TYPES = {"bark": EventType.BARK, "howl": EventType.HOWL, "whimper": EventT
 
 def load_classifier(config: Config) -> YamnetClassifier:
     """The YAMNet session and class map: the manifest's verified files, or DOGMON_AUDIO_MODEL's own."""
-    from edge.models import FetchError, fetch_file, find_manifest
-    from edge.runtime import create_session
+    from edge.core.models import FetchError, fetch_file, find_manifest
+    from edge.vision.runtime import create_session
 
     manifest = find_manifest("audio_classifier")
     if manifest is None:

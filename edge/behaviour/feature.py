@@ -27,20 +27,21 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from edge import messages
 from edge.behaviour.analytics import DailyAnalytics
 from edge.behaviour.fetch import FetchDetector
 from edge.behaviour.heatmap import ActivityMeter, HeatMap
-from edge.behaviour.zones import Zone, ZoneChange, ZoneError, ZoneTracker, ground_point, parse_zones, paws_of
-from edge.commands import Command, CommandError
+from edge.behaviour.zones import ZoneChange, ZoneTracker, ground_point, paws_of
 from edge.config import Config
-from edge.features import Feature, FrameContext
-from edge.fsutil import atomic_write, private_dir
-from edge.messages import EventType, Message, MessageType, OverlayType
+from edge.core.commands import Command, CommandError
+from edge.core.feature import Feature, FrameContext
+from edge.protocol import messages
 from edge.protocol.command_specs import COMMANDS
+from edge.protocol.messages import EventType, Message, MessageType, OverlayType
+from edge.protocol.zones import Zone, ZoneError, parse_zones
+from edge.util.fsutil import atomic_write, private_dir
 
 if TYPE_CHECKING:
-    from edge.host import Host
+    from edge.core.feature import Host
 
 log = logging.getLogger(__name__)
 

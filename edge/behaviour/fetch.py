@@ -31,8 +31,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from edge.tracking import Track
 from edge.vision.detector import Detection
+from edge.vision.tracking import Track
 
 TOY_LABELS = ("sports ball", "frisbee")
 Box = tuple[float, float, float, float]

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.behaviour.zones import Point
+from edge.protocol.zones import Point
 
 COLS, ROWS = 32, 18
 MAX_STEP_SECONDS = 1.0

@@ -16,16 +16,16 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-from edge import messages
 from edge.behaviour.posture import LIE, POSTURES, SIT, STAND, UNKNOWN, PostureChange, PostureMonitor
 from edge.config import Config
-from edge.features import Feature, FrameContext, StartupError
-from edge.messages import EventType, Message, OverlayType
-from edge.tracking import Track
+from edge.core.feature import Feature, FrameContext, StartupError
+from edge.protocol import messages
+from edge.protocol.messages import EventType, Message, OverlayType
 from edge.vision.pose import Pose, PoseRunner, keypoint_list, load_pose_runner, skeleton_list
+from edge.vision.tracking import Track
 
 if TYPE_CHECKING:
-    from edge.host import Host
+    from edge.core.feature import Host
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class PostureFeature(Feature):
 
 def posture_feature(config: Config) -> PostureFeature:
     """Build the stage from configuration; a pose model the user named but that cannot load stops startup."""
-    from edge.models import FetchError
+    from edge.core.models import FetchError
 
     runner = None
     if config.pose_fps > 0:

@@ -12,15 +12,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from edge import messages
-from edge.commands import Command, CommandError
+from edge.core.commands import Command, CommandError
 from edge.media.handover import SnapshotRequest
 from edge.media.index import CHILDREN, MediaIndex
 from edge.media.planner import Trigger
 from edge.media.worker import MediaWorker
-from edge.messages import EventType, Message
+from edge.protocol import messages
 from edge.protocol.command_specs import COMMANDS
-from edge.ratelimit import Cooldown
+from edge.protocol.messages import EventType, Message
+from edge.util.ratelimit import Cooldown
 
 SNAPSHOT_TIMEOUT = 10.0      # a snapshot command waits at most this long for its file
 SNAPSHOT_COOLDOWN = 1.0      # seconds between requested snapshots, whatever transport asks (each is two files)

@@ -7,7 +7,7 @@ It owns the wiring and the loop-side results, the parts live in modules of their
 - :mod:`edge.media.library`: the folder and the index in agreement (reconcile, retention).
 - :mod:`edge.media.health`: the failure state and its one ``error`` event per spell.
 - :mod:`edge.media.commands` and :mod:`edge.media.http`: ``snapshot``/``bookmark``/``list_media``, and
-  ``/media/{id}``/``/snapshot.jpg``; :mod:`edge.media.live`: ``/ws/video``.
+  ``/media/{id}``/``/snapshot.jpg``; :mod:`edge.transports.live`: ``/ws/video``.
 
 Here, on the event loop: the bus listener turns events into snapshot requests and clip triggers (and keeps
 the zones and poses snapshots are drawn with); once a file is complete on disk its index row is committed
@@ -27,27 +27,26 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge import messages
 from edge.audio.feature import AudioFeature
 from edge.config import Config
-from edge.features import Feature, FrameContext
-from edge.fsutil import private_dir
+from edge.core.feature import Feature, FrameContext
 from edge.media import render
 from edge.media.commands import MediaCommands, validate_bookmark, validate_list_media, validate_snapshot
 from edge.media.encoder import choose_encoders
-from edge.media.handover import FrameInfo, SnapshotRequest, mono_of
+from edge.media.handover import FrameInfo, LiveSink, SnapshotRequest, mono_of
 from edge.media.health import MediaHealth
 from edge.media.http import MEDIA_PREFIX, SNAPSHOT_PATH, MediaHttp
-from edge.media.index import CONTENT_TYPES, MediaRecord
+from edge.media.index import CONTENT_TYPES, MediaIndex, MediaRecord
 from edge.media.library import MediaLibrary
-from edge.media.live import LIVE_PATH, LiveView
 from edge.media.planner import ClipPlan, Trigger
 from edge.media.worker import RECORD_FPS, MediaWorker
 from edge.media.writer import ClipRecorder, remove_partials
-from edge.messages import EventType, Message, MessageType, OverlayType
+from edge.protocol import messages
+from edge.protocol.messages import EventType, Message, MessageType, OverlayType
+from edge.util.fsutil import private_dir
 
 if TYPE_CHECKING:
-    from edge.host import Host
+    from edge.core.feature import Host
 
 __all__ = ["MediaFeature", "validate_bookmark", "validate_list_media", "validate_snapshot"]
 
@@ -60,13 +59,13 @@ OWN_EVENTS = {EventType.SNAPSHOT_SAVED, EventType.CLIP_SAVED, EventType.BOOKMARK
 class MediaFeature(Feature):
     name = "media"
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, live: LiveSink) -> None:
         self.config = config
         self.folder: Path = config.data_dir / MEDIA_DIR
         self.snapshot_events = set(config.snapshot_events)
         self.clip_events = set(config.clip_events)
         self.reserve = int(config.media_min_free_mb * 2**20)
-        self.live = LiveView()
+        self.live = live
         self.worker = MediaWorker(config, self.folder, self.reserve, self.live)
         self.library = MediaLibrary(self.folder, int(config.media_max_mb * 2**20), config.media_max_days * 86400)
         self.http = MediaHttp(self.folder, lambda: self.library.index, self.worker.ring)
@@ -84,7 +83,7 @@ class MediaFeature(Feature):
             private_dir(self.folder)
         except OSError as exc:
             self.health.folder_unusable(f"media folder {self.folder} cannot be created: {exc}")
-        self.library.index = host.store.media_index()
+        self.library.index = host.store.table(MediaIndex)
         host.store.on_recreated(self._store_recreated)
         encoders, self.encoders_refused = choose_encoders(self.config.clip_encoder)
         for name, reason in self.encoders_refused.items():
@@ -111,7 +110,7 @@ class MediaFeature(Feature):
         host.listen(self._on_message)
         host.web.add_route(MEDIA_PREFIX + "{media_id}", self.http.media)
         host.web.add_route(SNAPSHOT_PATH, self.http.snapshot)
-        host.web.add_websocket(LIVE_PATH, self.live.serve)
+        host.web.add_websocket(self.live.path, self.live.serve)
 
     async def start(self) -> None:
         with contextlib.suppress(OSError):
@@ -221,7 +220,7 @@ class MediaFeature(Feature):
     def _store_recreated(self, detail: str) -> None:
         """The event database (which holds the media index) was lost and made anew: index the new one,
         make the folder again if it went too, and adopt whatever files are still there."""
-        self.library.index = self.host.store.media_index()
+        self.library.index = self.host.store.table(MediaIndex)
         try:
             private_dir(self.folder)
         except OSError as exc:
@@ -232,7 +231,7 @@ class MediaFeature(Feature):
     def connection_info(self) -> dict[str, Any]:
         index = self.library.index
         newest = index.newest("snapshot") if index is not None else None
-        return {"media": {"live_path": LIVE_PATH, "snapshot_url": SNAPSHOT_PATH, "media_url": "/media/{id}",
+        return {"media": {"live_path": self.live.path, "snapshot_url": SNAPSHOT_PATH, "media_url": "/media/{id}",
                           "clip_codec": self._encoder_field("codec"),
                           "latest_snapshot": newest.id if newest else None}}
 

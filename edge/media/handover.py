@@ -11,11 +11,13 @@ import asyncio
 import dataclasses
 import threading
 import time
+from typing import Protocol
 
 import numpy as np
 
 from edge.media import render
-from edge.messages import Message
+from edge.protocol.messages import Message
+from edge.web.wsconn import WsConn
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,3 +67,21 @@ def mono_of(message: Message) -> float:
     if message.captured is not None:
         return message.captured
     return time.monotonic() - max(0.0, time.time() - message.ts)
+
+
+class LiveSink(Protocol):
+    """The live view as the media thread feeds it (``edge.transports.live.LiveView``): the device builds the
+    transport and hands it in, so media imports no transport."""
+
+    path: str
+
+    @property
+    def watching(self) -> bool: ...
+
+    def offer(self, jpeg: bytes, frame_ts: float | None = None, width: int = 0, height: int = 0) -> None: ...
+
+    async def serve(self, ws: WsConn) -> None: ...
+
+    async def close_all(self) -> None: ...
+
+    def telemetry(self) -> dict[str, int]: ...

@@ -11,11 +11,11 @@ import errno
 import logging
 from collections.abc import Callable
 
-from edge import messages
-from edge.commands import CommandError
+from edge.core.commands import CommandError
 from edge.media.handover import SnapshotRequest
 from edge.media.writer import DiskFull
-from edge.messages import EventType, Message
+from edge.protocol import messages
+from edge.protocol.messages import EventType, Message
 
 log = logging.getLogger(__name__)
 

@@ -27,14 +27,13 @@ import cv2
 import numpy as np
 
 from edge.config import Config
-from edge.fsutil import atomic_write, fsync_dir
 from edge.media import render
-from edge.media.handover import FrameInfo, LatestInfo, SnapshotRequest
+from edge.media.handover import FrameInfo, LatestInfo, LiveSink, SnapshotRequest
 from edge.media.index import MediaRecord, child_id, new_id
-from edge.media.live import LiveView
 from edge.media.planner import ActivityGate, BestFramePicker, ClipPlan, ClipPlanner, Trigger
 from edge.media.ring import AudioChunk, AudioRing, EncodedFrame, FrameRing
 from edge.media.writer import ClipRecorder, JobThread, check_space
+from edge.util.fsutil import atomic_write, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ class Results(Protocol):
 
 
 class MediaWorker:
-    def __init__(self, config: Config, folder: Path, reserve: int, live: LiveView) -> None:
+    def __init__(self, config: Config, folder: Path, reserve: int, live: LiveSink) -> None:
         self.config, self.folder, self.reserve, self.live = config, folder, reserve, live
         self.slot = LatestInfo()
         self.control: queue.Queue[tuple[str, Any]] = queue.Queue(256)

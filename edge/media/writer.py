@@ -1,7 +1,7 @@
 """Media files on disk: atomic JPEG writes, MP4 clip recording, codec choice, and the writer threads.
 
 Owns every write under the media folder. A file only gets its final name once it is complete and
-fsynced (``.part`` name → fsync → rename → fsync of the folder, with :mod:`edge.fsutil`; mode 0600), so
+fsynced (``.part`` name → fsync → rename → fsync of the folder, with :mod:`edge.util.fsutil`; mode 0600), so
 anything that announces a file announces a complete one. Work runs on :class:`JobThread` s (bounded
 queues, off the capture, inference and event-loop threads); results go back through callbacks the
 caller makes thread-safe.
@@ -24,10 +24,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.fsutil import PART_SUFFIX, commit_file
 from edge.media.encoder import ClipWriter, EncoderChoice, EncoderError, open_clip
 from edge.media.planner import ConstantRate
 from edge.media.ring import AudioChunk, EncodedFrame
+from edge.util.fsutil import PART_SUFFIX, commit_file
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from edge.protocol.topics import TOPICS, TopicSpec
 
 ASYNCAPI_VERSION = "3.0.0"
 WS_PATH = "/ws/ui"
-VIDEO_PATH = "/ws/video"  # edge.media.live.LIVE_PATH (protocol/ imports nothing from the device)
+VIDEO_PATH = "/ws/video"  # edge.transports.live.LIVE_PATH (protocol/ imports nothing from the device)
 MQTT_BINDING = "0.2.0"
 WS_BINDING = "0.1.0"
 

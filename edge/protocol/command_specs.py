@@ -1,7 +1,7 @@
 """Every inbound command: its arguments (schema and validator in one) and its reply, :data:`COMMANDS`.
 
 Owns the command contract for all transports. :meth:`CommandSpec.validate` is what
-:func:`edge.commands.validate_command` runs (so nothing acts on a request that fails it), and
+:func:`edge.core.commands.validate_command` runs (so nothing acts on a request that fails it), and
 :meth:`CommandSpec.args_schema` / :meth:`CommandSpec.result_schema` are the JSON Schemas the AsyncAPI
 and OpenAPI documents publish. Handlers stay with the parts they act on and are registered on the bus
 by name; a handler without a declaration here is unreachable (``unknown_type``).
@@ -13,7 +13,6 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from edge.behaviour.zones import MAX_ZONES, ZoneError, parse_zones
 from edge.protocol.errors import CommandError
 from edge.protocol.schema import (
     Arg,
@@ -34,6 +33,7 @@ from edge.protocol.schema import (
     time_arg,
 )
 from edge.protocol.shapes import MEDIA_KINDS, SHAPES
+from edge.protocol.zones import MAX_ZONES, ZoneError, parse_zones
 
 MAX_SEQ = 2**62
 COMMAND_ID_MAX_LENGTH = 64  # a request id: a string of at most this many characters, or an integer

@@ -4,17 +4,17 @@ Owns :data:`MESSAGES` (message type -> when it is sent and its ``data``), :data:
 (overlay type -> its ``data``) and :func:`message_schemas`, which builds the complete envelope schema
 of every concrete message (``event`` per event type, ``overlay`` per overlay type, ``reply`` per
 command …) from them, :mod:`.events` and :mod:`.command_specs`. Names come from
-:mod:`edge.messages`; a type without an entry here is refused at import.
+:mod:`edge.protocol.messages`; a type without an entry here is refused at import.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from edge.messages import PROTOCOL_VERSION, WIRE_TYPES, OverlayType
 from edge.protocol.command_specs import COMMAND_ID_MAX_LENGTH, COMMANDS
 from edge.protocol.errors import ERROR_CODES
 from edge.protocol.events import EVENTS
+from edge.protocol.messages import PROTOCOL_VERSION, WIRE_TYPES, OverlayType
 from edge.protocol.schema import (
     Schema,
     any_value,
@@ -128,7 +128,7 @@ MESSAGES: dict[str, PayloadSpec] = {spec.name: spec for spec in (
 
 for _names, _table in (({str(t) for t in WIRE_TYPES}, MESSAGES), ({str(t) for t in OverlayType}, OVERLAYS)):
     if _names != _table.keys():
-        raise RuntimeError(f"edge.protocol.envelopes and edge.messages disagree about {sorted(_names ^ _table.keys())}")
+        raise RuntimeError(f"protocol.envelopes and protocol.messages disagree about {sorted(_names ^ _table.keys())}")
 
 
 def envelope(message_type: str, data: Schema, *, event_type: str | None = None, overlay_type: str | None = None,

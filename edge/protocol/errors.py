@@ -1,6 +1,6 @@
 """Inbound command failures: the exception every validator and handler raises, and every error code.
 
-Owns :class:`CommandError` (re-exported by :mod:`edge.commands`) and :data:`ERROR_CODES`, the closed
+Owns :class:`CommandError` (re-exported by :mod:`edge.core.commands`) and :data:`ERROR_CODES`, the closed
 list of ``code`` values an ``error`` message or a failed MQTT ``cmd/result`` may carry. The published
 schema allows exactly these codes, so a new code is declared here or fails the schema tests.
 """

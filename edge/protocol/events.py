@@ -1,6 +1,6 @@
 """Every event type the device sends, with its ``data`` fields: :data:`EVENTS`.
 
-Owns what each event says. The names are :class:`~edge.messages.EventType`'s (the public contract);
+Owns what each event says. The names are :class:`~edge.protocol.messages.EventType`'s (the public contract);
 this table adds the group, whether it is a dog event (mirrored to Home Assistant's ``ha_event``), when
 it is sent, and the schema of ``data`` as the code emits it. An event type without an entry here (or
 an entry without an event type) is refused at import.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from edge.messages import EventType
+from edge.protocol.messages import EventType
 from edge.protocol.schema import (
     Schema,
     array,

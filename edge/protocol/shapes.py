@@ -7,8 +7,7 @@ to with :func:`~edge.protocol.schema.ref`. The limits come from the modules that
 
 from __future__ import annotations
 
-from edge.audio.bark import VOCAL_CLASSES
-from edge.behaviour import zones
+from edge.protocol import zones
 from edge.protocol.schema import (
     Schema,
     array,
@@ -21,6 +20,9 @@ from edge.protocol.schema import (
     ref,
     string,
 )
+
+# The vocal classes a bark episode reports scores for (the audio stage maps them to YAMNet's indices).
+VOCAL_CLASS_NAMES = ("bark", "howl", "growling", "whimper")
 
 POSTURE_VALUES = ("sit", "stand", "lie", "unknown")
 MEDIA_KINDS = ("snapshot", "snapshot_overlay", "snapshot_thumb", "clip", "clip_poster")
@@ -115,8 +117,8 @@ SHAPES: dict[str, Schema] = {
         "peak_score": number("highest score of the dominant class"),
         "barks": integer("loudness onsets: an estimate of the number of barks"),
         "windows": integer("YAMNet windows that counted"),
-        "dominant": string("class with the largest summed score", enum=tuple(VOCAL_CLASSES)),
-        "peaks": obj({name: number() for name in VOCAL_CLASSES}, "peak score per class"),
+        "dominant": string("class with the largest summed score", enum=tuple(VOCAL_CLASS_NAMES)),
+        "peaks": obj({name: number() for name in VOCAL_CLASS_NAMES}, "peak score per class"),
         "source": string("audio source"),
     }, "a barking episode"),
     "SnapshotSaved": obj({

@@ -23,12 +23,12 @@ import orjson
 
 from edge import __version__
 from edge.config import Config
-from edge.features import Feature
-from edge.messages import Message, MessageType, OverlayType
+from edge.core.feature import Feature
+from edge.protocol.messages import Message, MessageType, OverlayType
 from edge.transports import ha
 
 if TYPE_CHECKING:
-    from edge.host import Host
+    from edge.core.feature import Host
     from edge.transports.mqtt import MqttBridge
 
 log = logging.getLogger(__name__)

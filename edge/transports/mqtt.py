@@ -28,10 +28,10 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from edge import messages
-from edge.bus import Bus
 from edge.config import MqttTarget
-from edge.messages import EventType, Message, MessageType
+from edge.core.bus import Bus
+from edge.protocol import messages
+from edge.protocol.messages import EventType, Message, MessageType
 from edge.transports.kickloop import KickLoopDetector
 
 log = logging.getLogger(__name__)

@@ -2,8 +2,8 @@
 
 Owns the MQTT side of inbound commands. The topic names the command; the payload is a JSON object
 of its fields (``id`` for correlation; an empty payload means "no fields"). It is validated by the
-same :func:`edge.commands.validate_command` as WebSocket commands, with the topic's name injected as
-``type``, then run by :meth:`edge.bus.Bus.dispatch` on the loop thread. Every message gets exactly
+same :func:`edge.core.commands.validate_command` as WebSocket commands, with the topic's name injected as
+``type``, then run by :meth:`edge.core.bus.Bus.dispatch` on the loop thread. Every message gets exactly
 one answer on ``cmd/result``: ``{"id", "command", "ok": true, "result"}`` or
 ``{"id", "command", "ok": false, "error": {"code", "message"}}``. Nothing acts on a command that
 failed validation. Commands are rate-limited (a token bucket for all command topics: the broker does
@@ -25,16 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from edge import messages
-from edge.commands import Command, CommandError, decode_object, validate_command
-from edge.features import Feature
-from edge.messages import Message, MessageType
+from edge.core.commands import Command, CommandError, decode_object, validate_command
+from edge.core.feature import Feature
+from edge.protocol import messages
 from edge.protocol.command_specs import COMMANDS
-from edge.ratelimit import RateLimiter
+from edge.protocol.messages import Message, MessageType
+from edge.util.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
-    from edge.bus import Bus
-    from edge.host import Host
+    from edge.core.bus import Bus
+    from edge.core.feature import Host
     from edge.transports.mqtt import MqttBridge
 
 log = logging.getLogger(__name__)

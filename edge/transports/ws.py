@@ -19,11 +19,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from edge import messages
-from edge.bus import Bus
-from edge.commands import Command, CommandError, parse_command
-from edge.messages import Message, MessageType
-from edge.ratelimit import RateLimiter
+from edge.core.bus import Bus
+from edge.core.commands import Command, CommandError, parse_command
+from edge.protocol import messages
+from edge.protocol.messages import Message, MessageType
+from edge.util.ratelimit import RateLimiter
 from edge.web.server import WebServer
 from edge.web.wsconn import Closed, WsConn
 

@@ -18,25 +18,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Detection:
-    """A box in source-frame pixels (x1, y1, x2, y2)."""
-
-    x1: float
-    y1: float
-    x2: float
-    y2: float
-    score: float
-    label: str
-
-    @property
-    def width(self) -> float:
-        return self.x2 - self.x1
-
-    @property
-    def height(self) -> float:
-        return self.y2 - self.y1
+from edge.core.frames import Detection
 
 
 def letterbox(frame: np.ndarray, width: int, height: int, pad_value: int = 114) -> tuple[np.ndarray, float]:

@@ -2,7 +2,7 @@
 
 Owns the pose manifest format (``kind: "pose"``), the crop around a confirmed dog box, the
 pre-processing, the decoding of the three supported output families and the mapping of keypoints
-back to frame pixels. One onnxruntime session comes from :func:`edge.runtime.create_session`.
+back to frame pixels. One onnxruntime session comes from :func:`edge.vision.runtime.create_session`.
 
 Families (``family`` in the manifest):
 
@@ -332,7 +332,7 @@ class PoseRunner:
 
 def _installed(manifest: Any, model_dir: Path, mirror: Path | None) -> Path | None:
     """The manifest's verified weights in ``model_dir``, fetched first (mirror or URLs) if the manifest says where."""
-    from edge.models import FetchError, fetch_file, is_present
+    from edge.core.models import FetchError, fetch_file, is_present
 
     entry = manifest.files[0]
     if not is_present(model_dir, entry) and (entry.urls or (mirror is not None and entry.mirror)):
@@ -353,7 +353,7 @@ def resolve_pose_manifest(selector: str, model_dir: Path, manifest_dir: Path | N
     ``model_dir``). A named or path-given model that is missing raises ``ValueError``: the user asked
     for it, so silence would hide a mistake.
     """
-    from edge.models import MANIFEST_DIR, is_present, load_manifest, load_manifests
+    from edge.core.models import MANIFEST_DIR, is_present, load_manifest, load_manifests
 
     selector = selector.strip()
     if selector.lower() == "off":
@@ -396,7 +396,7 @@ def resolve_pose_manifest(selector: str, model_dir: Path, manifest_dir: Path | N
 def load_pose_runner(selector: str, model_dir: Path, threads: int = 0, optimization: str = "all",
                      providers: str = "auto", manifest_dir: Path | None = None,
                      mirror: Path | None = None) -> PoseRunner | None:
-    from edge.runtime import create_session
+    from edge.vision.runtime import create_session
 
     found = resolve_pose_manifest(selector, model_dir, manifest_dir, mirror)
     if found is None:

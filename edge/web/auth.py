@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 from starlette.requests import HTTPConnection
 
-from edge.ratelimit import RateLimiter
+from edge.util.ratelimit import RateLimiter
 
 SESSION_COOKIE = "dogmon_session"
 SESSION_MAX_AGE = 30 * 86400

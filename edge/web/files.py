@@ -22,7 +22,7 @@ from typing import IO, Any
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from edge.media.httprange import Unsatisfiable, parse_range
+from edge.web.httprange import Unsatisfiable, parse_range
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""``python -m edge.eval``: detection recall/precision and a posture confusion matrix over labelled media.
+"""``python -m edge.tools.eval``: detection recall/precision and a posture confusion matrix over labelled media.
 
 Owns the labelling of evaluation media and the printed report. Sources:
 
@@ -193,7 +193,7 @@ class Evaluator:
 
     def video(self, sample: Sample) -> Counter[str]:
         """Every frame through tracker + posture monitor, at the video's own timestamps."""
-        from edge.tracking import DogTracker
+        from edge.vision.tracking import DogTracker
 
         cap = cv2.VideoCapture(str(sample.path))
         fps = cap.get(cv2.CAP_PROP_FPS) or self.fps_fallback
@@ -230,8 +230,8 @@ class Evaluator:
 
 def build(args: argparse.Namespace) -> tuple[Config, Detector, PoseRunner | None]:
     """Detector (and pose runner) from the device configuration, fetching the detector if needed."""
-    from edge.app import build_detector, ensure_models
     from edge.config import load_config
+    from edge.device import build_detector, ensure_models
     from edge.vision.pose import load_pose_runner
 
     config = load_config(Path(args.env) if args.env else None)
@@ -244,7 +244,7 @@ def build(args: argparse.Namespace) -> tuple[Config, Detector, PoseRunner | None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge.eval", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m edge.tools.eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("--media", help="labelled media folder named as ../shared/media (default: the mirror's "
                                         "media/ or ../shared/media)")
     parser.add_argument("--images", help="folder with sit/ stand/ lie/ none/ sub-folders of photos")

@@ -22,8 +22,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.masking import mask_credentials
-from edge.retry import RECONNECT_INITIAL, RECONNECT_MAX, Backoff
+from edge.core.frames import Frame
+from edge.util.masking import mask_credentials
+from edge.util.retry import RECONNECT_INITIAL, RECONNECT_MAX, Backoff
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +55,6 @@ def resolve_source(source: str, model_dir: Path) -> SourceSpec:
     if source.startswith("/dev/video"):
         return SourceSpec(source, cv2.CAP_ANY, False, source)
     return SourceSpec(source, cv2.CAP_ANY, True, source)
-
-
-@dataclasses.dataclass(slots=True)
-class Frame:
-    image: np.ndarray
-    index: int
-    captured: float  # time.monotonic() when read
-    wall: float      # time.time() when read
-    motion: Any = None  # what the capture thread's ``analyse`` hook made of the image (motion gating)
 
 
 class LatestFrame:

@@ -19,15 +19,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from edge import messages
-from edge.capture import Frame
-from edge.features import Feature, FrameContext
-from edge.messages import EventType, Message, OverlayType
-from edge.telemetry import StageTimers
-from edge.tracking import DogTracker, Track
+from edge.core.feature import Feature, FrameContext
+from edge.core.telemetry import StageTimers
+from edge.protocol import messages
+from edge.protocol.messages import EventType, Message, OverlayType
+from edge.vision.capture import Frame
 from edge.vision.detector import Detection, Detector
 from edge.vision.gating import DetectGate, GateDecision
 from edge.vision.motion import MotionDetector, MotionResult
+from edge.vision.tracking import DogTracker, Track
 
 MOTION_OVERLAY_INTERVAL = 0.2  # at most 5 motion overlays a second (a debug view needs no more)
 FRAME_TIMED = (OverlayType.DETECTION, OverlayType.POSE)  # overlays that carry frame_ts

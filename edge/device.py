@@ -21,30 +21,31 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from edge import __version__, messages
+from edge import __version__
 from edge.audio.feature import audio_features
 from edge.behaviour.feature import BehaviourFeature
 from edge.behaviour.posture_feature import posture_feature
-from edge.bus import Bus
-from edge.capture import CaptureThread, LatestFrame, resolve_source
-from edge.commands import Command, CommandError
 from edge.config import Config
-from edge.features import Feature, StartupError
-from edge.host import DeviceStatus, Host
+from edge.core.bus import Bus
+from edge.core.commands import Command, CommandError
+from edge.core.feature import DeviceStatus, Feature, Host, StartupError
+from edge.core.models import fetch_all, find_manifest, is_present
+from edge.core.store import EventStore
+from edge.core.telemetry import StageTimers, system_sample
 from edge.media.feature import MediaFeature
-from edge.messages import EventType
-from edge.models import fetch_all, find_manifest, is_present
-from edge.pipeline import FramePipeline
-from edge.portcheck import PortInUseError, ensure_port_free
-from edge.runtime import create_session
-from edge.store import EventStore
-from edge.telemetry import StageTimers, system_sample
-from edge.tracking import DogTracker
+from edge.protocol import messages
+from edge.protocol.messages import EventType
+from edge.transports.live import LiveView
 from edge.transports.mqtt import MqttBridge
+from edge.transports.rest import RestApi
 from edge.transports.ws import WebSocketHub
+from edge.vision.capture import CaptureThread, LatestFrame, resolve_source
 from edge.vision.detector import Detector
 from edge.vision.gating import DetectGate
-from edge.web.rest import RestApi
+from edge.vision.pipeline import FramePipeline
+from edge.vision.runtime import create_session
+from edge.vision.tracking import DogTracker
+from edge.web.portcheck import PortInUseError, ensure_port_free
 from edge.web.server import WebServer, json_response
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def ensure_models(config: Config, manifest_dir: Path | None = None) -> None:
     be fetched leaves its stage off with a warning rather than keeping the device from starting.
     "optional" manifests (e.g. YAMNet, which has no download URL) are fetched by the feature that needs them.
     """
-    from edge.models import MANIFEST_DIR, FetchError, load_manifests
+    from edge.core.models import MANIFEST_DIR, FetchError, load_manifests
 
     required = {"detector"} | ({"media"} if config.source == "demo" else set())
     for manifest in load_manifests(manifest_dir or MANIFEST_DIR):
@@ -98,7 +99,7 @@ def build_features(config: Config) -> list[Feature]:
     features += audio_features(config)  # bark detection: only when DOGMON_AUDIO_SOURCE is set
     features.append(posture_feature(config))  # pose (when a model is installed) and sit/stand/lie events
     features.append(BehaviourFeature(config))  # zones, fetch_return, heat map, activity, analytics (after posture)
-    features.append(MediaFeature(config))  # snapshots, clips, bookmarks, /media, /snapshot.jpg, /ws/video
+    features.append(MediaFeature(config, LiveView()))  # snapshots, clips, bookmarks, /media, /snapshot.jpg, /ws/video
     features += integration_features(config)
     return features
 
@@ -107,7 +108,7 @@ def integration_features(config: Config) -> list[Feature]:
     """MQTT commands, Home Assistant discovery and systemd notify: they take no part in frames."""
     import os
 
-    from edge.systemd import SystemdFeature
+    from edge.system.systemd import SystemdFeature
     from edge.transports.ha_feature import HomeAssistantFeature
     from edge.transports.mqtt_commands import MqttCommandsFeature
 

@@ -1,4 +1,4 @@
-"""``python -m edge.media.encbench``: what a clip encoder costs per frame, and what a second of clip weighs.
+"""``python -m edge.tools.encbench``: what a clip encoder costs per frame, and what a second of clip weighs.
 
 Encodes the shared demo clip's frames (scaled to each size) with every encoder that passes its test
 encode here, on this thread (one core, as on the device's clips thread), and prints milliseconds of
@@ -16,8 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.app import ensure_models
 from edge.config import load_config
+from edge.device import ensure_models
 from edge.media.encoder import choose_encoders, open_clip
 
 SIZES = ((640, 480), (1280, 720))
@@ -57,7 +57,7 @@ def bench(name: str, frames: list[np.ndarray], size: tuple[int, int]) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge.media.encbench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m edge.tools.encbench", description=__doc__)
     parser.add_argument("--video", help="video file (default: the demo clip)")
     parser.add_argument("--frames", type=int, default=200, help="frames per encoder and size")
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.messages import EventType, Message, MessageType, OverlayType
+from edge.protocol.messages import EventType, Message, MessageType, OverlayType
 
 
 class DeviceState:

@@ -1,4 +1,4 @@
-"""``python -m edge.bench``: measured ratios from one run on the shared clip (or any video).
+"""``python -m edge.tools.bench``: measured ratios from one run on the shared clip (or any video).
 
 Prints: the bare model loop (pre-processing + session + decoding on frames already in memory) vs the
 full device pipeline with the file source unthrottled (capture thread, tracker, features, bus, event
@@ -18,7 +18,6 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,12 @@ import cv2
 import psutil
 from websockets.asyncio.client import connect
 
-from edge import messages
-from edge.app import Device, build_detector, ensure_models
 from edge.config import Config, load_config
-from edge.runtime import default_threads
+from edge.device import Device, build_detector, ensure_models
+from edge.protocol import messages
+from edge.tools.common import drain, start_in_process
 from edge.vision.detector import Detector
+from edge.vision.runtime import default_threads
 
 
 def read_frames(path: Path) -> list:
@@ -81,17 +81,6 @@ def bare_loop(detector: Detector, frames: list, total: int) -> Run:
     return run_since(me, before, started, total)
 
 
-async def start_in_process(config: Config) -> tuple[Device, asyncio.Task]:
-    """Run a whole device in this event loop (benchmarks); returns once its inference thread runs."""
-    device = Device(config)
-    task = asyncio.create_task(device.run())
-    while not hasattr(device, "inference") or not device.inference.is_alive():
-        await asyncio.sleep(0.05)
-        if task.done():
-            raise SystemExit(f"device failed to start: {task.exception()}")
-    return device, task
-
-
 async def pipeline_run(config: Config, total: int, clients: int) -> tuple[Run, Device, dict]:
     device, task = await start_in_process(config)
     url = f"ws://127.0.0.1:{device.hub.port}/ws/ui"
@@ -113,14 +102,6 @@ async def pipeline_run(config: Config, total: int, clients: int) -> tuple[Run, D
     for ws in sockets:
         await ws.close()
     return run, device, fanout
-
-
-async def drain(ws: AsyncIterable[object]) -> int:
-    """Read a WebSocket until it closes, as a tablet would; returns the number of messages."""
-    count = 0
-    async for _ in ws:
-        count += 1
-    return count
 
 
 async def fanout_cost(device: Device, rounds: int = 2000) -> dict:
@@ -157,7 +138,7 @@ def device_rss(video: Path, folder: Path, model_dir: Path, mirror: Path | None, 
 
     from websockets.sync.client import connect as sync_connect
 
-    from edge.media.live import LIVE_PATH
+    from edge.transports.live import LIVE_PATH
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -205,10 +186,10 @@ def device_rss(video: Path, folder: Path, model_dir: Path, mirror: Path | None, 
 RSS_STEPS = """
 import psutil, numpy as np
 p = psutil.Process(); print(p.memory_info().rss)
-import edge.app, edge.audio.feature, edge.media.feature
+import edge.device, edge.audio.feature, edge.media.feature
 print(p.memory_info().rss)
 from edge.config import load_config
-d = edge.app.build_detector(load_config())
+d = edge.device.build_detector(load_config())
 d.detect(np.zeros((512, 512, 3), np.uint8)); print(p.memory_info().rss)
 """
 
@@ -224,28 +205,28 @@ def rss_steps(folder: Path, model_dir: Path) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m edge.tools.bench", description=__doc__)
     parser.add_argument("--video", help="video file (default: the demo clip)")
     parser.add_argument("--frames", type=int, default=150, help="frames per measurement")
     parser.add_argument("--rounds", type=int, default=3,
                         help="bare/pipeline measurements, interleaved; medians are reported (other load evens out)")
     parser.add_argument("--clients", type=int, default=3, help="WebSocket clients attached for the fan-out figure")
-    parser.add_argument("--audio", action="store_true", help="benchmark bark detection instead (edge.audio.bench)")
-    parser.add_argument("--store", action="store_true", help="benchmark event log writes instead (edge.storebench)")
-    parser.add_argument("--web", action="store_true", help="benchmark the web server instead (edge.webbench)")
+    parser.add_argument("--audio", action="store_true", help="benchmark bark detection instead (edge.tools.audiobench)")
+    parser.add_argument("--store", action="store_true", help="benchmark event log writes instead (tools.storebench)")
+    parser.add_argument("--web", action="store_true", help="benchmark the web server instead (edge.tools.webbench)")
     parser.add_argument("--no-gating", action="store_true", help="skip the motion-gating scenarios (a)-(e)")
     parser.add_argument("--cpu-seconds", type=float, default=8.0, help="seconds per CPU measurement in (a)")
     args, rest = parser.parse_known_args(argv)
     if args.audio:
-        from edge.audio.bench import main as audio_main
+        from edge.tools.audiobench import main as audio_main
 
         return audio_main(rest)
     if args.store:
-        from edge.storebench import main as store_main
+        from edge.tools.storebench import main as store_main
 
         return store_main(rest)
     if args.web:
-        from edge.webbench import main as web_main
+        from edge.tools.webbench import main as web_main
 
         return web_main(rest)
     base = load_config()
@@ -310,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{steps[1] - steps[0]:.0f}, + detector session and first run {steps[2] - steps[1]:.0f}, + the rest "
           f"(YAMNet, threads, pre-roll ring, buffers) {peak - steps[2]:.0f} MiB")
     if not args.no_gating:
-        from edge.gatebench import measure
+        from edge.tools.gatebench import measure
 
         media = (base.mirror / "media") if base.mirror else base.model_dir
         with tempfile.TemporaryDirectory() as tmp:

@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from edge.core.frames import Track
 from edge.vision.detector import Detection
 
 
@@ -22,23 +23,6 @@ def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, floa
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
-
-
-@dataclasses.dataclass
-class Track:
-    track_id: int
-    box: tuple[float, float, float, float]
-    score: float
-    first_seen: float
-    last_seen: float
-    hits: int = 1
-    confirmed: bool = False
-    best_score: float = 0.0
-    misses: int = 0
-
-    @property
-    def centre(self) -> tuple[float, float]:
-        return ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)
 
 
 @dataclasses.dataclass(frozen=True)

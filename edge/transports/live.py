@@ -54,6 +54,8 @@ class Viewer:
 
 
 class LiveView:
+    path = LIVE_PATH
+
     def __init__(self) -> None:
         self.viewers: set[Viewer] = set()
         self.frames_sent = 0

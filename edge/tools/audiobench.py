@@ -1,4 +1,4 @@
-"""``python -m edge.audio.bench``: what bark detection costs and how late it speaks, on the shared clips.
+"""``python -m edge.tools.audiobench``: what bark detection costs and how late it speaks, on the shared clips.
 
 Measures, with the device's own :class:`~edge.audio.analyzer.BarkAnalyzer` and YAMNet session settings:
 per-clip results (events, peak scores, windows), CPU milliseconds per second of audio for the analysis
@@ -23,7 +23,7 @@ from edge.audio.analyzer import BarkAnalyzer
 from edge.audio.bark import SAMPLE_RATE
 from edge.audio.source import CHUNK_SAMPLES, load_audio_16k
 from edge.audio.yamnet import YamnetClassifier, read_class_map
-from edge.runtime import create_session
+from edge.vision.runtime import create_session
 
 
 def _run(analyzer: BarkAnalyzer, samples: np.ndarray) -> tuple[list[tuple[float, str, dict[str, Any]]], float]:
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from edge.config import load_config
-    from edge.models import fetch_all, find_manifest
+    from edge.core.models import fetch_all, find_manifest
 
     config = load_config()
     model_dir = args.model_dir or config.model_dir

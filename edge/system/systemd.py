@@ -27,11 +27,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
-from edge.features import Feature
-from edge.retry import RECONNECT_MAX
+from edge.core.feature import Feature
+from edge.util.retry import RECONNECT_MAX
 
 if TYPE_CHECKING:
-    from edge.host import DeviceStatus, Host
+    from edge.core.feature import DeviceStatus, Host
 
 log = logging.getLogger(__name__)
 

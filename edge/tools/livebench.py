@@ -1,4 +1,4 @@
-"""``python -m edge.media.livebench``: does the live view slow detection? Detection fps with and without viewers.
+"""``python -m edge.tools.livebench``: does the live view slow detection? Detection fps with and without viewers.
 
 Runs the whole device in-process on a video with the file source unthrottled (inference as fast as
 the CPU allows, so anything else that takes CPU shows up as lost detection fps), alternating runs with
@@ -21,10 +21,10 @@ from typing import Any
 import psutil
 from websockets.asyncio.client import connect
 
-from edge.app import ensure_models
-from edge.bench import drain, start_in_process
 from edge.config import Config, load_config
-from edge.runtime import default_threads
+from edge.device import ensure_models
+from edge.tools.common import drain, start_in_process
+from edge.vision.runtime import default_threads
 
 
 async def run_once(config: Config, frames: int, viewers: int) -> dict:
@@ -54,7 +54,7 @@ async def run_once(config: Config, frames: int, viewers: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge.media.livebench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m edge.tools.livebench", description=__doc__)
     parser.add_argument("--video", help="video file (default: the demo clip)")
     parser.add_argument("--frames", type=int, default=300, help="frames per run")
     parser.add_argument("--viewers", type=int, default=2, help="live viewers in the 'with' runs")

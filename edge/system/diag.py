@@ -254,7 +254,7 @@ def open_camera(config: Config, seconds: float = 3.0) -> Check:
     """Open the source ourselves (only when no running device holds it) and time a few frames."""
     import cv2
 
-    from edge.capture import resolve_source
+    from edge.vision.capture import resolve_source
 
     spec = resolve_source(config.source, config.model_dir)
     if spec.is_file and not Path(str(spec.target)).is_file():
@@ -284,7 +284,7 @@ def open_camera(config: Config, seconds: float = 3.0) -> Check:
 
 
 def check_models(config: Config, runs: int = 5) -> Check:
-    from edge.models import find_manifest, load_manifests, sha256_of
+    from edge.core.models import find_manifest, load_manifests, sha256_of
 
     problems = []
     present = 0
@@ -307,7 +307,7 @@ def check_models(config: Config, runs: int = 5) -> Check:
         return Check("models", FAIL, "no detector manifest in models/", "reinstall dogmonitor")
     import numpy as np
 
-    from edge.runtime import create_session
+    from edge.vision.runtime import create_session
 
     try:
         session = create_session(config.model_dir / detector.main_file, 1, config.graph_optimization,
@@ -402,7 +402,7 @@ def check_broker(config: Config, timeout: float = 3.0) -> Check:
 def check_system(config: Config) -> list[Check]:
     import psutil
 
-    from edge.telemetry import _cpu_temperature
+    from edge.core.telemetry import _cpu_temperature
 
     out = [judge_temperature(_cpu_temperature())]
     vcgencmd = _run(["vcgencmd", "get_throttled"])

@@ -2,7 +2,7 @@
 
 Owns only the composition (pure numpy/OpenCV, files written with ``cv2.VideoWriter``) and
 :func:`play`, which decodes a video with OpenCV and feeds its frames through a
-:class:`~edge.pipeline.FramePipeline` on the video's own clock (frame ``i`` at ``i / fps`` s), so a
+:class:`~edge.vision.pipeline.FramePipeline` on the video's own clock (frame ``i`` at ``i / fps`` s), so a
 60-second scene takes as long as its detector runs, not 60 s.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.capture import Frame
-from edge.messages import Message
+from edge.protocol.messages import Message
+from edge.vision.capture import Frame
 
 BACKGROUND_GREY = 90
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from edge.fsutil import atomic_write
+from edge.util.fsutil import atomic_write
 
 log = logging.getLogger(__name__)
 

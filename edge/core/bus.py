@@ -1,7 +1,7 @@
 """The bus: one dispatcher between the pipeline and every transport.
 
 Owns the order of messages, event numbering and durability, encoding and fan-out. On the event-loop
-thread, :meth:`Bus.publish` takes a :class:`~edge.messages.Message`; an event gets its ``seq`` and is
+thread, :meth:`Bus.publish` takes a :class:`~edge.protocol.messages.Message`; an event gets its ``seq`` and is
 committed to the event log first (durable before visible), every message is encoded **once**, and
 the same bytes go to every transport. Other threads hand messages over with :meth:`Bus.post`.
 Inbound commands from any transport go through :meth:`Bus.dispatch`: one validation, one handler.
@@ -16,12 +16,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from edge import messages
-from edge.commands import Command, CommandError
-from edge.messages import EventType, Message
-from edge.state import DeviceState
-from edge.store import EventStore, StoreWriteError
-from edge.telemetry import StageTimers
+from edge.core.commands import Command, CommandError
+from edge.core.state import DeviceState
+from edge.core.store import EventStore, StoreWriteError
+from edge.core.telemetry import StageTimers
+from edge.protocol import messages
+from edge.protocol.messages import EventType, Message
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,12 @@
-"""Motion-gating scenarios for ``python -m edge.bench``, all measured in one run.
+"""Motion-gating scenarios for ``python -m edge.tools.bench``, all measured in one run.
 
 (a) CPU of a static 30 fps scene vs a busy one (a real device in this process, realtime file source);
 (b) frames from the dog's first frame to ``dog_detected``, gated vs gating off;
 (c) detection recall on moving-dog clips, gated vs off, and on a small distant dog with and without regions;
 (d) a dog lying still for 60 s: ``dog_detected`` / ``dog_left`` counts;
 (e) a sudden global brightness jump: detector runs it costs.
-(b)-(e) feed OpenCV-decoded videos through the real :class:`~edge.pipeline.FramePipeline` and model on
-the video's own clock (:func:`edge.scenes.play`); the videos are composed from the shared media.
+(b)-(e) feed OpenCV-decoded videos through the real :class:`~edge.vision.pipeline.FramePipeline` and model on
+the video's own clock (:func:`edge.tools.scenes.play`); the videos are composed from the shared media.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from typing import Any
 
 import psutil
 
-from edge import scenes
-from edge.app import build_gate
 from edge.config import Config
-from edge.messages import EventType, Message, OverlayType
-from edge.pipeline import FramePipeline
-from edge.telemetry import StageTimers
-from edge.tracking import DogTracker
+from edge.core.telemetry import StageTimers
+from edge.device import build_gate
+from edge.protocol.messages import EventType, Message, OverlayType
+from edge.tools import scenes
 from edge.vision.detector import Detector
+from edge.vision.pipeline import FramePipeline
+from edge.vision.tracking import DogTracker
 
 EMPTY_SCENE = "neg_bridge_wikimedia.jpg"
 LYING_DOG = "dog_lying_person_horse_darknet.jpg"
@@ -99,7 +99,7 @@ async def device_cpu(config: Config, video: Path, seconds: float, warmup: float 
     """Process CPU (cores) of a whole device in this process playing ``video`` in real time.
 
     No snapshots or clips: only the busy scene would trigger them, which would flatter the ratio."""
-    from edge.bench import start_in_process
+    from edge.tools.common import start_in_process
 
     config = dataclasses.replace(config, source=str(video), source_realtime=True, source_loop=True,
                                  clip_events=(), snapshot_events=())

@@ -1,4 +1,4 @@
-"""``python -m edge.bench --web``: what the web server costs: fan-out per WebSocket client, HTTP requests,
+"""``python -m edge.tools.bench --web``: what the web server costs: fan-out per WebSocket client, HTTP requests,
 start-up time and RSS of an idle device.
 
 Fan-out: a whole device runs in this process; WebSocket clients run in a child process (their CPU is
@@ -82,7 +82,7 @@ async def _line(child: asyncio.subprocess.Process) -> str:
 
 async def delivery_cost(device: Any, clients: int, count: int) -> tuple[float, int]:
     """Loop-thread CPU microseconds per message delivered to ``clients`` clients, and the message's size."""
-    from edge import messages
+    from edge.protocol import messages
 
     overlay = messages.detection_overlay(512, 512, [messages.box(10, 20, 200, 300, "dog", 0.8, 1)], 1)
     payload = messages.encode(overlay, device.bus.device_id).replace(b'"overlay"', b'"reply"', 1)
@@ -171,7 +171,7 @@ def http_impl_name(new_server: bool) -> str:
 
 
 async def measure(config: Any, clients: int, count: int, requests: int) -> dict[str, float]:
-    from edge.bench import start_in_process
+    from edge.tools.common import start_in_process
 
     device, task = await start_in_process(config)
     device.capture.stop()  # the loop's own work only: no frames, no detector
@@ -186,10 +186,10 @@ async def measure(config: Any, clients: int, count: int, requests: int) -> dict[
 
 
 def main(argv: list[str] | None = None) -> int:
-    from edge.app import ensure_models
     from edge.config import load_config
+    from edge.device import ensure_models
 
-    parser = argparse.ArgumentParser(prog="python -m edge.bench --web", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m edge.tools.bench --web", description=__doc__)
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--messages", type=int, default=4000)
     parser.add_argument("--requests", type=int, default=2000)

@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from edge.fsutil import PRIVATE_FILE, atomic_write, private_dir, private_file
+from edge.util.fsutil import PRIVATE_FILE, atomic_write, private_dir, private_file
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Owns :data:`ROUTES` (method, path, command, where the arguments come from: the s
 server registers and the OpenAPI document describes), the translation of a request into a command
 body (query strings typed by the command's own argument schema), and the one map from error codes
 to HTTP statuses (:data:`edge.protocol.openapi.ERROR_STATUS`). A request is validated by
-:func:`edge.commands.validate_command` and run by :meth:`edge.bus.Bus.dispatch`, exactly as a
+:func:`edge.core.commands.validate_command` and run by :meth:`edge.core.bus.Bus.dispatch`, exactly as a
 WebSocket message is: one handler, three transports, the same results and error codes. A REST
 result is the WebSocket reply's ``data`` without ``id`` and ``type``; a refusal is
 ``{"error": {"code", "message"}}``.
@@ -27,13 +27,13 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from edge.bus import Bus
-from edge.commands import CommandError, decode_object, validate_command
-from edge.messages import PROTOCOL_VERSION, Message, MessageType
+from edge.core.bus import Bus
+from edge.core.commands import CommandError, decode_object, validate_command
 from edge.protocol.asyncapi import asyncapi_document
 from edge.protocol.command_specs import COMMANDS
+from edge.protocol.messages import PROTOCOL_VERSION, Message, MessageType
 from edge.protocol.openapi import Route, openapi_document
-from edge.ratelimit import RateLimiter
+from edge.util.ratelimit import RateLimiter
 from edge.web.server import WebServer, error_response, json_response, peer_of, read_body
 
 ROUTES: tuple[Route, ...] = (

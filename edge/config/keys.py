@@ -9,213 +9,38 @@ code 2. Nothing here does I/O beyond reading the env file.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import os
-import re
-import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
-from urllib.parse import unquote, urlsplit
 
-from edge.masking import mask_credentials
+from edge.config.parse import (
+    SECRET_KEYS,
+    MqttTarget,
+    _bool,
+    _choice,
+    _classes,
+    _csv,
+    _detect_fps,
+    _device_id,
+    _event_names,
+    _float_range,
+    _host,
+    _int_range,
+    _mqtt_url,
+    _optional_path,
+    _path,
+    _source,
+    _text,
+    parse_mqtt_url,
+)
+from edge.util.masking import mask_credentials
 
 T = TypeVar("T")
 
 DEFAULT_ENV_FILES = (Path("device.env"), Path("/etc/dogmonitor/device.env"))
-SECRET_KEYS = frozenset({"DOGMON_WS_TOKEN"})
 # DOGMON_* variables read by scripts/install.sh and scripts/setup, not by the device: never "unknown keys".
 SCRIPT_VARIABLES = frozenset({"DOGMON_ENV", "DOGMON_PYTHON", "DOGMON_PREFIX", "DOGMON_BIN_DIR", "DOGMON_ETC_DIR",
                               "DOGMON_STATE_DIR", "DOGMON_UNIT_DIR"})
-
-
-class ConfigError(ValueError):
-    """An invalid configuration value; ``str()`` is the one line shown to the user (credentials masked)."""
-
-    def __init__(self, key: str, value: str, accepted: str) -> None:
-        self.key, self.value, self.accepted = key, value, accepted
-        self.errors: list[ConfigError] = [self]
-        self.warnings: tuple[str, ...] = ()  # unknown keys seen while loading (often the cause)
-        shown = "***" if key in SECRET_KEYS else mask_credentials(value)
-        super().__init__(f"invalid {key}={shown!r}: expected {accepted}")
-
-
-class ConfigErrors(ConfigError):
-    """Several invalid values at once: ``errors`` has each; ``str()`` is one line per error."""
-
-    def __init__(self, errors: list[ConfigError]) -> None:
-        first = errors[0]
-        super().__init__(first.key, first.value, first.accepted)
-        self.errors = errors
-        self.args = ("\n".join(str(e) for e in errors),)
-
-
-# --- parsers: each takes the raw string and returns a value or raises ValueError(accepted) ---
-
-def _bool(raw: str) -> bool:
-    low = raw.strip().lower()
-    if low in {"1", "true", "yes", "on"}:
-        return True
-    if low in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("one of 1/0, true/false, yes/no, on/off")
-
-
-def _int_range(lo: int, hi: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ValueError(f"an integer from {lo} to {hi}") from None
-        if not lo <= value <= hi:
-            raise ValueError(f"an integer from {lo} to {hi}")
-        return value
-    return parse
-
-
-def _float_range(lo: float, hi: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ValueError(f"a number from {lo} to {hi}") from None
-        if not (lo <= value <= hi):  # also rejects NaN
-            raise ValueError(f"a number from {lo} to {hi}")
-        return value
-    return parse
-
-
-def _choice(*options: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().lower()
-        if value not in options:
-            raise ValueError("one of " + ", ".join(options))
-        return value
-    return parse
-
-
-def _text(max_len: int = 256, pattern: str | None = None, what: str = "text") -> Callable[[str], str]:
-    regex = re.compile(pattern) if pattern else None
-
-    def parse(raw: str) -> str:
-        value = raw.strip()
-        if len(value) > max_len or (regex and not regex.fullmatch(value)):
-            raise ValueError(what)
-        return value
-    return parse
-
-
-def _path(raw: str) -> Path:
-    value = raw.strip()
-    if not value:
-        raise ValueError("a file system path")
-    return Path(value).expanduser()
-
-
-def _optional_path(raw: str) -> Path | None:
-    return _path(raw) if raw.strip() else None
-
-
-def _host(raw: str) -> str:
-    value = raw.strip()
-    if not value or any(c.isspace() for c in value) or len(value) > 253:
-        raise ValueError("an IP address or host name to bind, e.g. 0.0.0.0, 127.0.0.1 or ::")
-    return value
-
-
-def _source(raw: str) -> str:
-    value = raw.strip()
-    if not value:
-        raise ValueError(
-            "a camera index (0), /dev/videoN, an rtsp:// or http(s):// URL, a video file, "
-            "gst:<pipeline> or demo"
-        )
-    return value
-
-
-def _mqtt_url(raw: str) -> str:
-    value = raw.strip()
-    if value:
-        parse_mqtt_url(value)
-    return value
-
-
-def _device_id(raw: str) -> str:
-    value = raw.strip().lower()
-    if not value:  # the hostname, made topic-safe ("Pi.Kitchen" -> "pi-kitchen")
-        value = re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().lower()).strip("-_")[:64] or "dogmonitor"
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", value):
-        raise ValueError("1-64 characters from a-z, 0-9, '_' and '-' (it becomes an MQTT topic level)")
-    return value
-
-
-def _csv(raw: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in raw.split(",") if v.strip())
-
-
-def _classes(raw: str) -> tuple[str, ...]:
-    names = tuple(n.strip().lower() for n in raw.split(",") if n.strip())
-    if not names:
-        raise ValueError("a comma-separated list of COCO class names, e.g. dog or dog,cat,sheep")
-    return names
-
-
-MIN_DETECT_FPS = 2.0  # the tracker confirms a dog with 3 hits within 2 s and coasts 2 s between hits
-
-
-def _detect_fps(raw: str) -> float:
-    accepted = f"0 (no cap) or a number from {MIN_DETECT_FPS:g} to 240"
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ValueError(accepted) from None
-    if not (value == 0 or MIN_DETECT_FPS <= value <= 240):
-        raise ValueError(accepted)
-    return value
-
-
-def _event_names(raw: str) -> tuple[str, ...]:
-    from edge.messages import EventType  # messages imports nothing from here
-
-    names = tuple(n.strip().lower() for n in raw.split(",") if n.strip())
-    known = {e.value for e in EventType}
-    if any(n not in known for n in names):
-        raise ValueError("a comma-separated list of event types (e.g. dog_detected,zone_enter,sit), or empty")
-    return names
-
-
-@dataclasses.dataclass(frozen=True)
-class MqttTarget:
-    """Where and how to reach the broker, parsed from ``DOGMON_MQTT_URL``."""
-
-    host: str
-    port: int
-    tls: bool
-    username: str | None
-    password: str | None
-
-
-def parse_mqtt_url(url: str) -> MqttTarget:
-    """Parse ``mqtt://user:pass@host:1883`` or ``mqtts://…``; raise ValueError(accepted) otherwise."""
-    accepted = "mqtt://[user:pass@]host[:port] or mqtts://[user:pass@]host[:port], or empty for no MQTT"
-    parts = urlsplit(url)
-    if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
-        raise ValueError(accepted)
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        # Usually a password with a raw "/", "?" or "#": the host would silently become part of it.
-        raise ValueError(accepted + " (no path; write @ / : ? # in the user or password as %40 %2F %3A %3F %23)")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(accepted) from None
-    tls = parts.scheme == "mqtts"
-    return MqttTarget(
-        host=parts.hostname,
-        port=port or (8883 if tls else 1883),
-        tls=tls,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -393,106 +218,3 @@ class Config:
 KEYS: tuple[Key, ...] = tuple(
     dataclasses.replace(f.metadata[_KEY], field=f.name) for f in dataclasses.fields(Config) if _KEY in f.metadata)
 KEYS_BY_NAME = {k.name: k for k in KEYS}
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """Read ``KEY=VALUE`` lines (``#`` comments, optional ``export`` and quotes), as systemd and sh do."""
-    values: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        name, sep, raw = line.partition("=")
-        name = name.strip()
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise ConfigError(f"{path}:{number}", line, "KEY=VALUE lines")
-        raw = raw.strip()
-        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
-            raw = raw[1:-1]
-        values[name] = raw
-    return values
-
-
-def unknown_key_warnings(names: Mapping[str, str] | list[str], where: str) -> list[str]:
-    """A warning for each ``DOGMON_*`` name that is not a key, naming the nearest known key."""
-    out = []
-    for name in names:
-        if not name.startswith("DOGMON_") or name in KEYS_BY_NAME or name in SCRIPT_VARIABLES:
-            continue
-        nearest = difflib.get_close_matches(name, KEYS_BY_NAME, n=1, cutoff=0.6)
-        hint = f"did you mean {nearest[0]}?" if nearest else "see docs/configuration.md"
-        out.append(f"unknown key {name} in {where} is ignored; {hint}")
-    return out
-
-
-def _readable_env_file(path: Path) -> bool:
-    # Any readable non-directory counts, so /dev/null (an empty env) and process substitutions work.
-    return path.exists() and not path.is_dir()
-
-
-def load_config(env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
-    """Build the Config; ``env_file`` None means the first of DEFAULT_ENV_FILES that exists.
-
-    Every invalid value is reported at once (:class:`ConfigErrors`), not only the first.
-    """
-    environ = os.environ if environ is None else environ
-    file_values: dict[str, str] = {}
-    read_from: Path | None = None
-    if env_file is not None:
-        if not _readable_env_file(env_file):
-            raise ConfigError("--env", str(env_file), "an existing env file")
-        file_values, read_from = read_env_file(env_file), env_file
-    else:
-        for candidate in DEFAULT_ENV_FILES:
-            if candidate.is_file():
-                file_values, read_from = read_env_file(candidate), candidate
-                break
-    warnings = unknown_key_warnings(list(file_values), str(read_from)) + unknown_key_warnings(
-        [n for n in environ if n not in file_values], "the environment")
-    fields: dict[str, Any] = {}
-    errors: list[ConfigError] = []
-    for key in KEYS:
-        raw = environ.get(key.name, file_values.get(key.name, key.default))
-        try:
-            fields[key.field] = key.parse(raw)
-        except ValueError as exc:
-            errors.append(ConfigError(key.name, raw, str(exc)))
-    if not errors:
-        try:
-            check_combinations(fields)
-        except ConfigError as exc:
-            errors.append(exc)
-    if errors:
-        error = errors[0] if len(errors) == 1 else ConfigErrors(errors)
-        error.warnings = tuple(warnings)
-        raise error
-    return Config(**fields, env_file=read_from, warnings=tuple(warnings))
-
-
-def check_combinations(fields: Mapping[str, Any]) -> None:
-    """Keys that are valid alone but not together; the error names both keys."""
-    fps, absence = fields["detect_fps"], fields["absence_seconds"]
-    if fps > 0 and absence < 2.0 / fps:
-        # with fewer than two capped detector runs per absence period, one missed run would end presence
-        raise ConfigError("DOGMON_DETECT_FPS", f"{fps:g}",
-                          f"0 or at least {2.0 / absence:g} with DOGMON_ABSENCE_SECONDS={absence:g} "
-                          "(two detector runs per absence period)")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m edge.config --docs``: print docs/configuration.md as generated from KEYS."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m edge.config", description=main.__doc__)
-    parser.add_argument("--docs", action="store_true", required=True, help="print docs/configuration.md")
-    parser.parse_args(argv)
-    from edge.configdocs import config_markdown  # imports this module by name: the same KEYS as everyone's
-
-    sys.stdout.write(config_markdown())
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

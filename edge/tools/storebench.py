@@ -1,4 +1,4 @@
-"""``python -m edge.bench --store``: what the event log's write patterns cost, measured in one run.
+"""``python -m edge.tools.bench --store``: what the event log's write patterns cost, measured in one run.
 
 Prints, on a real database file in a temporary folder (put it on the SD card with ``--dir`` for the
 device's figures): marking a burst of 32 acknowledged events delivered one commit per row against one
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import orjson
 
-from edge.store import EventStore
+from edge.core.store import EventStore
 
 
 def fill(store: EventStore, rows: int, ts: float) -> None:
@@ -70,7 +70,7 @@ async def loop_stall(work: Callable[[], Awaitable[object]]) -> tuple[float, floa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge.bench --store", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m edge.tools.bench --store", description=__doc__)
     parser.add_argument("--dir", help="folder for the test database (default: a temporary one)")
     parser.add_argument("--rows", type=int, default=50_000, help="rows retention deletes")
     args = parser.parse_args(argv)

@@ -1,0 +1,1 @@
+"""The service manager side: systemd notify/watchdog and the diagnostics script."""

@@ -1,0 +1,1 @@
+"""Measuring tools (benchmarks, evaluation, scene generators); no runtime module imports them."""
