@@ -238,7 +238,8 @@ class Device:
             self.mqtt = MqttBridge(self.bus, config.mqtt, config.mqtt_prefix, config.device_id, config.mqtt_overlay_hz)
 
     def _build_pipeline(self) -> None:
-        """Capture → newest frame → inference (detect, track, the features' stages); nothing runs yet."""
+        """Capture → newest frame → inference (detect, track, then each feature's stage); nothing runs yet.
+        The features are made here and attached once the report they may ask for exists."""
         config = self.config
         self.features = build_features(config)
         self.holder = LatestFrame()
