@@ -265,17 +265,14 @@ def test_openapi_responses_are_the_schemas_replies_are_checked_against() -> None
 
 def test_get_events_and_get_state_replies_match_the_schema() -> None:
     # The end-to-end suites do not ask for these; run the device's own handlers on a real bus and store.
-    from edge.device import Device
+    from edge.core.device_commands import DeviceCommands
     from edge.protocol import messages
-    from tests.test_inbound_fuzz import _get_events_handler, make_hub
+    from tests.test_inbound_fuzz import make_hub
 
     hub, loop = make_hub()
     hub.bus.publish(messages.event("dog_left", {"last_track_id": 1, "present_seconds": 3.0, "absent_seconds": 10.0}))
     hub.bus.publish(messages.event("broker_online", {"broker": "127.0.0.1:1883"}))
-    device = Device.__new__(Device)
-    device.store, device.bus = hub.bus.store, hub.bus
-    hub.bus.handle("get_events", _get_events_handler(hub))
-    hub.bus.handle("get_state", device._cmd_get_state)
+    DeviceCommands(hub.bus, hub.bus.store, test_events=False).register()
     for body in ({"type": "get_events", "id": "e"}, {"type": "get_state", "id": 2}):
         answer = loop.run_until_complete(hub.handle_raw(orjson.dumps(body), None))
         assert answer.type is MessageType.REPLY

@@ -35,7 +35,6 @@ from edge.config import Config
 from edge.core.commands import Command, CommandError
 from edge.core.feature import Feature, FrameContext
 from edge.protocol import messages
-from edge.protocol.command_specs import COMMANDS
 from edge.protocol.messages import EventType, Message, MessageType, OverlayType
 from edge.protocol.zones import Zone, ZoneError, parse_zones
 from edge.util.fsutil import atomic_write, private_dir
@@ -48,12 +47,6 @@ log = logging.getLogger(__name__)
 ZONES_FILE = "zones.json"
 CHANGE_EVENTS = {"enter": EventType.ZONE_ENTER, "exit": EventType.ZONE_EXIT, "dwell": EventType.ZONE_DWELL}
 STATE_INTERVAL = 10.0   # seconds between activity updates of the device state (it is retained on MQTT)
-
-
-# Validation of these commands is declared in edge.protocol.command_specs (run before any handler,
-# so a refused request changes nothing); the names stay for callers that validate directly.
-validate_set_zones = COMMANDS["set_zones"].validate
-validate_get_analytics = COMMANDS["get_analytics"].validate
 
 
 # --- zones file ---

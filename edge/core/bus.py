@@ -22,6 +22,7 @@ from edge.core.store import EventStore, StoreWriteError
 from edge.core.telemetry import StageTimers
 from edge.protocol import messages
 from edge.protocol.messages import EventType, Message
+from edge.util.spell import Spell
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class Bus:
         self.handlers: dict[str, Handler] = {}
         self.counts: Counter[str] = Counter()
         self.timers: StageTimers | None = None  # set to measure hand-over and end-to-end latency
-        self._store_failing = False
+        self._store_spell = Spell()  # event log write failures, until a write works again
         store.on_recreated.append(self._store_recreated)
 
     def attach(self, transport: Transport) -> None:
@@ -106,12 +107,11 @@ class Bus:
             return messages.encode(message, self.device_id)
         try:
             _, payload = self.store.append(message.ts, str(message.event_type), encode_with_seq)
-            self._store_failing = False
+            self._store_spell.end()
             return payload
         except StoreWriteError as exc:
             log.error("event log write failed: %s", exc.cause)
-            if not self._store_failing:
-                self._store_failing = True
+            if self._store_spell.occur().first:
                 # Reported once per failure spell; it is itself not storable, so it is sent live only.
                 self.loop.call_soon(self.publish, messages.event(
                     EventType.ERROR, {"component": "store", "detail": str(exc.cause),
@@ -126,7 +126,7 @@ class Bus:
 
     @property
     def store_failing(self) -> bool:
-        return self._store_failing or self.store.degraded is not None
+        return self._store_spell.active or self.store.degraded is not None
 
     async def dispatch(self, command: Command, context: dict[str, Any]) -> Message:
         """Run a validated command; always returns a ``reply`` or an ``error`` message."""

@@ -153,8 +153,8 @@ class FeatureStore:
 class Host:
     """The device as a feature sees it (loop thread, unless a method says otherwise)."""
 
-    def __init__(self, bus: Bus, store: EventStore, web: WebHost, web_port: Callable[[], int],
-                 features: Callable[[], Sequence[Feature]], status: Callable[[], DeviceStatus],
+    def __init__(self, *, bus: Bus, store: EventStore, web: WebHost, web_port: Callable[[], int],
+                 features: Sequence[Feature], status: Callable[[], DeviceStatus],
                  mqtt: MqttBridge | None = None) -> None:
         self._bus = bus
         self.device_id = bus.device_id
@@ -206,11 +206,11 @@ class Host:
         return self._web_port()
 
     def features(self) -> Sequence[Feature]:
-        return self._features()
+        return self._features
 
     def feature(self, kind: type[F]) -> F | None:
         """The attached feature of this class, if it is on."""
-        return next((f for f in self._features() if isinstance(f, kind)), None)
+        return next((f for f in self._features if isinstance(f, kind)), None)
 
     def status(self) -> DeviceStatus:
         return self._status()

@@ -26,7 +26,7 @@ SNAPSHOT_TIMEOUT = 10.0      # a snapshot command waits at most this long for it
 SNAPSHOT_COOLDOWN = 1.0      # seconds between requested snapshots, whatever transport asks (each is two files)
 BOOKMARK_COOLDOWN = 2.0      # seconds between bookmarks (each is an event and extends or starts a clip)
 
-# Declared in edge.protocol.command_specs; the names stay for callers that validate directly.
+# The validation the bus runs before these handlers (declared in edge.protocol.command_specs), by name.
 validate_snapshot = COMMANDS["snapshot"].validate
 validate_bookmark = COMMANDS["bookmark"].validate
 validate_list_media = COMMANDS["list_media"].validate

@@ -16,6 +16,7 @@ from edge.media.handover import SnapshotRequest
 from edge.media.writer import DiskFull
 from edge.protocol import messages
 from edge.protocol.messages import EventType, Message
+from edge.util.spell import Spell
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class MediaHealth:
         self.publish, self.make_room = publish, make_room
         self.failing: str | None = None
         self.disk_full = False
+        self.spell = Spell()  # a failure spell lasts until a save works again
 
     def failed(self, kind: str, exc: OSError, request: SnapshotRequest | None) -> None:
         detail = exc.strerror or str(exc)
@@ -36,7 +38,7 @@ class MediaHealth:
         if exc.errno == errno.ENODATA:
             return  # nothing wrong with the disk
         self.disk_full = self.disk_full or full
-        if self.failing is None:
+        if self.spell.occur().first:
             self.failing = detail
             self.publish(messages.event(EventType.ERROR, {
                 "component": "media", "detail": detail, "disk_full": full,
@@ -47,11 +49,13 @@ class MediaHealth:
     def folder_unusable(self, detail: str) -> None:
         """The media folder cannot be made: said in ``/healthz`` and telemetry (no event: the log says it)."""
         self.failing = detail
+        self.spell.occur()  # the log line below is its report
         log.error("%s", detail)
 
     def recovered(self) -> None:
-        if self.failing is not None:
+        if self.spell.active:
             log.info("media: saving works again")
+        self.spell.end()
         self.failing, self.disk_full = None, False
 
     def problems(self) -> list[str]:

@@ -31,6 +31,7 @@ from edge.protocol import messages
 from edge.protocol.command_specs import COMMANDS
 from edge.protocol.messages import Message, MessageType
 from edge.util.ratelimit import RateLimiter
+from edge.util.spell import Spell
 
 if TYPE_CHECKING:
     from edge.core.bus import Bus
@@ -90,7 +91,7 @@ class MqttCommands:
         self.limiter = RateLimiter(rate, burst)
         self.rate = rate
         self.closing = False
-        self._limited_spell = 0              # refusals since the last one was logged
+        self._limited_spell = Spell()        # refusals by the rate limit, until a command is let through
         self._clearing: set[str] = set()     # topics whose empty retained publish (ours) is still to come back
         bridge.subscribe(bridge.topic("cmd/+"), self._on_message)
 
@@ -122,18 +123,16 @@ class MqttCommands:
                 log.info("MQTT command %r rejected: %s", name[:40], exc.message)
             self._answer(name, _error_message(exc))
             return
-        if self._limited_spell:
-            log.warning("MQTT commands: %d refused by the rate limit (%g per second)", self._limited_spell, self.rate)
-            self._limited_spell = 0
+        if missed := self._limited_spell.end():
+            log.warning("MQTT commands: %d more refused by the rate limit (%g per second)", missed, self.rate)
         task = asyncio.ensure_future(self._run(name, command))
         self.running.add(task)
         task.add_done_callback(self.running.discard)
 
     def _limited(self) -> None:
         self.rate_limited += 1
-        if self._limited_spell == 0:
+        if self._limited_spell.occur().first:
             log.warning("MQTT commands arrive faster than %g per second: refusing them (rate_limited)", self.rate)
-        self._limited_spell += 1
 
     def _clear_retained(self, topic: str) -> None:
         """Remove a retained command from the broker (an empty retained message deletes it)."""
