@@ -36,7 +36,7 @@ from edge.media.feature import MediaFeature
 from edge.protocol import messages
 from edge.protocol.messages import EventType
 from edge.transports.live import LiveView
-from edge.transports.mqtt import MqttBridge
+from edge.transports.mqtt import HomeAssistantDiscovery, MqttBridge, MqttCommands
 from edge.transports.rest import RestApi
 from edge.transports.ws import WebSocketHub
 from edge.vision.capture import CaptureThread, LatestFrame, resolve_source
@@ -105,17 +105,12 @@ def build_features(config: Config) -> list[Feature]:
 
 
 def integration_features(config: Config) -> list[Feature]:
-    """MQTT commands, Home Assistant discovery and systemd notify: they take no part in frames."""
+    """systemd notify: it takes no part in frames."""
     import os
 
     from edge.system.systemd import SystemdFeature
-    from edge.transports.ha_feature import HomeAssistantFeature
-    from edge.transports.mqtt_commands import MqttCommandsFeature
 
     out: list[Feature] = []
-    if config.mqtt is not None:
-        # With discovery off the feature still runs once to clear entities it announced before.
-        out += [MqttCommandsFeature(), HomeAssistantFeature(config, enabled=config.ha_discovery)]
     if os.environ.get("NOTIFY_SOCKET"):
         out.append(SystemdFeature(config))
     return out
@@ -197,14 +192,19 @@ class Device:
         bus.handle("get_state", self._cmd_get_state)
         self.web.add_route("/healthz", self._http_health, needs_token=False)
         self.mqtt = None
-        if config.mqtt is not None:
-            self.mqtt = MqttBridge(bus, config.mqtt, config.mqtt_prefix, config.device_id, config.mqtt_overlay_hz)
+        if config.mqtt is not None:  # the MQTT transport and its parts; they start with it, after the features attach
+            self.mqtt = mqtt = MqttBridge(bus, store, config.mqtt, config.mqtt_prefix, config.device_id,
+                                          config.mqtt_overlay_hz)
+            mqtt.add(MqttCommands(mqtt, bus.dispatch, lambda: bus.handlers, config.device_id))
+            # With discovery off it still runs, to clear the entities it announced before.
+            mqtt.add(HomeAssistantDiscovery(mqtt, config, commands=lambda: bus.handlers, features=lambda: self.features,
+                                            web_port=lambda: self.hub.port, enabled=config.ha_discovery))
         holder = LatestFrame()
         self.holder = holder
         spec = resolve_source(config.source, config.model_dir)
         tracker = DogTracker(absence_seconds=config.absence_seconds)
         self.features = build_features(config)
-        host = Host(bus, store, self.web, lambda: self.hub.port, lambda: self.features, self.status, self.mqtt)
+        host = Host(bus, store, self.web, lambda: self.hub.port, lambda: self.features, self.status)
         for feature in self.features:
             feature.attach(host)
         self.pipeline = FramePipeline(detector, tracker, self.timers, self.features, gate=build_gate(config, detector))
@@ -357,6 +357,7 @@ class Device:
                        "reconnects": self.capture.reconnects, "reason": self.capture.offline_reason},
             "websocket": {"clients": len(self.hub.clients), "slow_closed": self.hub.slow_closed},
             "mqtt": self.mqtt.telemetry() if self.mqtt is not None else None,
+            **(self.mqtt.parts_telemetry() if self.mqtt is not None else {}),
             **{f.name: f.telemetry() for f in self.features},
             "store": {"ok": not self.bus.store_failing and not self.store.problems(), "degraded": self.store.degraded,
                       "write_errors": self.store.write_errors, "last_seq": self.store.last_seq,
