@@ -5,7 +5,7 @@ retained configs, then the retained state and telemetry again so new entities ge
 When Home Assistant announces ``online`` on ``<ha_prefix>/status`` (it restarted) the configs are sent
 again after a short random delay, so a house full of devices does not answer in the same instant.
 
-Removal is reconciled against the broker, not remembered: the feature subscribes to its own node's
+Removal is reconciled against the broker, not remembered: it subscribes to its own node's
 config topics, and any retained config the broker still holds that is no longer wanted (a deleted zone,
 a feature switched off, or everything when ``DOGMON_HA_DISCOVERY=0``) is cleared with an empty retained
 payload, which is how Home Assistant is told to remove an entity. This also works across restarts.
