@@ -33,7 +33,7 @@ from edge.media.feature import MediaFeature
 from edge.protocol import messages
 from edge.protocol.messages import EventType
 from edge.transports.live import LiveView
-from edge.transports.mqtt import MqttBridge
+from edge.transports.mqtt import HomeAssistantDiscovery, MqttBridge, MqttCommands
 from edge.transports.rest import RestApi
 from edge.transports.ws import WebSocketHub
 from edge.vision.capture import CaptureThread, LatestFrame, resolve_source
@@ -102,17 +102,12 @@ def build_features(config: Config) -> list[Feature]:
 
 
 def integration_features(config: Config) -> list[Feature]:
-    """MQTT commands, Home Assistant discovery and systemd notify: they take no part in frames."""
+    """systemd notify: it takes no part in frames."""
     import os
 
     from edge.system.systemd import SystemdFeature
-    from edge.transports.ha_feature import HomeAssistantFeature
-    from edge.transports.mqtt_commands import MqttCommandsFeature
 
     out: list[Feature] = []
-    if config.mqtt is not None:
-        # With discovery off the feature still runs once to clear entities it announced before.
-        out += [MqttCommandsFeature(), HomeAssistantFeature(config, enabled=config.ha_discovery)]
     if os.environ.get("NOTIFY_SOCKET"):
         out.append(SystemdFeature(config))
     return out
@@ -234,8 +229,14 @@ class Device:
     def _build_transports(self) -> None:
         config = self.config
         self.mqtt = None
-        if config.mqtt is not None:
-            self.mqtt = MqttBridge(self.bus, config.mqtt, config.mqtt_prefix, config.device_id, config.mqtt_overlay_hz)
+        if config.mqtt is not None:  # the MQTT transport and its parts; they start with it, after the features attach
+            self.mqtt = mqtt = MqttBridge(self.bus, self.store, config.mqtt, config.mqtt_prefix, config.device_id,
+                                          config.mqtt_overlay_hz)
+            bus = self.bus
+            mqtt.add(MqttCommands(mqtt, bus.dispatch, lambda: bus.handlers, config.device_id))
+            # With discovery off it still runs, to clear the entities it announced before.
+            mqtt.add(HomeAssistantDiscovery(mqtt, config, commands=lambda: bus.handlers, features=lambda: self.features,
+                                            web_port=lambda: self.hub.port, enabled=config.ha_discovery))
 
     def _build_pipeline(self) -> None:
         """Capture → newest frame → inference (detect, track, then each feature's stage); nothing runs yet.
@@ -266,7 +267,7 @@ class Device:
     def _attach_features(self) -> None:
         web = self.web
         host = Host(bus=self.bus, store=self.store, web=web, web_port=lambda: web.port, features=self.features,
-                    status=self.report.status, mqtt=self.mqtt)
+                    status=self.report.status)
         for feature in self.features:
             feature.attach(host)
 

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import paho.mqtt.publish as mqtt_publish
 
-from edge.transports import ha
+from edge.transports.mqtt import ha
 from tests.helpers import MqttCollector
 from tests.test_ha_discovery import render
 

@@ -24,7 +24,7 @@ from edge.protocol.docs import protocol_markdown
 from edge.protocol.envelopes import MESSAGES, OVERLAYS
 from edge.protocol.events import EVENTS
 from edge.protocol.messages import WIRE_TYPES, EventType, MessageType, OverlayType
-from edge.transports import ha
+from edge.transports.mqtt import ha
 from tests import protocol_check
 
 REPO = Path(__file__).resolve().parent.parent

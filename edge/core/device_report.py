@@ -76,6 +76,7 @@ class Broker(Protocol):
     @property
     def status(self) -> str: ...
     def telemetry(self) -> dict[str, Any]: ...
+    def parts_telemetry(self) -> dict[str, Any]: ...
 
 
 class DeviceReport:
@@ -154,6 +155,7 @@ class DeviceReport:
                        "reconnects": capture.reconnects, "reason": capture.offline_reason},
             "websocket": {"clients": len(self.hub.clients), "slow_closed": self.hub.slow_closed},
             "mqtt": self.mqtt.telemetry() if self.mqtt is not None else None,
+            **(self.mqtt.parts_telemetry() if self.mqtt is not None else {}),
             **{f.name: f.telemetry() for f in self.features},
             "store": {"ok": not self.bus.store_failing and not store.problems(), "degraded": store.degraded,
                       "write_errors": store.write_errors, "last_seq": store.last_seq,
