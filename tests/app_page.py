@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,8 @@ def _check_frame(url: str, payload: str | bytes, page: Any) -> None:
 
 @contextlib.contextmanager
 def open_app(base_url: str, viewport: tuple[int, int] = (1280, 800), has_touch: bool = False,
-             hash_: str = "live") -> Iterator[Any]:
+             hash_: str = "live", before: Callable[[Any], None] | None = None) -> Iterator[Any]:
+    """``before(page)`` runs before the page loads (e.g. to route its WebSockets)."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).is_file():
@@ -63,6 +64,8 @@ def open_app(base_url: str, viewport: tuple[int, int] = (1280, 800), has_touch: 
             page.ui_messages = []
             page.on("websocket", lambda ws: ws.on(
                 "framereceived", lambda payload: _check_frame(ws.url, payload, page)))
+            if before is not None:
+                before(page)
             page.goto(f"{base_url}/#{hash_}")
             yield page
             assert not errors, f"the page threw: {errors[:3]}"
