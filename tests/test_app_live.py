@@ -229,3 +229,27 @@ def test_live_draws_the_keypoints_and_skeleton_of_a_pose_model(start_device, med
         assert drawn["shown"] >= 20 and drawn["hit"] >= 0.8 * drawn["shown"], drawn  # a dot on each keypoint
         assert drawn["cyan"] > 30, drawn                                             # and the skeleton's lines
         screenshots(page, "pose", screens=("live",))
+
+
+def test_away_since_survives_the_state_poll_and_a_reload(start_device, media: Path, tmp_path: Path) -> None:
+    from tests.media import compose_video
+
+    video = compose_video(tmp_path / "visit.mp4", [(media / LABRADOR, 4.0), (None, 90.0)])
+    device = start_device({"DOGMON_SOURCE": str(video), "DOGMON_ABSENCE_SECONDS": "1",
+                           "DOGMON_CLIP_EVENTS": "", "DOGMON_SNAPSHOT_EVENTS": ""})
+    chip = "[data-chip=presence]"
+    with open_app(device.http_url) as page:
+        page.wait_for_selector(f"{chip}:has-text('Away since')", timeout=40_000)
+        left = next(i for i, m in enumerate(page.ui_messages) if m.get("event_type") == "dog_left")
+        away = page.text_content(chip)
+        # the page asks get_state every 5 s: after a reply to that, the chip still says when the dog left
+        deadline = time.monotonic() + 15
+        while not any(m["type"] == "reply" and m["data"]["type"] == "get_state" for m in page.ui_messages[left:]):
+            assert time.monotonic() < deadline, "no get_state poll after the dog left"
+            page.wait_for_timeout(200)   # lets Playwright hand over the frames received meanwhile
+        page.wait_for_timeout(500)
+        assert page.text_content(chip).split(" (")[0] == away.split(" (")[0], page.text_content(chip)
+        # a page opened now learns it from the device's state
+        page.reload()
+        page.wait_for_selector(f"{chip}:has-text('Away since')", timeout=15_000)
+        assert page.text_content(chip).split(" (")[0] == away.split(" (")[0]
