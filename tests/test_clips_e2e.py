@@ -94,6 +94,7 @@ def play_in_chromium(device_port: int, token: str, clip_url: str) -> dict[str, A
         server.shutdown()
 
 
+@pytest.mark.browser
 def test_a_bookmark_clip_plays_in_chromium_with_poster_and_thumbnails_removed_by_retention(
         start_device, room_with_dog: Path, tmp_path: Path) -> None:
     token = "t0ken"

@@ -136,7 +136,7 @@ class Bus:
         try:
             result = await handler(command, context)
         except CommandError as exc:
-            return messages.error(exc.code, exc.message, command.id)
+            return messages.error(exc.code, exc.message, command.id, exc.extra)
         except Exception as exc:
             log.exception("command %s failed", command.type)
             return messages.error("internal", f"{command.type} failed: {exc}", command.id)

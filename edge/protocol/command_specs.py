@@ -69,7 +69,8 @@ def _zones(value: Any) -> Any:
     try:
         return parse_zones(value)
     except ZoneError as exc:
-        raise CommandError("invalid_zones", str(exc)) from None
+        where = None if exc.index is None else {"zone": {"index": exc.index, "field": exc.field}}
+        raise CommandError("invalid_zones", str(exc), extra=where) from None
 
 
 def _day(value: Any) -> str:

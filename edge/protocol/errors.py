@@ -12,9 +12,11 @@ from typing import Any
 
 
 class CommandError(Exception):
-    def __init__(self, code: str, message: str, request_id: Any = None) -> None:
+    """``extra``: more fields of the ``error`` message's data, each declared in its schema (e.g. ``zone``)."""
+
+    def __init__(self, code: str, message: str, request_id: Any = None, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.code, self.message, self.request_id = code, message, request_id
+        self.code, self.message, self.request_id, self.extra = code, message, request_id, extra or {}
 
 
 @dataclasses.dataclass(frozen=True)

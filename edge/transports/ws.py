@@ -242,7 +242,7 @@ class WebSocketHub:
         try:
             command = parse_command(raw)
         except CommandError as exc:
-            return messages.error(exc.code, exc.message, exc.request_id)
+            return messages.error(exc.code, exc.message, exc.request_id, exc.extra)
         except Exception as exc:  # defensive: the handler must never take the connection down
             log.exception("inbound message handling failed")
             return messages.error("internal", str(exc))
