@@ -162,7 +162,8 @@ def confusion_table(matrix: dict[str, Counter[str]]) -> list[str]:
 
 def format_report(report: Report, pose_model: str | None, gray: bool = False) -> str:
     det = report.detection()
-    lines = [f"images: {'grey (as an infrared night camera)' if gray else 'colour'}", f"posture evidence: {'keypoints from ' + pose_model + ', else ' if pose_model else ''}"
+    lines = [f"images: {'grey (as an infrared night camera)' if gray else 'colour'}",
+             f"posture evidence: {'keypoints from ' + pose_model + ', else ' if pose_model else ''}"
              "box (single photos: absolute aspect rule; videos: tracker + temporal rules)", ""]
     lines.append("file".ljust(46) + "truth".ljust(7) + "dogs".rjust(5) + "  said (rule)")
     for o in report.outcomes:
