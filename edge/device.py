@@ -26,7 +26,7 @@ from edge.audio.feature import audio_features
 from edge.behaviour.feature import BehaviourFeature
 from edge.behaviour.posture_feature import posture_feature
 from edge.config import Config
-from edge.core.bus import Bus
+from edge.core.bus import Bus, stored_seq
 from edge.core.commands import Command, CommandError
 from edge.core.feature import DeviceStatus, Feature, Host, StartupError
 from edge.core.models import fetch_all, find_manifest, is_present
@@ -50,7 +50,7 @@ from edge.web.server import WebServer, json_response
 
 log = logging.getLogger(__name__)
 
-STORE_CHECK_SECONDS = 2.0  # how soon a deleted data dir is noticed when no event is being committed
+STORE_CHECK_SECONDS = 2.0  # how soon a deleted data dir or a freed disk is noticed when no event is committed
 
 
 def ensure_models(config: Config, manifest_dir: Path | None = None) -> None:
@@ -264,7 +264,7 @@ class Device:
             raise CommandError("disabled", "test events are off; set DOGMON_TEST_EVENTS=1 to allow them")
         message = messages.event(EventType.TEST, {**command.args["data"], "origin": context.get("transport")})
         self.bus.publish(message)
-        return {"seq": message.seq}
+        return {"seq": stored_seq(message, "the test event")}
 
     async def _cmd_get_events(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
         args = command.args
@@ -283,10 +283,12 @@ class Device:
             await asyncio.sleep(600)
 
     async def _store_watch(self) -> None:
-        """Notice the database file being deleted or replaced even while no event is committed."""
+        """Notice the database file being deleted or replaced, and the event log being writable again after
+        a full disk, even while no event is committed."""
         while True:
             await asyncio.sleep(STORE_CHECK_SECONDS)
             self.store.check()
+            self.bus.retry_store()
 
     def _camera_status(self, online: bool, info: dict[str, Any]) -> None:
         """Capture-thread callback: turn transitions into events on the bus."""
