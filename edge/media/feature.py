@@ -90,8 +90,8 @@ class MediaFeature(Feature):
         self.library.index = host.store.table(MediaIndex)
         host.store.on_recreated(self._store_recreated)
         encoders, self.encoders_refused = choose_encoders(self.config.clip_encoder)
-        for name, reason in self.encoders_refused.items():
-            log.info("media: clip encoder %s not used: %s", name, reason)
+        for name, reason in self.encoders_refused.items():  # expected off a Pi: the chosen one is said below
+            log.debug("media: clip encoder %s not used: %s", name, reason)
         audio = host.feature(AudioFeature)
         audio_rate = audio.sample_rate if audio is not None else None
         self.recorder = ClipRecorder(self.folder, RECORD_FPS, encoders, self.reserve, audio_rate)
