@@ -10,8 +10,9 @@ Delivery guarantee when the event log cannot be written (a full disk): an event 
 gets **no** ``seq`` — it is sent live to WebSocket clients only, never acknowledged as stored (a command
 that creates it answers ``storage_full``), never on MQTT (whose outbox is the log) — so every ``seq`` a
 client or a reply ever sees is in the log and the numbers stay gap-free. One ``error`` event (live)
-starts the spell; :meth:`Bus.retry_store` (every few seconds) and every new event try to store the
-closing ``error`` event that counts what was not stored, and once it is in, events are stored again.
+starts the spell; events of the spell are not tried (a nearly full disk that takes some small writes
+must not turn one spell into many). :meth:`Bus.retry_store` (the device calls it every 2 s) tries to
+store the closing ``error`` event that counts what was not stored; once it is in, events are stored again.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ class Bus:
             log.warning("%s event after the event log closed is not stored", message.event_type)
             message.seq = None
             return messages.encode(message, self.device_id)
-        if self.outage is not None and not self.retry_store():
+        if self.outage is not None:  # not tried until retry_store succeeds: a spell is one spell, not a flicker
             return self._not_stored(message, None)
         try:
             _, payload = self.store.append(message.ts, str(message.event_type), self._encoder(message))
