@@ -154,7 +154,8 @@ def test_a_data_disk_filled_to_the_brim_acknowledges_only_stored_events_and_stor
     wrapper = [unshare, "--mount"] if os.geteuid() == 0 else [unshare, "--map-root-user", "--mount"]
     room = compose_video(tmp_path / "room.mp4", [(None, 4.0)])
     device = start_device({"DOGMON_TEST_EVENTS": "1", "DOGMON_WS_RATE": "1000", "DOGMON_SOURCE": str(room),
-                           "DOGMON_DATA_DIR": str(data), "DOGMON_SNAPSHOT_EVENTS": "", "DOGMON_CLIP_EVENTS": ""},
+                           "DOGMON_DATA_DIR": str(data), "DOGMON_SNAPSHOT_EVENTS": "", "DOGMON_CLIP_EVENTS": "",
+                           "DOGMON_ANALYTICS_INTERVAL": "0.5"},
                           wrapper=[*wrapper, *mount_then_run])
     filler = Path(f"/proc/{device.proc.pid}/root") / str(data).lstrip("/") / "filler"  # the device's own disk
     acknowledged: list[int] = []
@@ -184,6 +185,7 @@ def test_a_data_disk_filled_to_the_brim_acknowledges_only_stored_events_and_stor
         assert len(unstored_live) >= refused  # they still went out live, without a seq
         health = orjson.loads(urllib.request.urlopen(device.http_url + "/healthz", timeout=5).read())
         assert "event log not writable" in health["problems"], health
+        time.sleep(1.5)  # analytics try to save a few times meanwhile
 
         filler.unlink()
         freed = time.monotonic()
@@ -211,3 +213,21 @@ def test_a_data_disk_filled_to_the_brim_acknowledges_only_stored_events_and_stor
     closing = [e for e in events(got, "error") if e["data"].get("unstored")]
     assert len(closing) == 1 and closing[0]["data"]["unstored"] >= refused + 1, closing  # + the bookmark
     assert stored_again < 5 and device.proc.poll() is None
+    logs = device.logs()  # one line per spell and part, no traceback loop
+    assert "Traceback" not in logs and logs.count("event log write failed") == 1, logs
+    assert logs.count("analytics not saved") == 1 and "analytics saved again" in logs, logs
+
+
+@pytest.mark.unit
+def test_media_disk_full_is_one_report_per_spell_and_clears_at_the_first_check_with_room(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from edge.media.health import MediaHealth
+
+    published: list[Message] = []
+    health = MediaHealth(published.append, lambda: None, tmp_path, reserve=2**62)  # more than any disk has
+    for _ in range(5):
+        health.failed("snapshot", OSError(errno.ENOSPC, "No space left on device"), None)
+    assert health.problems() == ["media disk full"]
+    assert len(published) == 1 and len([r for r in caplog.records if r.levelname == "ERROR"]) == 1
+    health.reserve = 0  # the disk has room again: the next /healthz check says so, before any save
+    assert health.problems() == [] and not health.disk_full
