@@ -47,7 +47,7 @@ from edge.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
-STORE_CHECK_SECONDS = 2.0  # how soon a deleted data dir is noticed when no event is being committed
+STORE_CHECK_SECONDS = 2.0  # how soon a deleted data dir or a freed disk is noticed when no event is committed
 
 
 def ensure_models(config: Config, manifest_dir: Path | None = None) -> None:
@@ -322,10 +322,12 @@ class Device:
             await asyncio.sleep(600)
 
     async def _store_watch(self) -> None:
-        """Notice the database file being deleted or replaced even while no event is committed."""
+        """Notice the database file being deleted or replaced, and the event log being writable again after
+        a full disk, even while no event is committed."""
         while True:
             await asyncio.sleep(STORE_CHECK_SECONDS)
             self.store.check()
+            self.bus.retry_store()
 
     async def _telemetry_loop(self) -> None:
         while True:

@@ -191,3 +191,22 @@ def test_a_misspelled_key_warns_with_the_nearest_key_and_every_invalid_value_is_
     # From the process environment too; the device logs the warning at start.
     from_env = cli("check-config", "--env", "/dev/null", env={"DOGMON_TELEMETRY_INTERVALL": "3"}, cwd=tmp_path)
     assert "DOGMON_TELEMETRY_INTERVALL" in from_env.stderr and "DOGMON_TELEMETRY_INTERVAL?" in from_env.stderr
+
+
+def test_check_config_names_a_source_file_that_does_not_exist_yet_the_config_still_loads(tmp_path: Path) -> None:
+    clip = tmp_path / "clips" / "garden.mp4"
+    env_file = tmp_path / "device.env"
+    env_file.write_text(f"DOGMON_SOURCE={clip}\n")
+    missing = cli("check-config", "--env", str(env_file), cwd=tmp_path)
+    assert missing.returncode == 2, missing.stderr
+    assert "DOGMON_SOURCE" in missing.stderr and "no such file" in missing.stderr and str(clip) in missing.stderr
+    # Not a parse error: the device itself still starts with it and retries the file at run time.
+    assert load_config(env_file, {}).source == str(clip)
+    clip.parent.mkdir()
+    clip.write_bytes(b"")
+    present = cli("check-config", "--env", str(env_file), cwd=tmp_path)
+    assert present.returncode == 0 and "no such file" not in present.stderr, present.stderr
+    # Cameras, streams and the demo are not files: check-config does not judge them (diag does).
+    for source in ("demo", "0", "rtsp://192.0.2.7/stream1", "/dev/video9"):
+        env_file.write_text(f"DOGMON_SOURCE={source}\n")
+        assert cli("check-config", "--env", str(env_file), cwd=tmp_path).returncode == 0, source

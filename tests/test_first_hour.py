@@ -186,7 +186,18 @@ def test_watch_beside_the_demo_shows_the_dog_and_its_posture(start_device) -> No
             out.wait_for("dog_detected", 20)  # among the last events shown on connect, or live
             if "posture=#" in connected:
                 assert "dog_present=True" in connected and "source=demo" in connected, connected
+                # While the dog stays present, frames without a detection do not flip the line to "nothing".
+                start = len(out.lines)
+                with contextlib.suppress(AssertionError):
+                    out.wait_for("dog_left", 6, after=start)
+                shown = [line for line in out.lines[start:] if " in view: " in line or "dog_left" in line]
+                flips = [line for line in shown[:next((i for i, x in enumerate(shown) if "dog_left" in x),
+                                                       len(shown))] if line.endswith("in view: nothing")]
+                assert not flips, "\n".join(shown)
                 assert watch.poll() is None, "\n".join(out.lines)  # still running: no crash on what it got
+                # Start-up says which clip encoder is used; the ones refused on this hardware are not news.
+                logs = device.logs()
+                assert "media: clips as" in logs and "clip encoder h264_v4l2m2m not used" not in logs, logs
                 return
         finally:
             watch.terminate()

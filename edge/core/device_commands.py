@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from edge.core.bus import Bus
+from edge.core.bus import Bus, stored_seq
 from edge.core.commands import Command, CommandError
 from edge.core.store import EventStore
 from edge.protocol import messages
@@ -33,7 +33,7 @@ class DeviceCommands:
             raise CommandError("disabled", "test events are off; set DOGMON_TEST_EVENTS=1 to allow them")
         message = messages.event(EventType.TEST, {**command.args["data"], "origin": context.get("transport")})
         self.bus.publish(message)
-        return {"seq": message.seq}
+        return {"seq": stored_seq(message, "the test event")}
 
     async def get_events(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
         """Stored events, oldest first, filtered by seq, type and time; each is sent as it was stored."""

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from edge.core.bus import stored_seq
 from edge.core.commands import Command, CommandError
 from edge.media.handover import SnapshotRequest
 from edge.media.index import CHILDREN, MediaIndex
@@ -58,8 +59,9 @@ class MediaCommands:
             "label": label, "origin": context.get("transport"),
             "clip": "a clip_saved event with this seq in 'events' follows"})
         self.publish(event)
-        self.worker.send("clip", Trigger(event.seq, now, "bookmark", label or "bookmark"))
-        return {"seq": event.seq, "label": label}
+        seq = stored_seq(event, "the bookmark")  # no clip for a bookmark nobody can find again
+        self.worker.send("clip", Trigger(seq, now, "bookmark", label or "bookmark"))
+        return {"seq": seq, "label": label}
 
     async def list_media(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
         index = self._index()

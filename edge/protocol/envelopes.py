@@ -148,9 +148,10 @@ def envelope(message_type: str, data: Schema, *, event_type: str | None = None, 
         properties["overlay_type"] = const(overlay_type)
     properties |= {"device_id": string("DOGMON_DEVICE_ID"), "ts": number("unix seconds")}
     if message_type == "event":
-        properties["seq"] = integer("strictly increasing per device", 1)
+        properties["seq"] = integer("strictly increasing per device; absent only on an event that could not be "
+                                    "stored (data disk full), which is sent live once and never replayed", 1)
     properties["data"] = data
-    return obj(properties, description)
+    return obj(properties, description, optional=("seq",))
 
 
 def reply_data(name: str) -> Schema:

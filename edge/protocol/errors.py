@@ -36,6 +36,7 @@ ERROR_CODES: dict[str, str] = {
     "disabled": "the command is switched off by configuration (e.g. DOGMON_TEST_EVENTS=0)",
     "invalid_zones": "set_zones refused the zone list; the message names the zone and the problem",
     "storage_failed": "the result could not be written to disk; nothing was changed",
+    "storage_full": "the event could not be stored (the data disk is full); it was sent live only, with no seq",
     "no_frame": "no recent camera frame to take a snapshot from",
     "busy": "too many requests waiting; try again",
     "timeout": "the result did not arrive in time",

@@ -147,8 +147,10 @@ _CATALOGUE: tuple[EventSpec, ...] = (
         "clip": string("reminder that a clip_saved follows")})),
     EventSpec(EventType.ERROR, "device", "Problem", "a part of the device failed in a way the user should know", obj({
         "component": string("store or media"), "detail": string("what failed"),
-        "effect": string("what that means"), "disk_full": boolean("media only: the disk is full")},
-        optional=("disk_full",))),
+        "effect": string("what that means"), "disk_full": boolean("media only: the disk is full"),
+        "unstored": integer("store only, once it is writable again: events of the spell sent live without a seq"),
+        "from_ts": number("store only: the first of them"), "to_ts": number("store only: the last of them")},
+        optional=("disk_full", "unstored", "from_ts", "to_ts"))),
     EventSpec(EventType.TEST, "test", "Test event",
               "emit_test_event (only with DOGMON_TEST_EVENTS=1): what the client sent",
               obj({"origin": nullable(string("transport: ws, mqtt or rest"))}, closed=False)),

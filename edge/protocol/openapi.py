@@ -26,8 +26,8 @@ SOURCES = ("query", "body", "none")
 # invalid_json, invalid_message, invalid_field, invalid_zones, retained)
 ERROR_STATUS: dict[str, int] = {"unknown_type": 404, "unsupported": 501, "disabled": 403, "busy": 503,
                                 "timeout": 504, "no_frame": 503, "storage_failed": 507, "rate_limited": 429,
-                                "cooldown": 429, "too_large": 413, "unauthorized": 401, "shutting_down": 503,
-                                "internal": 500}
+                                "storage_full": 507, "cooldown": 429, "too_large": 413, "unauthorized": 401,
+                                "shutting_down": 503, "internal": 500}
 REST_ERROR = obj({"error": obj({"code": string("error code", enum=tuple(ERROR_CODES)),
                                 "message": string("for people")})}, "a refused or failed request")
 _SIMPLE = {"boolean": {"type": "boolean"}, "integer": {"type": "integer"}, "string": {"type": "string"},

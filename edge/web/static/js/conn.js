@@ -121,6 +121,7 @@ export class DeviceConnection extends EventTarget {
         this.emit("connection", m);
         break;
       case "event":
+        if (m.seq === undefined) { this.emit("event", m); break; } // not stored (device disk full): live only
         if (this.lastSeq !== null && m.seq <= this.lastSeq) return; // replayed twice: already handed on
         this.lastSeq = m.seq;
         this.emit("event", m);

@@ -187,7 +187,7 @@ export class TimelineScreen {
     if (this.bySeq.has(m.seq)) return;           // already shown (replay after reconnect, overlapping page)
     this.link(m);
     const entry = { m, node: null };
-    this.bySeq.set(m.seq, entry);
+    if (m.seq !== undefined) this.bySeq.set(m.seq, entry);  // one without a seq was not stored: shown once, live
     // insert by seq, newest first (usually at one end)
     let i = 0;
     if (this.items.length && m.seq < this.items[0].m.seq) {
