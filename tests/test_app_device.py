@@ -11,9 +11,12 @@ import urllib.request
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.app_page import goto, open_app, screenshots, wait_online
 from tests.conftest import free_port
+
+pytestmark = pytest.mark.browser
 
 
 def test_missing_camera_and_broker_show_as_offline_chips_and_health_problems(start_device, tmp_path: Path) -> None:

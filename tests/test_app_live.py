@@ -29,6 +29,8 @@ from tests.media import moving_dog_video
 from tests.protocol_check import check_live
 from tests.test_media_e2e import LABRADOR
 
+pytestmark = pytest.mark.browser
+
 TOKEN = "tablet-s3cret"
 
 

@@ -19,6 +19,8 @@ from tests.conftest import free_port
 from tests.helpers import ws_collect, ws_connect
 from tests.test_media_e2e import LABRADOR
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.fixture
 def dog_comes_and_goes(media: Path, tmp_path: Path) -> Path:

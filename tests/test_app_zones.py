@@ -18,6 +18,8 @@ from tests.app_page import goto, open_app, screenshots, wait_frames, wait_online
 from tests.helpers import ws_collect, ws_connect
 from tests.test_media_e2e import LABRADOR
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.fixture
 def room_with_dog(media: Path, tmp_path: Path) -> Path:

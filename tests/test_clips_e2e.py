@@ -24,6 +24,8 @@ import pytest
 from tests.helpers import Msg, events, ws_collect, ws_connect
 from tests.test_media_e2e import LABRADOR, http_get, media_file
 
+pytestmark = pytest.mark.e2e
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]

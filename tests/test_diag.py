@@ -11,11 +11,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from edge.system.diag import FAIL, PASS, WARN, Check, decode_throttled, exit_code, judge_resources, judge_temperature
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.unit
 def test_pi_throttling_flags_are_explained() -> None:
     assert decode_throttled(0).status == PASS
     now = decode_throttled(0x50005)  # under-voltage now, throttled now, both have occurred
@@ -25,6 +28,7 @@ def test_pi_throttling_flags_are_explained() -> None:
     assert decode_throttled(0x8).status == WARN
 
 
+@pytest.mark.unit
 def test_temperature_memory_disk_and_exit_codes() -> None:
     assert judge_temperature(None).status == PASS
     assert judge_temperature(55.0).status == PASS
@@ -34,6 +38,7 @@ def test_temperature_memory_disk_and_exit_codes() -> None:
     assert statuses == [FAIL, FAIL]
     assert [c.status for c in judge_resources(40, 5000, Path("/data"))] == [PASS, PASS]
 
+@pytest.mark.unit
 def test_exit_code_rule_0_device_fine_1_device_problem_2_config_invalid() -> None:
     assert exit_code([Check("a", PASS, "")]) == 0
     # Warnings about the machine diag runs on (no systemd, clock state unknown) are not device problems.
@@ -59,6 +64,7 @@ def run_diag(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, floa
     return done.returncode, done.stdout, time.monotonic() - started
 
 
+@pytest.mark.e2e
 def test_a_healthy_device_passes_every_essential_check(start_device, mosquitto, tmp_path: Path) -> None:
     device = start_device({"DOGMON_SOURCE": "demo", "DOGMON_MQTT_URL": mosquitto.url})
     deadline = time.monotonic() + 20  # poll until frames flow and the broker is connected
@@ -88,6 +94,7 @@ def test_a_healthy_device_passes_every_essential_check(start_device, mosquitto, 
     assert "all device checks passed" in text
 
 
+@pytest.mark.e2e
 def test_a_broken_config_fails_with_exit_2_and_names_the_key(tmp_path: Path) -> None:
     env_file = tmp_path / "device.env"
     env_file.write_text("DOGMON_WS_PORT=eighty\n")
@@ -97,6 +104,7 @@ def test_a_broken_config_fails_with_exit_2_and_names_the_key(tmp_path: Path) -> 
     assert "FAIL config: fix DOGMON_WS_PORT" in out
 
 
+@pytest.mark.e2e
 def test_a_dead_broker_fails_with_advice(mosquitto, model_dir: Path, tmp_path: Path) -> None:
     url = mosquitto.url
     mosquitto.stop()
@@ -114,6 +122,7 @@ def test_a_dead_broker_fails_with_advice(mosquitto, model_dir: Path, tmp_path: P
     assert seconds < 15
 
 
+@pytest.mark.e2e
 def test_a_missing_file_source_says_no_such_file_everywhere_and_no_cable_advice(start_device, tmp_path: Path) -> None:
     from tests.helpers import events, ws_collect, ws_connect
 

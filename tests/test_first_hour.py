@@ -15,9 +15,12 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.conftest import REPO, free_port
 from tests.helpers import MqttCollector, ws_collect, ws_connect
+
+pytestmark = pytest.mark.e2e
 
 # Typed with a raw "@" and "/" as people do; the RTSP port refuses at once, so the camera stays offline.
 CAMERA_URL = "rtsp://cam:s3cr@t/pa55@127.0.0.1:9/stream1"

@@ -24,6 +24,8 @@ from edge.vision.pipeline import FramePipeline
 from edge.vision.runtime import create_session
 from edge.vision.tracking import DogTracker
 
+pytestmark = pytest.mark.unit
+
 STILL = MotionResult((), 0.0)
 MOVING = MotionResult(((100, 100, 140, 160),), 0.01)
 SIZE = (1920, 1080)

@@ -7,10 +7,13 @@ from typing import Any
 
 import orjson
 import paho.mqtt.publish as mqtt_publish
+import pytest
 
 from edge.transports import ha
 from tests.helpers import MqttCollector
 from tests.test_ha_discovery import render
+
+pytestmark = pytest.mark.e2e
 
 # --- end to end: a real device, a real broker, an HA-style subscriber ---
 

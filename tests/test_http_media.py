@@ -17,6 +17,8 @@ import pytest
 
 from tests.media import compose_video
 
+pytestmark = pytest.mark.e2e
+
 TOKEN = "s3cret"
 CLIP_ID = "clip-20260101T000000-0123abcd"
 QUIET_MEDIA = {"DOGMON_SNAPSHOT_EVENTS": "", "DOGMON_CLIP_EVENTS": ""}

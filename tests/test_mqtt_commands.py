@@ -11,6 +11,8 @@ from edge.protocol import messages
 from edge.transports.kickloop import KickLoopDetector
 from edge.transports.mqtt_commands import parse_mqtt_command, result_payload
 
+pytestmark = pytest.mark.unit
+
 SUPPORTED = {"ping", "get_state", "get_events", "emit_test_event"}
 
 

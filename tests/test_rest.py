@@ -20,6 +20,8 @@ from edge.transports.rest import ROUTES
 from tests.helpers import MqttCollector, ws_collect, ws_connect
 from tests.media import compose_video
 
+pytestmark = pytest.mark.e2e
+
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 QUIET_MEDIA = {"DOGMON_SNAPSHOT_EVENTS": "", "DOGMON_CLIP_EVENTS": ""}

@@ -17,6 +17,8 @@ from websockets.exceptions import InvalidStatus
 from tests.helpers import MqttCollector, StalledClient, events, recv_until_closed, ws_collect, ws_connect
 from tests.media import compose_video, photo_box_in_frame
 
+pytestmark = pytest.mark.e2e
+
 LABRADOR = "dog_standing_labrador_wikimedia.jpg"
 LABRADOR_BOX = (53, 30, 665, 551)  # measured in PROVENANCE.md
 

@@ -7,6 +7,8 @@ import pytest
 from edge.behaviour.zones import ZoneTracker, ground_point, paw_points, paws_of
 from edge.protocol.zones import Zone, ZoneError, parse_zones, point_in_polygon
 
+pytestmark = pytest.mark.unit
+
 # An L-shaped (concave) sofa: the notch at the top right is NOT part of it.
 L_SHAPE = ((0.1, 0.1), (0.4, 0.1), (0.4, 0.5), (0.8, 0.5), (0.8, 0.9), (0.1, 0.9))
 
