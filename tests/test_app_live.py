@@ -30,6 +30,7 @@ from tests.protocol_check import check_live
 from tests.test_media_e2e import LABRADOR
 
 pytestmark = pytest.mark.browser
+
 TOKEN = "tablet-s3cret"
 
 

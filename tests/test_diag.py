@@ -11,12 +11,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from edge.system.diag import exit_code
 from edge.system.diag_checks import FAIL, PASS, WARN, Check, decode_throttled, judge_resources, judge_temperature
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.unit
 def test_pi_throttling_flags_are_explained() -> None:
     assert decode_throttled(0).status == PASS
     now = decode_throttled(0x50005)  # under-voltage now, throttled now, both have occurred
@@ -26,6 +29,7 @@ def test_pi_throttling_flags_are_explained() -> None:
     assert decode_throttled(0x8).status == WARN
 
 
+@pytest.mark.unit
 def test_temperature_memory_disk_and_exit_codes() -> None:
     assert judge_temperature(None).status == PASS
     assert judge_temperature(55.0).status == PASS
@@ -35,6 +39,7 @@ def test_temperature_memory_disk_and_exit_codes() -> None:
     assert statuses == [FAIL, FAIL]
     assert [c.status for c in judge_resources(40, 5000, Path("/data"))] == [PASS, PASS]
 
+@pytest.mark.unit
 def test_exit_code_rule_0_device_fine_1_device_problem_2_config_invalid() -> None:
     assert exit_code([Check("a", PASS, "")]) == 0
     # Warnings about the machine diag runs on (no systemd, clock state unknown) are not device problems.
@@ -60,6 +65,7 @@ def run_diag(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, floa
     return done.returncode, done.stdout, time.monotonic() - started
 
 
+@pytest.mark.e2e
 def test_a_healthy_device_passes_every_essential_check(start_device, mosquitto, tmp_path: Path) -> None:
     device = start_device({"DOGMON_SOURCE": "demo", "DOGMON_MQTT_URL": mosquitto.url, "DOGMON_WS_TOKEN": "s3cret"})
     deadline = time.monotonic() + 20  # poll until frames flow and the broker is connected
@@ -97,6 +103,7 @@ def test_a_healthy_device_passes_every_essential_check(start_device, mosquitto, 
     assert "DOGMON_WS_TOKEN" in websocket["advice"] and code == 1
 
 
+@pytest.mark.e2e
 def test_a_broken_config_fails_with_exit_2_and_names_the_key(tmp_path: Path) -> None:
     env_file = tmp_path / "device.env"
     env_file.write_text("DOGMON_WS_PORT=eighty\n")
@@ -106,6 +113,7 @@ def test_a_broken_config_fails_with_exit_2_and_names_the_key(tmp_path: Path) -> 
     assert "FAIL config: fix DOGMON_WS_PORT" in out
 
 
+@pytest.mark.e2e
 def test_a_dead_broker_fails_with_advice(mosquitto, model_dir: Path, tmp_path: Path) -> None:
     url = mosquitto.url
     mosquitto.stop()
@@ -124,6 +132,7 @@ def test_a_dead_broker_fails_with_advice(mosquitto, model_dir: Path, tmp_path: P
     assert seconds < 15
 
 
+@pytest.mark.e2e
 def test_a_missing_file_source_says_no_such_file_everywhere_and_no_cable_advice(start_device, tmp_path: Path) -> None:
     from tests.helpers import events, ws_collect, ws_connect
 

@@ -8,6 +8,8 @@ import pytest
 
 from edge.tools.eval import label_from_name, main
 
+pytestmark = pytest.mark.unit
+
 
 def test_labels_come_from_the_shared_file_names() -> None:
     assert label_from_name("dog_sitting_bike_darknet.jpg") == "sit"

@@ -144,6 +144,7 @@ def reply_to(msgs: list[dict], request_id: Any) -> dict | None:
     return next((m for m in msgs if m["type"] in ("reply", "error") and m["data"].get("id") == request_id), None)
 
 
+@pytest.mark.e2e
 def test_a_data_disk_filled_to_the_brim_acknowledges_only_stored_events_and_stores_again_once_freed(
         start_device, tmp_path: Path) -> None:
     data = tmp_path / "small-disk"

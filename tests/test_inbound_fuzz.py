@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,8 @@ from edge.core.store import EventStore
 from edge.protocol import messages
 from edge.protocol.messages import MessageType
 from edge.transports.ws import WebSocketHub
+
+pytestmark = pytest.mark.unit
 
 # Every command is declared in edge.protocol, so VALIDATORS already holds the features' commands too.
 json_values = st.recursive(

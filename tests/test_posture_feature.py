@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from edge.behaviour.posture_feature import FIRST_POSTURE_SECONDS, PostureFeature
 from edge.core.feature import FrameContext
@@ -14,6 +15,8 @@ from edge.vision.runtime import create_session
 from edge.vision.tracking import Track
 from tests.pose_graphs import DOG_POSE_24, constant_outputs_model
 from tests.test_posture import DOGS, dog_pose
+
+pytestmark = pytest.mark.unit
 
 IMAGE = np.zeros((480, 640, 3), dtype=np.uint8)
 BOX = (100.0, 100.0, 400.0, 370.0)   # 300x270: the box alone says stand

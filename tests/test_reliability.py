@@ -25,6 +25,8 @@ from tests.helpers import (
 from tests.media import compose_video
 from tests.netcam import MjpegCamera
 
+pytestmark = pytest.mark.e2e
+
 RELIABLE = {"DOGMON_TEST_EVENTS": "1", "DOGMON_WS_RATE": "1000"}
 
 

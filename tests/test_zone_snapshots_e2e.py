@@ -6,6 +6,7 @@ import contextlib
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.helpers import events, ws_collect, ws_connect
 from tests.media import moving_dog_video
@@ -15,6 +16,7 @@ LABRADOR = "dog_standing_labrador_wikimedia.jpg"
 LEFT = {"name": "left", "points": [[0, 0], [0.4, 0], [0.4, 1], [0, 1]]}
 
 
+@pytest.mark.e2e
 def test_a_dog_crossing_a_zone_edge_every_few_seconds_gets_one_snapshot(start_device, media: Path,
                                                                          tmp_path: Path) -> None:
     pacing = moving_dog_video(tmp_path / "pacing.mp4", media / LABRADOR, seconds=60.0, speed=200.0)

@@ -11,6 +11,8 @@ from edge.protocol import messages
 from edge.protocol.zones import Zone, ZoneError, parse_zones, point_in_polygon
 from tests.protocol_check import check_ws
 
+pytestmark = pytest.mark.unit
+
 # An L-shaped (concave) sofa: the notch at the top right is NOT part of it.
 L_SHAPE = ((0.1, 0.1), (0.4, 0.1), (0.4, 0.5), (0.8, 0.5), (0.8, 0.9), (0.1, 0.9))
 
