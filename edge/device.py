@@ -45,6 +45,7 @@ from edge.vision.gating import DetectGate
 from edge.vision.pipeline import FramePipeline
 from edge.vision.runtime import create_session
 from edge.vision.tracking import DogTracker
+from edge.web.auth import authenticated
 from edge.web.portcheck import PortInUseError, ensure_port_free
 from edge.web.server import WebServer, json_response
 
@@ -308,7 +309,7 @@ class Device:
     def _http_health(self, request: Request) -> Response:
         """Status for anyone (a load balancer, a curl); the problems, which name paths, only with the token."""
         health = self.health()
-        if not self.web.auth.authorised(request):
+        if not authenticated(request):
             health = {"status": health["status"]}
         return json_response(health)
 

@@ -207,9 +207,8 @@ def test_a_stalled_download_is_cut_off_a_slow_one_is_not_and_bodies_are_bounded(
     slots = files.StreamSlots(limit=2)
     server = WebServer("127.0.0.1", 0, static_dir=static_dir)
     for path in (big, small):
-        server.add_route(f"/{path.name}", lambda request, path=path: files.FileStream(
-            path, path.stat().st_size, "application/octet-stream", f'"{path.name}"', request.headers, slots),
-            needs_token=False)
+        server.add_route(f"/{path.name}", lambda request, path=path: files.MediaFile(
+            path, "application/octet-stream", f'"{path.name}"', slots), needs_token=False)
 
     def stalled_reader() -> socket.socket:
         sock = socket.socket()
