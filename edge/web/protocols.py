@@ -2,8 +2,8 @@
 connection under each request as an ASGI scope extension.
 
 Owns :func:`http_protocol` and :class:`Connection`. uvicorn arms its keep-alive timeout only after a
-response, so a peer that connects and sends nothing, or half a request line, would hold a connection (and one of
-``limit_concurrency``'s places) for ever; the ``websockets`` server this replaced closed such a peer
+response, so a peer that connects and sends nothing, or half a request line, would hold a connection
+(and one of ``limit_concurrency``'s places) for ever; the ``websockets`` server this replaced closed such a peer
 after 10 s. Here every connection, and every next request on a kept-alive one, must complete its
 headers within HEADER_TIMEOUT; a body then has no deadline (the idle timeout of ``edge.web.files``).
 
@@ -30,7 +30,7 @@ EXTENSION = "dogmon.connection"
 class Connection:
     """The TCP connection under a request or WebSocket: its socket and a hard abort."""
 
-    def __init__(self, transport: asyncio.BaseTransport) -> None:
+    def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
 
     @property
@@ -39,9 +39,16 @@ class Connection:
 
     def abort(self) -> None:
         """Drop the connection now, whatever is still buffered for the peer (an RST, not a FIN)."""
-        if isinstance(self._transport, asyncio.WriteTransport):
-            with contextlib.suppress(Exception):
-                self._transport.abort()
+        with contextlib.suppress(Exception):
+            self._transport.abort()
+
+    def close(self) -> None:
+        """Close after what is buffered has gone (a FIN)."""
+        self._transport.close()
+
+    def served_by(self, protocol: asyncio.BaseProtocol) -> bool:
+        """Open and still ``protocol``'s (not closing, not upgraded to a WebSocket)."""
+        return not self._transport.is_closing() and self._transport.get_protocol() is protocol
 
 
 _current: ContextVar[Connection | None] = ContextVar("dogmon_connection", default=None)
@@ -101,11 +108,11 @@ def http_protocol(name: str) -> type[asyncio.Protocol]:
 
         def _headers_too_slow(self) -> None:
             self._deadline = None
-            transport = self.transport
-            if transport is None or transport.is_closing() or transport.get_protocol() is not self:
+            connection = self._connection
+            if connection is None or not connection.served_by(self):
                 return  # closed, or upgraded to a WebSocket: not ours any more
             if self.cycle is self._deadline_cycle and (self.cycle is None or self.cycle.response_complete):
-                transport.close()  # no request started since the deadline was armed
+                connection.close()  # no request started since the deadline was armed
 
     WithHeaderDeadline.__name__ = f"{Base.__name__}WithHeaderDeadline"
     return WithHeaderDeadline
