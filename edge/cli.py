@@ -102,7 +102,24 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     width = max(len(k) for k in config.describe())
     for key, value in config.describe().items():
         print(f"{key:<{width}} = {value}")
+    missing = missing_source_file(config.source)
+    if missing is not None:
+        # Not a parse error: the device starts and keeps retrying (a file may appear later), but a check says so.
+        print(f"dogmonitor: DOGMON_SOURCE={config.source!r}: {missing}", file=sys.stderr)
+        return EXIT_CONFIG
     return 0
+
+
+def missing_source_file(source: str) -> str | None:
+    """Why a file-path ``DOGMON_SOURCE`` cannot be opened now (None: not a file path, or it is there)."""
+    if source == "demo" or source.isdigit() or source.startswith(("gst:", "/dev/")) or "://" in source:
+        return None  # the demo (fetched at start), a camera, a pipeline or a stream: checked by `diag`
+    path = Path(source).expanduser()
+    if not path.exists():
+        return f"no such file ({path.resolve()}); the device would start and keep retrying it"
+    if not path.is_file():
+        return f"not a file ({path.resolve()})"
+    return None
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

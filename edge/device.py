@@ -17,18 +17,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-from starlette.requests import Request
-from starlette.responses import Response
-
 from edge import __version__
 from edge.audio.feature import audio_features
 from edge.behaviour.feature import BehaviourFeature
 from edge.behaviour.posture_feature import posture_feature
 from edge.config import Config
 from edge.core.bus import Bus
-from edge.core.commands import Command, CommandError
-from edge.core.feature import DeviceStatus, Feature, Host, StartupError
+from edge.core.device_commands import DeviceCommands
+from edge.core.device_report import DeviceReport
+from edge.core.feature import Feature, Host, StartupError
 from edge.core.models import fetch_all, find_manifest, is_present
 from edge.core.store import EventStore
 from edge.core.telemetry import StageTimers, system_sample
@@ -36,7 +33,7 @@ from edge.media.feature import MediaFeature
 from edge.protocol import messages
 from edge.protocol.messages import EventType
 from edge.transports.live import LiveView
-from edge.transports.mqtt import MqttBridge
+from edge.transports.mqtt import HomeAssistantDiscovery, MqttBridge, MqttCommands
 from edge.transports.rest import RestApi
 from edge.transports.ws import WebSocketHub
 from edge.vision.capture import CaptureThread, LatestFrame, resolve_source
@@ -45,13 +42,12 @@ from edge.vision.gating import DetectGate
 from edge.vision.pipeline import FramePipeline
 from edge.vision.runtime import create_session
 from edge.vision.tracking import DogTracker
-from edge.web.auth import authenticated
 from edge.web.portcheck import PortInUseError, ensure_port_free
-from edge.web.server import WebServer, json_response
+from edge.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
-STORE_CHECK_SECONDS = 2.0  # how soon a deleted data dir is noticed when no event is being committed
+STORE_CHECK_SECONDS = 2.0  # how soon a deleted data dir or a freed disk is noticed when no event is committed
 
 
 def ensure_models(config: Config, manifest_dir: Path | None = None) -> None:
@@ -106,17 +102,12 @@ def build_features(config: Config) -> list[Feature]:
 
 
 def integration_features(config: Config) -> list[Feature]:
-    """MQTT commands, Home Assistant discovery and systemd notify: they take no part in frames."""
+    """systemd notify: it takes no part in frames."""
     import os
 
     from edge.system.systemd import SystemdFeature
-    from edge.transports.ha_feature import HomeAssistantFeature
-    from edge.transports.mqtt_commands import MqttCommandsFeature
 
     out: list[Feature] = []
-    if config.mqtt is not None:
-        # With discovery off the feature still runs once to clear entities it announced before.
-        out += [MqttCommandsFeature(), HomeAssistantFeature(config, enabled=config.ha_discovery)]
     if os.environ.get("NOTIFY_SOCKET"):
         out.append(SystemdFeature(config))
     return out
@@ -167,58 +158,125 @@ class InferenceThread(threading.Thread):
 
 
 class Device:
+    """The composition root: builds every part in dependency order, starts them, and stops them in reverse."""
+
+    store: EventStore
+    bus: Bus
+    web: WebServer
+    hub: WebSocketHub
+    rest: RestApi
+    mqtt: MqttBridge | None
+    detector: Detector
+    features: list[Feature]
+    holder: LatestFrame
+    pipeline: FramePipeline
+    capture: CaptureThread
+    inference: InferenceThread
+    report: DeviceReport
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.started = time.time()
         self.timers = StageTimers()
         self.stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
 
     async def run(self) -> int:
-        config = self.config
-        loop = asyncio.get_running_loop()
-        try:  # before the model loads and the data dir opens: a second instance fails at once, and says why
-            ensure_port_free(config.ws_host, config.ws_port)
+        self._check_port()
+        self._load_detector()
+        self._open_store()
+        self._build_web()
+        self._build_transports()
+        self._build_pipeline()
+        self._build_report()
+        self._attach_features()
+        await self._start()
+        await self.stopping.wait()
+        log.info("stopping")
+        await self._shutdown()
+        return 0
+
+    def _check_port(self) -> None:
+        """Before the model loads and the data dir opens: a second instance fails at once, and says why."""
+        try:
+            ensure_port_free(self.config.ws_host, self.config.ws_port)
         except PortInUseError as exc:
             raise StartupError(str(exc)) from None
-        ensure_models(config)
-        detector = build_detector(config)
-        self.store = store = EventStore(config.data_dir)
-        self.bus = bus = Bus(config.device_id, store, loop)
-        bus.timers = self.timers
-        bus.listeners.append(log_event)
+
+    def _load_detector(self) -> None:
+        ensure_models(self.config)
+        self.detector = build_detector(self.config)
+
+    def _open_store(self) -> None:
+        """The event store, the bus that numbers and fans out messages, and the device's own commands."""
+        config = self.config
+        self.store = EventStore(config.data_dir)
+        self.bus = Bus(config.device_id, self.store, asyncio.get_running_loop())
+        self.bus.timers = self.timers
+        self.bus.listeners.append(log_event)
+        DeviceCommands(self.bus, self.store, test_events=config.test_events).register()
+
+    def _build_web(self) -> None:
+        """The one web server, with the tablets' WebSocket hub and the REST API on it."""
+        config = self.config
         self.web = WebServer(config.ws_host, config.ws_port, config.ws_token, config.ws_origins,
                              config.ws_max_message_bytes)
-        self.hub = WebSocketHub(bus, max_clients=config.ws_max_clients, connection_info=self.connection_info,
-                                max_pending=config.ws_max_pending, rate=config.ws_rate, burst=2 * config.ws_rate,
-                                web=self.web)
-        self.rest = RestApi(bus, self.web, config.test_events, rate=config.ws_rate, burst=2 * config.ws_rate,
+        self.hub = WebSocketHub(self.bus, max_clients=config.ws_max_clients, max_pending=config.ws_max_pending,
+                                rate=config.ws_rate, burst=2 * config.ws_rate, web=self.web)
+        self.rest = RestApi(self.bus, self.web, config.test_events, rate=config.ws_rate, burst=2 * config.ws_rate,
                             max_body=config.ws_max_message_bytes)
-        bus.handle("emit_test_event", self._cmd_emit_test_event)
-        bus.handle("get_events", self._cmd_get_events)
-        bus.handle("get_state", self._cmd_get_state)
-        self.web.add_route("/healthz", self._http_health, needs_token=False)
+
+    def _build_transports(self) -> None:
+        config = self.config
         self.mqtt = None
-        if config.mqtt is not None:
-            self.mqtt = MqttBridge(bus, config.mqtt, config.mqtt_prefix, config.device_id, config.mqtt_overlay_hz)
-        holder = LatestFrame()
-        self.holder = holder
-        spec = resolve_source(config.source, config.model_dir)
-        tracker = DogTracker(absence_seconds=config.absence_seconds)
+        if config.mqtt is not None:  # the MQTT transport and its parts; they start with it, after the features attach
+            self.mqtt = mqtt = MqttBridge(self.bus, self.store, config.mqtt, config.mqtt_prefix, config.device_id,
+                                          config.mqtt_overlay_hz)
+            bus = self.bus
+            mqtt.add(MqttCommands(mqtt, bus.dispatch, lambda: bus.handlers, config.device_id))
+            # With discovery off it still runs, to clear the entities it announced before.
+            mqtt.add(HomeAssistantDiscovery(mqtt, config, commands=lambda: bus.handlers, features=lambda: self.features,
+                                            web_port=lambda: self.hub.port, enabled=config.ha_discovery))
+
+    def _build_pipeline(self) -> None:
+        """Capture → newest frame → inference (detect, track, then each feature's stage); nothing runs yet.
+        The features are made here and attached once the report they may ask for exists."""
+        config = self.config
         self.features = build_features(config)
-        host = Host(bus, store, self.web, lambda: self.hub.port, lambda: self.features, self.status, self.mqtt)
-        for feature in self.features:
-            feature.attach(host)
-        self.pipeline = FramePipeline(detector, tracker, self.timers, self.features, gate=build_gate(config, detector))
+        self.holder = LatestFrame()
+        tracker = DogTracker(absence_seconds=config.absence_seconds)
+        self.pipeline = FramePipeline(self.detector, tracker, self.timers, self.features,
+                                      gate=build_gate(config, self.detector))
         self.capture = CaptureThread(
-            spec, holder, self._camera_status, loop=config.source_loop, realtime=config.source_realtime,
+            resolve_source(config.source, config.model_dir), self.holder, self._camera_status,
+            loop=config.source_loop, realtime=config.source_realtime,
             width=config.capture_width, height=config.capture_height, fps=config.capture_fps,
             stall_seconds=config.camera_stall_seconds, on_frame=lambda: self.timers.tick("capture"),
             analyse=self.pipeline.analyse if self.pipeline.gate.enabled else None)
-        self.inference = InferenceThread(holder, self.pipeline, bus, self.capture)
+        self.inference = InferenceThread(self.holder, self.pipeline, self.bus, self.capture)
 
+    def _build_report(self) -> None:
+        """The ``connection`` message, ``/healthz``, telemetry and the service manager's status."""
+        self.report = DeviceReport(
+            bus=self.bus, store=self.store, auth=self.web.auth, timers=self.timers, started=self.started,
+            capture=self.capture, inference=self.inference, holder=self.holder, pipeline=self.pipeline,
+            hub=self.hub, mqtt=self.mqtt, features=self.features)
+        self.hub.connection_info = self.report.connection_info
+        self.web.add_route("/healthz", self.report.healthz, needs_token=False)
+
+    def _attach_features(self) -> None:
+        web = self.web
+        host = Host(bus=self.bus, store=self.store, web=web, web_port=lambda: web.port, features=self.features,
+                    status=self.report.status)
+        for feature in self.features:
+            feature.attach(host)
+
+    async def _start(self) -> None:
+        """Transports first, then the features, then the threads that feed them; then the timers."""
+        config, loop = self.config, asyncio.get_running_loop()
         await self.web.start()
         log.info("dogmonitor %s: device %s, source %s, WebSocket ws://%s:%d/ws/ui%s", __version__,
-                 config.device_id, spec.display, config.ws_host, self.hub.port,
+                 config.device_id, self.capture.spec.display, config.ws_host, self.web.port,
                  f", MQTT {config.mqtt.host}:{config.mqtt.port}" if config.mqtt else ", MQTT off")
         if self.mqtt is not None:
             self.mqtt.start()
@@ -226,24 +284,21 @@ class Device:
             await feature.start()
         self.capture.start()
         self.inference.start()
-        if store.degraded:
-            bus.publish(messages.event(EventType.ERROR, {
-                "component": "store", "detail": store.degraded,
+        if self.store.degraded:
+            self.bus.publish(messages.event(EventType.ERROR, {
+                "component": "store", "detail": self.store.degraded,
                 "effect": "events are streamed live but lost on restart"}))
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        tasks = [asyncio.create_task(self._telemetry_loop()), asyncio.create_task(self._retention_loop()),
-                 asyncio.create_task(self._store_watch())]
-        await self.stopping.wait()
-        log.info("stopping")
-        for task in tasks:
-            task.cancel()
-        await self._shutdown()
-        return 0
+        self._tasks = [asyncio.create_task(self._telemetry_loop()), asyncio.create_task(self._retention_loop()),
+                       asyncio.create_task(self._store_watch())]
 
     async def _shutdown(self) -> None:
-        """Stop in dependency order: producers, features (their last events and command answers), clients,
-        the MQTT bridge (acks marked, ``offline`` once), and only then the event store they all write to."""
+        """Stop in dependency order: timers, producers, features (their last events and command answers),
+        clients, the MQTT bridge (acks marked, ``offline`` once), and only then the event store they all
+        write to."""
+        for task in self._tasks:
+            task.cancel()
         self.capture.stop()
         self.inference.stop()
         await asyncio.to_thread(self.inference.join, 1.0)
@@ -259,23 +314,6 @@ class Device:
         await asyncio.sleep(0)  # messages other threads posted meanwhile are committed before the store closes
         self.store.close()
 
-    async def _cmd_emit_test_event(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
-        """The seed's test broadcast: a ``test`` event through exactly the path real events take."""
-        if not self.config.test_events:
-            raise CommandError("disabled", "test events are off; set DOGMON_TEST_EVENTS=1 to allow them")
-        message = messages.event(EventType.TEST, {**command.args["data"], "origin": context.get("transport")})
-        self.bus.publish(message)
-        return {"seq": message.seq}
-
-    async def _cmd_get_events(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
-        args = command.args
-        rows = self.store.events(args["since"], args["limit"], args["event_types"], args["from_ts"], args["to_ts"])
-        return {"events": [orjson.Fragment(payload) for _, payload in rows],
-                "last_seq": self.store.last_seq, "first_seq": self.store.first_seq()}
-
-    async def _cmd_get_state(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
-        return {"state": self.bus.state.snapshot(), "last_seq": self.store.last_seq}
-
     async def _retention_loop(self) -> None:
         while True:
             removed = await self.store.prune_async(self.config.event_retention_days, self.config.event_max_rows)
@@ -284,94 +322,26 @@ class Device:
             await asyncio.sleep(600)
 
     async def _store_watch(self) -> None:
-        """Notice the database file being deleted or replaced even while no event is committed."""
+        """Notice the database file being deleted or replaced, and the event log being writable again after
+        a full disk, even while no event is committed."""
         while True:
             await asyncio.sleep(STORE_CHECK_SECONDS)
             self.store.check()
-
-    def _camera_status(self, online: bool, info: dict[str, Any]) -> None:
-        """Capture-thread callback: turn transitions into events on the bus."""
-        kind = EventType.CAMERA_ONLINE if online else EventType.CAMERA_OFFLINE
-        self.bus.post(messages.event(kind, info))
-
-    def connection_info(self) -> dict[str, Any]:
-        size = self.capture.frame_size or (0, 0)
-        return {
-            "device_id": self.config.device_id,
-            "software_version": __version__,
-            "frame": {"w": size[0], "h": size[1]},
-            "state": self.bus.state.snapshot(),
-            "last_seq": self.store.last_seq,
-            "source": self.capture.spec.display,
-            **{k: v for f in self.features for k, v in f.connection_info().items()},
-        }
-
-    def _http_health(self, request: Request) -> Response:
-        """Status for anyone (a load balancer, a curl); the problems, which name paths, only with the token."""
-        health = self.health()
-        if not authenticated(request):
-            health = {"status": health["status"]}
-        return json_response(health)
-
-    def health(self) -> dict[str, Any]:
-        problems = []
-        if not self.capture.online:
-            problems.append("camera offline")
-        if self.mqtt is not None and not self.mqtt.connected:
-            problems.append("broker disconnected")
-        if self.bus.store_failing:
-            problems.append("event log not writable")
-        problems += self.store.problems()
-        for feature in self.features:
-            problems += feature.problems()
-        return {
-            "status": "ok" if not problems else "degraded",
-            "problems": problems,
-            "device_id": self.config.device_id,
-            "software_version": __version__,
-            "uptime_s": round(time.time() - self.started, 1),
-            "last_seq": self.store.last_seq,
-            "clients": len(self.hub.clients),
-        }
-
-    def status(self) -> DeviceStatus:
-        capture, inference = self.capture, self.inference
-        return DeviceStatus(frames=inference.frames, reconnects=capture.reconnects,
-                            inference_beat=inference.last_progress, camera_online=bool(capture.online),
-                            capture_alive=capture.ident is None or capture.is_alive(),
-                            inference_fps=self.timers.rate("inference"), clients=len(self.hub.clients),
-                            mqtt_status=self.mqtt.status if self.mqtt is not None else None)
-
-    def telemetry(self, system: dict[str, Any]) -> dict[str, Any]:
-        return {
-            **system,
-            "pipeline": {
-                "capture_fps": self.timers.rate("capture"),
-                "source_fps": round(self.capture.source_fps, 2),
-                "inference_fps": self.timers.rate("inference"),
-                "frames_processed": self.inference.frames,
-                "dropped_frames": self.holder.dropped,
-                "latency_ms": self.timers.percentiles(),
-            },
-            "detect": self.pipeline.gating_telemetry(),
-            "camera": {"online": self.capture.online, "source": self.capture.spec.display,
-                       "reconnects": self.capture.reconnects, "reason": self.capture.offline_reason},
-            "websocket": {"clients": len(self.hub.clients), "slow_closed": self.hub.slow_closed},
-            "mqtt": self.mqtt.telemetry() if self.mqtt is not None else None,
-            **{f.name: f.telemetry() for f in self.features},
-            "store": {"ok": not self.bus.store_failing and not self.store.problems(), "degraded": self.store.degraded,
-                      "write_errors": self.store.write_errors, "last_seq": self.store.last_seq,
-                      "recreated": self.store.recreated, "problem": self.store.problem},
-        }
+            self.bus.retry_store()
 
     async def _telemetry_loop(self) -> None:
         while True:
             try:
                 system = await asyncio.to_thread(system_sample, self.config.data_dir)
-                self.bus.publish(messages.telemetry(self.telemetry(system)))
+                self.bus.publish(messages.telemetry(self.report.telemetry(system)))
             except Exception:
                 log.exception("telemetry sample failed")
             await asyncio.sleep(self.config.telemetry_interval)
+
+    def _camera_status(self, online: bool, info: dict[str, Any]) -> None:
+        """Capture-thread callback: turn transitions into events on the bus."""
+        kind = EventType.CAMERA_ONLINE if online else EventType.CAMERA_OFFLINE
+        self.bus.post(messages.event(kind, info))
 
 
 async def run_device(config: Config) -> int:

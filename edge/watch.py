@@ -5,7 +5,9 @@ doubling to 5 s) and says so once; when the device goes away it says so, and aga
 On each connect it asks for stored events with ``get_events``: the last few on the first connect,
 the ones it missed (after the last seq it printed) on a reconnect; live events that arrive meanwhile
 are held back so every event is printed once, in order. Detection overlays are not printed one per
-frame: a line when what is in view changes (``in view: dog#1 0.85`` → ``in view: nothing``);
+frame: a line when what is in view changes (``in view: dog#1 0.85`` → ``in view: nothing``), where a
+frame without a dog box while the device says a dog is present (``dog_detected`` … ``dog_left``: the
+tracker still holds it, e.g. between detector runs) keeps showing the last dog seen (:class:`ViewLine`);
 ``--all`` prints every overlay.
 """
 
@@ -39,6 +41,36 @@ def in_view(data: dict[str, Any]) -> str:
     """What a detection overlay shows, as a comparable text (``dog#1 0.85, cat#2 0.40`` or ``nothing``)."""
     boxes = sorted(data.get("boxes", []), key=lambda b: (b.get("track_id") is None, b.get("track_id") or 0))
     return ", ".join(f"{b['label']}#{b['track_id']}" for b in boxes) or "nothing"
+
+
+class ViewLine:
+    """What is in view, from detection overlays and presence; :meth:`overlay` gives a line when it changes."""
+
+    def __init__(self) -> None:
+        self.present = False       # a dog is present (connection state, then dog_detected / dog_left)
+        self.view: str | None = None
+        self.shows_dog = False     # the last line printed named a dog
+
+    def reset(self, present: bool) -> None:
+        self.present, self.view, self.shows_dog = present, None, False
+
+    def event(self, event_type: str | None) -> None:
+        if event_type == "dog_detected":
+            self.present = True
+        elif event_type == "dog_left":
+            self.present = False
+
+    def overlay(self, msg: dict[str, Any]) -> str | None:
+        boxes = msg.get("data", {}).get("boxes", [])
+        dogs = any(b.get("label") == "dog" for b in boxes)
+        if not dogs and self.present and self.shows_dog:
+            return None  # the dog is still there (no detection on this frame): keep the last dog shown
+        view = in_view({"boxes": boxes})
+        if view == self.view:
+            return None
+        self.view, self.shows_dog = view, dogs
+        scores = ", ".join(f"{b['label']}#{b['track_id']} {b['confidence']:.2f}" for b in boxes)
+        return f"{_stamp(msg)} in view: {scores or 'nothing'}"
 
 
 def format_message(msg: dict[str, Any]) -> str | None:
@@ -87,7 +119,7 @@ class Watch:
         self.say = say or (lambda line: print(line, flush=True))
         self.shown_url = mask_credentials(url)
         self.last_seq: int | None = None  # the last event seq printed
-        self.view: str | None = None  # what the last printed detection overlay showed
+        self.view = ViewLine()  # what the last printed detection overlay showed
 
     def note(self, text: str) -> None:
         self.say(f"{datetime.datetime.now().strftime('%H:%M:%S')} -- {text}")
@@ -104,7 +136,7 @@ class Watch:
                         self.note("device is back")
                     connected_before, waiting_said = True, False
                     backoff.reset()
-                    self.view = None
+                    self.view.reset(False)
                     reason = self.session(ws)
                 self.note(f"device went away ({reason}); waiting for it to come back")
             except InvalidStatus as exc:
@@ -136,6 +168,7 @@ class Watch:
                 msg = decode(raw)
                 kind = msg.get("type")
                 if kind == "connection":
+                    self.view.reset(bool(msg.get("data", {}).get("state", {}).get("presence")))
                     self.say(format_message(msg) or "")
                     held = []
                     self._ask_for_stored(ws, int(msg.get("data", {}).get("last_seq") or 0))
@@ -150,6 +183,7 @@ class Watch:
                         self._print_event(event)
                     held = None
                 elif kind == "event":
+                    self.view.event(msg.get("event_type"))
                     if held is not None:
                         held.append(msg)
                     else:
@@ -195,12 +229,9 @@ class Watch:
         kind = msg.get("overlay_type")
         data = msg.get("data", {})
         if kind == "detection":
-            view = in_view(data)
-            if view != self.view:
-                self.view = view
-                boxes = data.get("boxes", [])
-                scores = ", ".join(f"{b['label']}#{b['track_id']} {b['confidence']:.2f}" for b in boxes)
-                self.say(f"{_stamp(msg)} in view: {scores or 'nothing'}")
+            line = self.view.overlay(msg)
+            if line is not None:
+                self.say(line)
         elif kind == "zones":
             zones = data.get("zones", [])
             occupied = [z.get("name") for z in zones if z.get("occupied")]

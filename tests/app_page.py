@@ -1,10 +1,11 @@
 """The tablet app in real headless Chromium (Debian's, through Playwright) against a real device process.
 
 :func:`open_app` launches Chromium on the device's own ``/`` and checks every WebSocket message the
-page receives against the published protocol (``/ws/ui`` messages and ``/ws/video`` LiveFrames);
-uncaught page errors fail the test. :func:`drawn_dog_box` reads the dog box the page really drew,
-from the pixels of its overlay canvas. Screenshots go to ``$DOGMON_APP_SHOTS`` (default
-``/tmp/app-shots``), never into the repository.
+page receives against the published protocol (``/ws/ui`` messages and ``/ws/video`` LiveFrames), keeping
+the ``/ws/ui`` ones in ``page.ui_messages``; uncaught page errors fail the test. Everything else reads
+the page as a person would: visible text, element attributes and pixels. :func:`drawn_dog_box` reads
+the dog box the page really drew, from the pixels of its overlay canvas. Screenshots go to
+``$DOGMON_APP_SHOTS`` (default ``/tmp/app-shots``), never into the repository.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.protocol_check import check_live, check_ws
@@ -28,8 +30,10 @@ SIZES = ((1280, 800), (800, 1280), (390, 844))
 SCREENS = ("live", "timeline", "zones", "analytics", "device")
 
 
-def _check_frame(url: str, payload: str | bytes, seen: dict[str, int]) -> None:
-    """Counts what the page received: ``jpeg`` and ``live_meta`` on /ws/video, ``ui`` on /ws/ui."""
+def _check_frame(url: str, payload: str | bytes, page: Any) -> None:
+    """Counts what the page received (``jpeg`` and ``live_meta`` on /ws/video, ``ui`` on /ws/ui) and
+    keeps the /ws/ui messages."""
+    seen = page.ws_seen
     if not isinstance(payload, str):
         seen["jpeg"] = seen.get("jpeg", 0) + 1
         return
@@ -37,11 +41,14 @@ def _check_frame(url: str, payload: str | bytes, seen: dict[str, int]) -> None:
     with contextlib.suppress(AssertionError):  # recorded for the autouse fixture, which fails the test
         (check_live if kind == "live_meta" else check_ws)(payload)
     seen[kind] = seen.get(kind, 0) + 1
+    if kind == "ui":
+        page.ui_messages.append(orjson.loads(payload))
 
 
 @contextlib.contextmanager
 def open_app(base_url: str, viewport: tuple[int, int] = (1280, 800), has_touch: bool = False,
-             hash_: str = "live") -> Iterator[Any]:
+             hash_: str = "live", before: Callable[[Any], None] | None = None) -> Iterator[Any]:
+    """``before(page)`` runs before the page loads (e.g. to route its WebSockets)."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).is_file():
@@ -54,8 +61,11 @@ def open_app(base_url: str, viewport: tuple[int, int] = (1280, 800), has_touch: 
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.ws_seen = {}
+            page.ui_messages = []
             page.on("websocket", lambda ws: ws.on(
-                "framereceived", lambda payload: _check_frame(ws.url, payload, page.ws_seen)))
+                "framereceived", lambda payload: _check_frame(ws.url, payload, page)))
+            if before is not None:
+                before(page)
             page.goto(f"{base_url}/#{hash_}")
             yield page
             assert not errors, f"the page threw: {errors[:3]}"
@@ -76,7 +86,8 @@ def sign_in(page: Any, token: str) -> None:
 
 
 def wait_online(page: Any, timeout: float = 30) -> None:
-    page.wait_for_function("() => window.dogmon && window.dogmon.conn.online", timeout=timeout * 1000)
+    """The header says "online"."""
+    page.wait_for_selector("#conn.online", timeout=timeout * 1000)
 
 
 def goto(page: Any, screen: str) -> None:
@@ -85,11 +96,22 @@ def goto(page: Any, screen: str) -> None:
 
 
 def wait_frames(page: Any, count: int = 5, timeout: float = 30) -> None:
-    page.wait_for_function(f"() => window.dogmon.feed.shown >= {count}", timeout=timeout * 1000)
+    """The picture on the shown screen has changed to ``count`` different frames (its data-frame-ts)."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while len(seen) < count:
+        assert time.monotonic() < deadline, f"only {len(seen)} pictures in {timeout} s"
+        ts = page.get_attribute(".screen.active canvas[data-frame-ts]", "data-frame-ts", timeout=timeout * 1000)
+        if ts:
+            seen.add(ts)
+        time.sleep(0.05)
+
+
+def number(text: str | None) -> float | None:
+    return float(text) if text else None
 
 
 DRAWN_BOX_JS = """() => {
-  const live = window.dogmon.screens.live, feed = window.dogmon.feed;
   const c = document.getElementById('live-ovl');
   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
   let x0 = Infinity, y0 = Infinity, x1 = -1, y1 = -1;
@@ -99,18 +121,22 @@ DRAWN_BOX_JS = """() => {
       if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
     }
   }
-  return {frame_ts: feed.frameTs, overlay_ts: live.used ? live.used.frame_ts : null, mismatch_ms: live.mismatchMs,
-          readout: document.getElementById('sync').textContent, canvas: [c.width, c.height],
-          frame: window.dogmon.store.frame, box: x1 < 0 ? null : [x0, y0, x1 + 1, y1 + 1]};
+  const sync = document.getElementById('sync');
+  return {frame_ts: c.dataset.frameTs, overlay_ts: c.dataset.detectionTs, mismatch_ms: sync.dataset.mismatchMs,
+          readout: sync.textContent, canvas: [c.width, c.height], box: x1 < 0 ? null : [x0, y0, x1 + 1, y1 + 1]};
 }"""
 
 
-def drawn_dog_box(page: Any) -> dict[str, Any]:
-    """The dog box as drawn (DOG_COLOUR pixels on the overlay canvas), in source-frame pixels, with the
-    capture time of the picture on screen and of the overlay drawn over it."""
+def drawn_dog_box(page: Any, frame: dict[str, int]) -> dict[str, Any]:
+    """The dog box as drawn (DOG_COLOUR pixels on the overlay canvas), in pixels of the source ``frame``
+    ({"w", "h"}), with the capture time of the picture on screen and of the overlay drawn over it
+    (the canvas's data-frame-ts and data-detection-ts)."""
     got = page.evaluate(DRAWN_BOX_JS)
+    got["frame_ts"], got["overlay_ts"] = number(got["frame_ts"]), number(got["overlay_ts"])
+    got["mismatch_ms"] = None if got["mismatch_ms"] in ("", None) else int(got["mismatch_ms"])
+    got["frame"] = frame
     if got["box"] is not None:
-        sx, sy = got["frame"]["w"] / got["canvas"][0], got["frame"]["h"] / got["canvas"][1]
+        sx, sy = frame["w"] / got["canvas"][0], frame["h"] / got["canvas"][1]
         x0, y0, x1, y1 = got["box"]
         got["frame_box"] = [x0 * sx, y0 * sy, x1 * sx, y1 * sy]
     return got

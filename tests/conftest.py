@@ -49,13 +49,38 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
                                     f"AsyncAPI schema ({len(CHECKED)} kinds): {kinds}")
 
 
+KINDS = ("unit", "e2e", "browser")  # registered in pyproject.toml; scripts/test --fast runs the unit ones
+
+
+def mirror_path() -> Path:
+    return Path(os.environ.get("DOGMON_MIRROR") or REPO.parent / "shared").resolve()
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: every collected test is checked, whatever is selected
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test says what it needs by exactly one marker, so `-m unit` (scripts/test --fast) stays honest."""
+    wrong = [f"{item.nodeid}: {', '.join(kinds) or 'none'}" for item in items
+             if len(kinds := [k for k in KINDS if item.get_closest_marker(k) is not None]) != 1]
+    if wrong:
+        raise pytest.UsageError(f"{len(wrong)} test(s) need exactly one of the markers {', '.join(KINDS)} "
+                                "(pytestmark = pytest.mark.unit at module level, or per test):\n  "
+                                + "\n  ".join(wrong[:20]))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """No mirror: stop before the first test, with one line, instead of failing every test that needs it."""
+    if not any("mirror" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    path = mirror_path()
+    if not (path / "models" / "yolox_nano.onnx").is_file() or not (path / "media").is_dir():
+        source = "DOGMON_MIRROR" if os.environ.get("DOGMON_MIRROR") else "the default ../shared"
+        pytest.exit(f"no model/media mirror at {path} ({source}): set DOGMON_MIRROR to a folder holding models/ "
+                    "(yolox_nano.onnx ...) and media/, like the project's ../shared", returncode=4)
+
+
 @pytest.fixture(scope="session")
 def mirror() -> Path:
-    path = Path(os.environ.get("DOGMON_MIRROR") or REPO.parent / "shared").resolve()
-    if not (path / "models" / "yolox_nano.onnx").is_file() or not (path / "media").is_dir():
-        pytest.fail(f"model/media mirror not found at {path}: set DOGMON_MIRROR to a folder holding models/ and "
-                    "media/ (the project's ../shared)", pytrace=False)
-    return path
+    return mirror_path()
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +101,8 @@ class Mosquitto:
     def __init__(self, workdir: Path) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
-            pytest.fail("mosquitto is not installed: run .ci/run or `apt-get install mosquitto`", pytrace=False)
+            pytest.fail("mosquitto is not installed: scripts/test installs it (or apt-get install mosquitto)",
+                        pytrace=False)
         self.binary = binary
         self.host = "127.0.0.1"
         self.port = free_port()

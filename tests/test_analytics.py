@@ -10,6 +10,8 @@ import pytest
 from edge.behaviour.analytics import DailyAnalytics
 from edge.core.store import EventStore
 
+pytestmark = pytest.mark.unit
+
 TZ = dt.timezone(dt.timedelta(hours=2))   # the device's local time in this scenario
 T0 = dt.datetime(2026, 11, 26, 8, 0, 0, tzinfo=TZ).timestamp()
 MIDNIGHT = dt.datetime(2026, 11, 27, 0, 0, 0, tzinfo=TZ).timestamp()

@@ -2,18 +2,23 @@
 is missing and whose MQTT broker does not answer.
 
 What the owner sees: the Live chips say camera and broker are offline and the picture waits; the
-Device screen lists the device's own /healthz problems and the camera's reason from telemetry.
+Device screen lists the device's own /healthz problems and the camera's reason from telemetry. Too
+many wrong tokens at sign-in: the device's own words and how long to wait, not "[object Object]".
 """
 
 from __future__ import annotations
 
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import orjson
+import pytest
 
-from tests.app_page import goto, open_app, screenshots, wait_online
+from tests.app_page import SHOTS, goto, open_app, screenshots, wait_online
 from tests.conftest import free_port
+
+pytestmark = pytest.mark.browser
 
 
 def test_missing_camera_and_broker_show_as_offline_chips_and_health_problems(start_device, tmp_path: Path) -> None:
@@ -33,3 +38,32 @@ def test_missing_camera_and_broker_show_as_offline_chips_and_health_problems(sta
             "camera offline", "broker disconnected"}
         page.wait_for_selector("#dev-conns:has-text('no such file')", timeout=20_000)  # telemetry's reason
         screenshots(page, "trouble", screens=("live", "device"))
+
+
+def test_too_many_wrong_tokens_show_the_devices_message_and_the_wait(start_device, tmp_path: Path) -> None:
+    device = start_device({"DOGMON_SOURCE": str(tmp_path / "no-such-camera.mp4"), "DOGMON_WS_TOKEN": "right"})
+    with open_app(device.http_url) as page:
+        page.wait_for_selector("#login[open]", timeout=15_000)
+        statuses = []
+        while 429 not in statuses:      # five wrong tries are allowed, then one per 12 s
+            assert len(statuses) < 8, f"no 429 after {statuses}"
+            page.fill("#login-token", "wrong")
+            with page.expect_response("**/api/login") as response:
+                page.press("#login-token", "Enter")
+            statuses.append(response.value.status)
+            if statuses[-1] == 401:
+                page.wait_for_selector("#login-error:has-text('That token is not right.')")
+        assert statuses == [401] * 5 + [429], statuses
+        page.wait_for_selector("#login-error:has-text('Sign-in failed')", timeout=5_000)
+        shown = page.text_content("#login-error")
+        # what the device says to anyone on this address now (it is still refusing)
+        request = urllib.request.Request(device.http_url + "/api/login", data=b'{"token": "wrong"}', method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request)
+        body = orjson.loads(refused.value.read())
+        wait = refused.value.headers["Retry-After"]
+        assert refused.value.code == 429 and body["error"]["code"] == "rate_limited"
+        assert shown == f"Sign-in failed: {body['error']['message']}. Try again in {wait} s.", shown
+        assert "[object Object]" not in shown
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "login-refused-1280x800.png"))

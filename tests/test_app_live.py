@@ -29,6 +29,8 @@ from tests.media import moving_dog_video
 from tests.protocol_check import check_live
 from tests.test_media_e2e import LABRADOR
 
+pytestmark = pytest.mark.browser
+
 TOKEN = "tablet-s3cret"
 
 
@@ -89,14 +91,14 @@ def test_live_box_sits_on_the_walking_dog_and_a_bookmark_clip_plays(start_device
             sign_in(page, TOKEN)
             wait_frames(page, 10)
             page.click("#toggle-debug")
-            page.wait_for_function("() => window.dogmon.screens.live.used !== null", timeout=20_000)
+            page.wait_for_selector("#live-ovl:not([data-detection-ts=''])", state="attached", timeout=20_000)
+            frame = next(iter(recorder.detections.values()))["frame"]   # the source's size, as the device says
 
             samples = []
             for _ in range(14):
                 time.sleep(0.4)
-                got = drawn_dog_box(page)
+                got = drawn_dog_box(page, frame)
                 samples.append((got, recorder.for_frame(got["frame_ts"])))
-            frame = samples[0][0]["frame"]
             lefts, mismatches = [], []
             for got, truth in samples:
                 assert truth is not None, f"the device sent no detection up to frame {got['frame_ts']}"
@@ -116,8 +118,8 @@ def test_live_box_sits_on_the_walking_dog_and_a_bookmark_clip_plays(start_device
             assert max(lefts) - min(lefts) > 40, f"the dog did not move between samples: {lefts}"
             assert sum(m <= 100 for m in mismatches) >= len(mismatches) - 2, f"overlays older than frames: {mismatches}"
 
-            # 127.0.0.1 is a secure context: the screen is kept awake while Live shows
-            assert page.evaluate("() => window.dogmon.screens.live.wakeLock !== null")
+            # 127.0.0.1 is a secure context: the screen is kept awake while Live shows, and the page says so
+            assert page.is_visible("#awake") and "kept on" in page.text_content("#awake")
             presence = page.text_content("[data-chip=presence]")
             assert presence.startswith("Dog here"), presence
 
@@ -184,9 +186,7 @@ def test_live_box_sits_on_the_walking_dog_and_a_bookmark_clip_plays(start_device
         recorder.close()
 
 
-POSE_DRAWN_JS = """() => {
-  const p = window.dogmon.screens.live.usedPose;
-  if (!p || !p.poses.length) return null;
+POSE_DRAWN_JS = """(p) => {
   const c = document.getElementById('live-ovl'), ctx = c.getContext('2d');
   const sx = c.width / p.frame.w, sy = c.height / p.frame.h;
   let shown = 0, hit = 0, cyan = 0;
@@ -220,9 +220,37 @@ def test_live_draws_the_keypoints_and_skeleton_of_a_pose_model(start_device, med
                            "DOGMON_CLIP_EVENTS": "", "DOGMON_SNAPSHOT_EVENTS": ""})
     with open_app(device.http_url) as page:
         wait_frames(page, 5)
-        page.wait_for_function("() => window.dogmon.screens.live.usedPose !== null", timeout=30_000)
-        drawn = page.evaluate(POSE_DRAWN_JS)
+        page.wait_for_selector("#live-ovl:not([data-pose-ts=''])", state="attached", timeout=30_000)
+        pose_ts = float(page.get_attribute("#live-ovl", "data-pose-ts"))
+        pose = next(m["data"] for m in page.ui_messages   # the pose overlay the page says it drew
+                    if m.get("overlay_type") == "pose" and m["data"]["frame_ts"] == pose_ts)
+        assert pose["poses"]
+        drawn = page.evaluate(POSE_DRAWN_JS, pose)
         assert drawn["model"] == "dogpose-stub"
         assert drawn["shown"] >= 20 and drawn["hit"] >= 0.8 * drawn["shown"], drawn  # a dot on each keypoint
         assert drawn["cyan"] > 30, drawn                                             # and the skeleton's lines
         screenshots(page, "pose", screens=("live",))
+
+
+def test_away_since_survives_the_state_poll_and_a_reload(start_device, media: Path, tmp_path: Path) -> None:
+    from tests.media import compose_video
+
+    video = compose_video(tmp_path / "visit.mp4", [(media / LABRADOR, 4.0), (None, 90.0)])
+    device = start_device({"DOGMON_SOURCE": str(video), "DOGMON_ABSENCE_SECONDS": "1",
+                           "DOGMON_CLIP_EVENTS": "", "DOGMON_SNAPSHOT_EVENTS": ""})
+    chip = "[data-chip=presence]"
+    with open_app(device.http_url) as page:
+        page.wait_for_selector(f"{chip}:has-text('Away since')", timeout=40_000)
+        left = next(i for i, m in enumerate(page.ui_messages) if m.get("event_type") == "dog_left")
+        away = page.text_content(chip)
+        # the page asks get_state every 5 s: after a reply to that, the chip still says when the dog left
+        deadline = time.monotonic() + 15
+        while not any(m["type"] == "reply" and m["data"]["type"] == "get_state" for m in page.ui_messages[left:]):
+            assert time.monotonic() < deadline, "no get_state poll after the dog left"
+            page.wait_for_timeout(200)   # lets Playwright hand over the frames received meanwhile
+        page.wait_for_timeout(500)
+        assert page.text_content(chip).split(" (")[0] == away.split(" (")[0], page.text_content(chip)
+        # a page opened now learns it from the device's state
+        page.reload()
+        page.wait_for_selector(f"{chip}:has-text('Away since')", timeout=15_000)
+        assert page.text_content(chip).split(" (")[0] == away.split(" (")[0]

@@ -3,7 +3,9 @@
 A zone is drawn with touch taps and a mouse drag (pointer events) on the live picture, named, given
 the return role and saved: the device stores exactly that polygon, the dog's ``zone_enter`` then shows
 in the page's timeline, and the zone shows as occupied. A self-crossing zone is refused by the device,
-and its own message is shown on that zone. The page works with no token configured (no sign-in).
+and its own message is shown on that zone; a name used twice marks the second zone's name field. The
+page works with no token configured (no sign-in). The zones on screen are read from the editor's SVG
+outlines (``polygon[data-name]``), as drawn.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import pytest
 from tests.app_page import goto, open_app, screenshots, wait_frames, wait_online
 from tests.helpers import ws_collect, ws_connect
 from tests.test_media_e2e import LABRADOR
+
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
@@ -54,6 +58,20 @@ def test_the_app_is_installable_manifest_and_icons_served_without_a_token(start_
             assert f"{image.shape[1]}x{image.shape[0]}" == icon["sizes"]
     assert {i["sizes"] for i in manifest["icons"]} >= {"192x192", "512x512"}
     assert any(i["purpose"] == "maskable" for i in manifest["icons"])
+
+
+ZONE_POINTS_JS = """(name) => {
+  const svg = document.getElementById('zone-svg');
+  const [, , w, h] = svg.getAttribute('viewBox').split(' ').map(Number);
+  const outline = [...svg.querySelectorAll('[data-name]')].find((n) => n.dataset.name === name);
+  return outline.getAttribute('points').trim().split(/\\s+/)
+    .map((xy) => xy.split(',').map(Number)).map(([x, y]) => [x / w, y / h]);
+}"""
+
+
+def zone_points(page, name: str) -> list[list[float]]:
+    """The corners of the zone's outline as drawn, normalised like the device's."""
+    return page.evaluate(ZONE_POINTS_JS, name)
 
 
 def tap(page, box: dict, x: float, y: float) -> None:
@@ -100,13 +118,13 @@ def test_a_zone_drawn_by_touch_is_stored_entered_and_an_invalid_one_shows_the_de
         page.focus("#zone-svg")
         for _ in range(3):
             page.keyboard.press("Shift+ArrowUp")
-        local = page.evaluate("() => window.dogmon.screens.zones.zones[0].points")
+        local = zone_points(page, "Dog bed")
         assert local[0][1] == pytest.approx(0.67, abs=0.002), local
         page.mouse.move(stage["x"] + 0.5 * stage["width"], stage["y"] + 0.8 * stage["height"])
         page.mouse.down()
         page.mouse.move(stage["x"] + 0.4 * stage["width"], stage["y"] + 0.8 * stage["height"], steps=4)
         page.mouse.up()
-        local = page.evaluate("() => window.dogmon.screens.zones.zones[0].points")
+        local = zone_points(page, "Dog bed")
         assert local[0][0] == pytest.approx(0.2, abs=0.01), local
         # add a corner with an edge's middle handle, select it and delete it with the button
         page.click("#zone-revert")
@@ -116,12 +134,12 @@ def test_a_zone_drawn_by_touch_is_stored_entered_and_an_invalid_one_shows_the_de
         mid = mid_handle.bounding_box()
         assert mid is not None, "the edge's middle handle is not on screen"
         page.mouse.click(mid["x"] + mid["width"] / 2, mid["y"] + mid["height"] / 2)
-        assert page.evaluate("() => window.dogmon.screens.zones.zones[0].points.length") == 5
+        assert len(zone_points(page, "Dog bed")) == 5
         page.click("#zf-delpoint")
-        assert page.evaluate("() => window.dogmon.screens.zones.zones[0].points.length") == 4
+        assert len(zone_points(page, "Dog bed")) == 4
         page.click("#zone-revert")
-        local = page.evaluate("() => window.dogmon.screens.zones.zones[0].points")
-        assert local == stored[0]["points"]
+        local = zone_points(page, "Dog bed")
+        assert [v for p in local for v in p] == pytest.approx([v for p in stored[0]["points"] for v in p], abs=1e-6)
 
         # the dog is in it: occupancy on the zone list, zone_enter in the timeline
         page.wait_for_selector("#zone-list li[data-zone='Dog bed']:has-text('dog inside')", timeout=20_000)
@@ -147,16 +165,31 @@ def test_a_zone_drawn_by_touch_is_stored_entered_and_an_invalid_one_shows_the_de
         page.click("#zone-new")
         page.click("#zone-save")
         page.wait_for_selector("#zone-list .zerr", timeout=15_000)
-        zones_sent = page.evaluate("() => window.dogmon.screens.zones.payload()")  # what its Save sent
+        refused = [m["data"] for m in page.ui_messages if m["type"] == "error"]   # what the device answered
         with ws_connect(device.ws_url) as ws:
-            refused = reply(ws, {"type": "set_zones", "id": "bad", "zones": zones_sent})
             still = reply(ws, {"type": "get_zones", "id": "z2"})["data"]["zones"]
-        assert refused["type"] == "error" and refused["data"]["code"] == "invalid_zones"
-        message = refused["data"]["message"]
+        assert len(refused) == 1 and refused[0]["code"] == "invalid_zones", refused
+        assert refused[0]["zone"] == {"index": 1, "field": "points"}
+        message = refused[0]["message"]
         assert "Zone 2" in message and "crosses itself" in message
         shown = page.text_content("#zone-list li[data-zone='Zone 2'] .zerr")
         assert shown == message
         assert message in page.text_content("#zone-error")
         assert "⚠ Zone 2" in page.text_content("#zone-svg")
+        assert page.get_attribute("#zf-name", "aria-invalid") == "false"   # the outline is at fault, not the name
         assert [z["name"] for z in still] == ["Dog bed"]  # nothing changed on the device
+
+        # a name used twice (any case): the second zone's name field is marked, the first zone is not
+        page.click("#zone-revert")
+        page.click("#zone-new")
+        for x, y in ((0.1, 0.1), (0.3, 0.1), (0.3, 0.3), (0.1, 0.3)):
+            tap(page, stage, x, y)
+        page.click("#zone-new")
+        page.fill("#zf-name", "dog BED")
+        page.click("#zone-save")
+        page.wait_for_selector("#zone-list li[data-zone='dog BED'] .zerr", timeout=15_000)
+        assert "used twice" in page.text_content("#zone-list li[data-zone='dog BED'] .zerr")
+        assert page.locator("#zone-list li[data-zone='Dog bed'] .zerr").count() == 0
+        assert page.get_attribute("#zf-name", "aria-invalid") == "true"
+        assert page.input_value("#zf-name") == "dog BED"   # the form shows the zone at fault
         screenshots(page, "zones", screens=("zones",))

@@ -52,6 +52,7 @@ def analyse(classifier: YamnetClassifier, samples: np.ndarray, **settings: float
     return events + analyzer.flush()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", BARKS)
 def test_each_bark_clip_is_one_bark_episode(classifier: YamnetClassifier, audio_dir: Path, name: str) -> None:
     events = analyse(classifier, load_audio_16k(audio_dir / name))
@@ -63,6 +64,7 @@ def test_each_bark_clip_is_one_bark_episode(classifier: YamnetClassifier, audio_
     assert 2 <= data["barks"] <= 15
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", NEGATIVES)
 def test_each_negative_clip_makes_no_event(classifier: YamnetClassifier, audio_dir: Path, name: str) -> None:
     samples = load_audio_16k(audio_dir / name)
@@ -77,6 +79,7 @@ def test_each_negative_clip_makes_no_event(classifier: YamnetClassifier, audio_d
     assert max(peak.values()) < 0.3, peak  # PROVENANCE: negatives reach at most 0.20 on Bark
 
 
+@pytest.mark.unit
 def test_a_long_run_of_barking_sends_continuous_barking_once(classifier: YamnetClassifier, audio_dir: Path) -> None:
     barking = np.concatenate([load_audio_16k(audio_dir / n) for n in BARKS])  # 30 s
     events = analyse(classifier, barking, continuous_seconds=10.0)
@@ -86,6 +89,7 @@ def test_a_long_run_of_barking_sends_continuous_barking_once(classifier: YamnetC
     assert episode.data["duration_s"] >= 29.0 and episode.data["barks"] >= 30
 
 
+@pytest.mark.e2e
 def test_microphone_path_reads_through_real_arecord(classifier: YamnetClassifier, audio_dir: Path,
                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """arecord captures from an ALSA ``file`` PCM fed with a bark clip (no sound card needed)."""
@@ -108,6 +112,7 @@ def test_microphone_path_reads_through_real_arecord(classifier: YamnetClassifier
     assert [e.kind for e in analyse(classifier, captured)] == ["bark"]
 
 
+@pytest.mark.e2e
 def test_missing_microphone_is_a_clear_error() -> None:
     source = AlsaAudioSource("plughw:9,0")  # no card 9
     with pytest.raises(AudioSourceError) as caught:
@@ -119,6 +124,7 @@ def test_missing_microphone_is_a_clear_error() -> None:
     assert source.proc is None or source.proc.poll() is not None  # no arecord left running
 
 
+@pytest.mark.unit
 def test_benchmark_reports_cost_and_latency(model_dir: Path, audio_dir: Path) -> None:
     result = benchmark_audio(model_dir / "yamnet.onnx", model_dir / "yamnet_class_map.csv",
                              [audio_dir / BARKS[2], audio_dir / NEGATIVES[1]], gap=3.0)

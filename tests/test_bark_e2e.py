@@ -8,8 +8,11 @@ import urllib.request
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.helpers import MqttCollector, events, ws_collect, ws_connect
+
+pytestmark = pytest.mark.e2e
 
 BARK_CLIP = "audio/bark_esc50_4-191687-A-0.wav"
 

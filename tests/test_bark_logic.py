@@ -12,6 +12,8 @@ from edge.audio.bark import WINDOW_SAMPLES, WINDOW_SECONDS, BarkDetector, OnsetC
 from edge.audio.resample import resample
 from edge.audio.source import AudioSourceError, load_audio_16k, parse_audio_source, read_audio_file
 
+pytestmark = pytest.mark.unit
+
 QUIET = {"bark": 0.0, "howl": 0.0, "growling": 0.0, "whimper": 0.0}
 
 

@@ -34,6 +34,7 @@ def _env(model_dir: Path, mirror: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.e2e
 def test_fetch_models_gets_everything_else_when_yamnet_cannot_be_had(mirror_without_yamnet: Path,
                                                                      tmp_path: Path) -> None:
     models = tmp_path / "models"
@@ -45,6 +46,7 @@ def test_fetch_models_gets_everything_else_when_yamnet_cannot_be_had(mirror_with
     assert "skipped (optional, needed when DOGMON_AUDIO_SOURCE is set" in done.stderr
 
 
+@pytest.mark.unit
 def test_device_start_up_does_not_need_yamnet_when_audio_is_off(mirror_without_yamnet: Path,
                                                                 tmp_path: Path) -> None:
     config = load_config(environ=_env(tmp_path / "models", mirror_without_yamnet))
@@ -53,6 +55,7 @@ def test_device_start_up_does_not_need_yamnet_when_audio_is_off(mirror_without_y
     assert not (tmp_path / "models" / "yamnet.onnx").exists()
 
 
+@pytest.mark.e2e
 def test_bark_detection_without_the_model_fails_start_up_with_what_to_do(mirror_without_yamnet: Path,
                                                                           tmp_path: Path) -> None:
     env = _env(tmp_path / "models", mirror_without_yamnet, DOGMON_AUDIO_SOURCE="alsa:default",
@@ -63,6 +66,7 @@ def test_bark_detection_without_the_model_fails_start_up_with_what_to_do(mirror_
     assert "bark detection needs YAMNet" in done.stderr and "Bark detection" in done.stderr
 
 
+@pytest.mark.unit
 def test_own_converted_model_is_used_with_the_verified_class_map(mirror_without_yamnet: Path, mirror: Path,
                                                                  tmp_path: Path) -> None:
     own = tmp_path / "converted" / "my-yamnet.onnx"  # stands for the user's own tf2onnx output

@@ -16,6 +16,8 @@ from tests.fetch_media import compose_fetch_video
 from tests.helpers import MqttCollector, events, ws_collect, ws_connect
 from tests.media import compose_video
 
+pytestmark = pytest.mark.e2e
+
 RUG = {"name": "rug", "points": [[0, 0.85], [1, 0.85], [1, 1], [0, 1]], "dwell_alert_seconds": 2}
 DOOR = {"name": "door", "points": [[0, 0], [0.1, 0], [0.1, 0.1]], "roles": ["return"], "color": "#3366ff"}
 

@@ -94,6 +94,7 @@ def play_in_chromium(device_port: int, token: str, clip_url: str) -> dict[str, A
         server.shutdown()
 
 
+@pytest.mark.browser
 def test_a_bookmark_clip_plays_in_chromium_with_poster_and_thumbnails_removed_by_retention(
         start_device, room_with_dog: Path, tmp_path: Path) -> None:
     token = "t0ken"
@@ -143,6 +144,7 @@ def test_a_bookmark_clip_plays_in_chromium_with_poster_and_thumbnails_removed_by
     assert http_get(device.port, snap["thumb_url"])[0] == 404
 
 
+@pytest.mark.e2e
 def test_a_bark_clip_carries_the_bark_in_its_sound(start_device, room_with_dog: Path, media: Path,
                                                    tmp_path: Path) -> None:
     import av
@@ -189,6 +191,7 @@ def test_a_bark_clip_carries_the_bark_in_its_sound(start_device, room_with_dog: 
     assert abs(lag / rate - expected) < 0.1, f"sound is {lag / rate - expected:+.3f} s off the picture"
 
 
+@pytest.mark.e2e
 def test_sigterm_while_a_clip_records_finishes_and_saves_it(start_device, room_with_dog: Path,
                                                             tmp_path: Path) -> None:
     import av
@@ -222,6 +225,7 @@ def test_sigterm_while_a_clip_records_finishes_and_saves_it(start_device, room_w
 
 
 
+@pytest.mark.e2e
 def test_a_clip_whose_writes_fail_mid_clip_ends_with_an_error_and_the_next_clip_is_saved(
         start_device, room_with_dog: Path, tmp_path: Path) -> None:
     """A real failure inside PyAV's muxer: the device's data dir is a 16 MB tmpfs in its own mount namespace,
@@ -272,6 +276,7 @@ def test_a_clip_whose_writes_fail_mid_clip_ends_with_an_error_and_the_next_clip_
     assert "ended early" in device.logs()
 
 
+@pytest.mark.e2e
 def test_the_mp4v_fallback_says_so_in_codec_telemetry_and_log(start_device, room_with_dog: Path,
                                                               tmp_path: Path) -> None:
     device = start_device({"DOGMON_SOURCE": str(room_with_dog), "DOGMON_CLIP_ENCODER": "mp4v",

@@ -18,6 +18,7 @@ from edge.util.masking import mask_credentials
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.unit
 def test_defaults_then_file_then_environment(tmp_path: Path) -> None:
     env_file = tmp_path / "device.env"
     env_file.write_text("# comment\nDOGMON_WS_PORT=9000\nexport DOGMON_SOURCE='rtsp://cam/stream'\n"
@@ -29,6 +30,7 @@ def test_defaults_then_file_then_environment(tmp_path: Path) -> None:
     assert config.mqtt_prefix == "dogmonitor"   # default
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("key", "value", "accepted"), [
     ("DOGMON_WS_PORT", "70000", "an integer from 0 to 65535"),
     ("DOGMON_SOURCE_LOOP", "maybe", "one of 1/0, true/false"),
@@ -44,6 +46,7 @@ def test_invalid_value_names_key_value_and_accepted(key: str, value: str, accept
     assert key in text and repr(value) in text and accepted in text
 
 
+@pytest.mark.unit
 def test_mqtt_url_parsing() -> None:
     target = parse_mqtt_url("mqtts://user:p%40ss@broker.lan")
     assert (target.host, target.port, target.tls, target.username, target.password) == (
@@ -51,6 +54,7 @@ def test_mqtt_url_parsing() -> None:
     assert parse_mqtt_url("mqtt://127.0.0.1:1884").port == 1884
 
 
+@pytest.mark.e2e
 def test_check_config_masks_secrets_and_exits_2_on_invalid(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "DOGMON_WS_TOKEN": "hunter2",
            "DOGMON_MQTT_URL": "mqtt://bob:secret@broker:1883"}
@@ -67,6 +71,7 @@ def test_check_config_masks_secrets_and_exits_2_on_invalid(tmp_path: Path) -> No
         assert len(lines) == 1 and "DOGMON_WS_PORT" in lines[0] and "'http'" in lines[0], bad.stderr
 
 
+@pytest.mark.e2e
 def test_every_key_is_documented_in_device_env_and_docs_configuration_md() -> None:
     device_env = (REPO / "device.env").read_text()
     missing_env = [k.name for k in KEYS if f"{k.name}=" not in device_env]
@@ -87,6 +92,7 @@ def test_every_key_is_documented_in_device_env_and_docs_configuration_md() -> No
     assert printed.returncode == 0 and printed.stdout == text, printed.stderr
 
 
+@pytest.mark.unit
 def test_config_fields_are_the_keys_and_parsers_return_the_declared_types() -> None:
     # Config's fields are declared once with their keys; each parser must give the field's declared type.
     hints = typing.get_type_hints(Config)
@@ -113,6 +119,7 @@ def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
                           text=True, timeout=60)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("value", "shown"), [
     (RAW_PASSWORD_URL, "rtsp://***@192.0.2.7:554/stream1"),
     (ENCODED_PASSWORD_URL, "rtsp://***@192.0.2.7:554/stream1"),
@@ -129,6 +136,7 @@ def test_mask_credentials_hides_all_userinfo_and_secret_parameters(value: str, s
     assert mask_credentials(value) == shown
 
 
+@pytest.mark.e2e
 def test_check_config_masks_a_password_with_at_and_slash_everywhere_it_prints(tmp_path: Path) -> None:
     for url in (RAW_PASSWORD_URL, ENCODED_PASSWORD_URL):
         env_file = tmp_path / "device.env"
@@ -146,6 +154,7 @@ def test_check_config_masks_a_password_with_at_and_slash_everywhere_it_prints(tm
         assert "w0rd" not in bad.stdout + bad.stderr and "p@ss" not in bad.stdout + bad.stderr
 
 
+@pytest.mark.e2e
 def test_env_is_accepted_before_and_after_every_subcommand_and_dev_null_is_an_empty_env(tmp_path: Path) -> None:
     env_file = tmp_path / "mine.env"
     env_file.write_text("DOGMON_DEVICE_ID=fromfile\nDOGMON_WS_PORT=eighty\n")
@@ -173,6 +182,7 @@ def test_env_is_accepted_before_and_after_every_subcommand_and_dev_null_is_an_em
     assert missing.returncode == 2 and "nope.env" in missing.stderr
 
 
+@pytest.mark.e2e
 def test_a_misspelled_key_warns_with_the_nearest_key_and_every_invalid_value_is_reported(tmp_path: Path) -> None:
     env_file = tmp_path / "device.env"
     env_file.write_text("DOGMON_SORCE=0\nDOGMON_WS_PORT=http\nDOGMON_LOG_LEVEL=loud\nDOGMON_ABSENCE_SECONDS=-3\n")
@@ -191,3 +201,23 @@ def test_a_misspelled_key_warns_with_the_nearest_key_and_every_invalid_value_is_
     # From the process environment too; the device logs the warning at start.
     from_env = cli("check-config", "--env", "/dev/null", env={"DOGMON_TELEMETRY_INTERVALL": "3"}, cwd=tmp_path)
     assert "DOGMON_TELEMETRY_INTERVALL" in from_env.stderr and "DOGMON_TELEMETRY_INTERVAL?" in from_env.stderr
+
+
+@pytest.mark.e2e
+def test_check_config_names_a_source_file_that_does_not_exist_yet_the_config_still_loads(tmp_path: Path) -> None:
+    clip = tmp_path / "clips" / "garden.mp4"
+    env_file = tmp_path / "device.env"
+    env_file.write_text(f"DOGMON_SOURCE={clip}\n")
+    missing = cli("check-config", "--env", str(env_file), cwd=tmp_path)
+    assert missing.returncode == 2, missing.stderr
+    assert "DOGMON_SOURCE" in missing.stderr and "no such file" in missing.stderr and str(clip) in missing.stderr
+    # Not a parse error: the device itself still starts with it and retries the file at run time.
+    assert load_config(env_file, {}).source == str(clip)
+    clip.parent.mkdir()
+    clip.write_bytes(b"")
+    present = cli("check-config", "--env", str(env_file), cwd=tmp_path)
+    assert present.returncode == 0 and "no such file" not in present.stderr, present.stderr
+    # Cameras, streams and the demo are not files: check-config does not judge them (diag does).
+    for source in ("demo", "0", "rtsp://192.0.2.7/stream1", "/dev/video9"):
+        env_file.write_text(f"DOGMON_SOURCE={source}\n")
+        assert cli("check-config", "--env", str(env_file), cwd=tmp_path).returncode == 0, source

@@ -13,6 +13,8 @@ from edge.vision.detector import Detector
 from edge.vision.runtime import create_session
 from edge.vision.tracking import iou
 
+pytestmark = pytest.mark.unit
+
 # dog boxes (x1, y1, x2, y2) in photo pixels, as measured in ../shared/models/PROVENANCE.md
 EXPECTED = {
     "dog_sitting_bike_darknet.jpg": (133, 207, 326, 543),

@@ -11,11 +11,15 @@ import time
 import urllib.request
 from pathlib import Path
 
-from edge.system.diag import FAIL, PASS, WARN, Check, decode_throttled, exit_code, judge_resources, judge_temperature
+import pytest
+
+from edge.system.diag import exit_code
+from edge.system.diag_checks import FAIL, PASS, WARN, Check, decode_throttled, judge_resources, judge_temperature
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.unit
 def test_pi_throttling_flags_are_explained() -> None:
     assert decode_throttled(0).status == PASS
     now = decode_throttled(0x50005)  # under-voltage now, throttled now, both have occurred
@@ -25,6 +29,7 @@ def test_pi_throttling_flags_are_explained() -> None:
     assert decode_throttled(0x8).status == WARN
 
 
+@pytest.mark.unit
 def test_temperature_memory_disk_and_exit_codes() -> None:
     assert judge_temperature(None).status == PASS
     assert judge_temperature(55.0).status == PASS
@@ -34,6 +39,7 @@ def test_temperature_memory_disk_and_exit_codes() -> None:
     assert statuses == [FAIL, FAIL]
     assert [c.status for c in judge_resources(40, 5000, Path("/data"))] == [PASS, PASS]
 
+@pytest.mark.unit
 def test_exit_code_rule_0_device_fine_1_device_problem_2_config_invalid() -> None:
     assert exit_code([Check("a", PASS, "")]) == 0
     # Warnings about the machine diag runs on (no systemd, clock state unknown) are not device problems.
@@ -59,8 +65,9 @@ def run_diag(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, floa
     return done.returncode, done.stdout, time.monotonic() - started
 
 
+@pytest.mark.e2e
 def test_a_healthy_device_passes_every_essential_check(start_device, mosquitto, tmp_path: Path) -> None:
-    device = start_device({"DOGMON_SOURCE": "demo", "DOGMON_MQTT_URL": mosquitto.url})
+    device = start_device({"DOGMON_SOURCE": "demo", "DOGMON_MQTT_URL": mosquitto.url, "DOGMON_WS_TOKEN": "s3cret"})
     deadline = time.monotonic() + 20  # poll until frames flow and the broker is connected
     while (health := _healthz(device))["status"] != "ok" and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -69,8 +76,10 @@ def test_a_healthy_device_passes_every_essential_check(start_device, mosquitto, 
     code, out, seconds = run_diag(env, tmp_path, "diag", "--json")
     report = json.loads(out)
     status = {c["name"]: c for c in report["checks"]}
-    for essential in ("config", "device", "camera", "models", "broker", "memory", "disk"):
+    for essential in ("config", "device", "websocket", "camera", "models", "broker", "memory", "disk"):
         assert status[essential]["status"] == PASS, status[essential]
+    assert "/ws/ui: connection message in" in status["websocket"]["detail"]
+    assert "device testdog" in status["websocket"]["detail"]
     assert "512x512" in status["camera"]["detail"] and "running device" in status["camera"]["detail"]
     assert "ms/frame" in status["models"]["detail"] and "round trip" in status["broker"]["detail"]
     assert "availability=online" in status["broker"]["detail"]
@@ -87,7 +96,14 @@ def test_a_healthy_device_passes_every_essential_check(start_device, mosquitto, 
     assert code_text == code and "PASS  broker" in text and "PASS  device" in text
     assert "all device checks passed" in text
 
+    # A tablet with another token is refused: the WebSocket row says so and which key to compare.
+    code, out, _ = run_diag({**env, "DOGMON_WS_TOKEN": "guess123"}, tmp_path, "diag", "--json")
+    websocket = {c["name"]: c for c in json.loads(out)["checks"]}["websocket"]
+    assert websocket["status"] == FAIL and "refused the token (401)" in websocket["detail"], websocket
+    assert "DOGMON_WS_TOKEN" in websocket["advice"] and code == 1
 
+
+@pytest.mark.e2e
 def test_a_broken_config_fails_with_exit_2_and_names_the_key(tmp_path: Path) -> None:
     env_file = tmp_path / "device.env"
     env_file.write_text("DOGMON_WS_PORT=eighty\n")
@@ -97,6 +113,7 @@ def test_a_broken_config_fails_with_exit_2_and_names_the_key(tmp_path: Path) -> 
     assert "FAIL config: fix DOGMON_WS_PORT" in out
 
 
+@pytest.mark.e2e
 def test_a_dead_broker_fails_with_advice(mosquitto, model_dir: Path, tmp_path: Path) -> None:
     url = mosquitto.url
     mosquitto.stop()
@@ -110,10 +127,12 @@ def test_a_dead_broker_fails_with_advice(mosquitto, model_dir: Path, tmp_path: P
     assert "is the broker running" in status["broker"]["advice"]
     # No device runs either: it says so, and the camera is then opened by diag itself.
     assert status["device"]["status"] == FAIL and "not running" in status["device"]["advice"]
+    assert status["websocket"]["status"] == FAIL and "did not answer" in status["websocket"]["detail"]
     assert status["camera"]["status"] == PASS and "read by diag" in status["camera"]["detail"]
     assert seconds < 15
 
 
+@pytest.mark.e2e
 def test_a_missing_file_source_says_no_such_file_everywhere_and_no_cable_advice(start_device, tmp_path: Path) -> None:
     from tests.helpers import events, ws_collect, ws_connect
 

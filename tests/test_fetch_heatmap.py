@@ -10,6 +10,8 @@ from edge.behaviour.heatmap import ActivityMeter, HeatMap, activity_level
 from edge.vision.detector import Detection
 from edge.vision.tracking import Track
 
+pytestmark = pytest.mark.unit
+
 
 def dog(box: tuple[float, float, float, float], track_id: int = 1) -> Track:
     return Track(track_id, box, 0.9, 0.0, 0.0, hits=5, confirmed=True)

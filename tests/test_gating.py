@@ -31,12 +31,14 @@ SIZE = (1920, 1080)
 
 # --- the gate (pure) ---
 
+@pytest.mark.unit
 def test_still_scene_is_rechecked_every_idle_seconds_only() -> None:
     gate = DetectGate(idle_seconds=3.0)
     runs = [t / 30 for t in range(30 * 10) if gate.decide(t / 30, STILL, [], False, SIZE).run]
     assert runs == pytest.approx([0.0, 3.0, 6.0, 9.0], abs=0.04)
 
 
+@pytest.mark.unit
 def test_motion_a_live_track_and_presence_each_keep_the_detector_running() -> None:
     gate = DetectGate(idle_seconds=3.0)
     gate.decide(0.0, STILL, [], False, SIZE)
@@ -48,6 +50,7 @@ def test_motion_a_live_track_and_presence_each_keep_the_detector_running() -> No
     assert gate.decide(0.5, MotionResult((), 0.9, relearned=True), [], False, SIZE).reason == "scene_change"
 
 
+@pytest.mark.unit
 def test_detect_fps_caps_the_rate_and_zero_idle_seconds_detects_every_frame() -> None:
     capped = DetectGate(idle_seconds=3.0, max_fps=5.0)
     runs = [t / 30 for t in range(60) if capped.decide(t / 30, MOVING, [], False, SIZE).run]
@@ -56,6 +59,7 @@ def test_detect_fps_caps_the_rate_and_zero_idle_seconds_detects_every_frame() ->
     assert all(off.decide(t / 30, STILL, [], False, SIZE).run for t in range(60))
 
 
+@pytest.mark.unit
 def test_small_motion_in_a_wide_frame_gets_a_square_crop_and_a_regular_full_frame_pass() -> None:
     gate = DetectGate(idle_seconds=3.0, min_side=416, full_frame_seconds=2.0)
     assert gate.decide(0.0, STILL, [], False, SIZE).region is None   # first look: whole frame
@@ -72,6 +76,7 @@ def test_small_motion_in_a_wide_frame_gets_a_square_crop_and_a_regular_full_fram
     assert gate.decide(5.1, MOVING, [], False, (512, 512)).region is None
 
 
+@pytest.mark.unit
 def test_detect_fps_below_what_the_tracker_needs_is_a_clear_config_error() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(None, {"DOGMON_DETECT_FPS": "1"})
@@ -85,6 +90,7 @@ def test_detect_fps_below_what_the_tracker_needs_is_a_clear_config_error() -> No
 
 # --- the motion stage on real photos ---
 
+@pytest.mark.unit
 def test_motion_finds_a_pasted_dog_and_ignores_noise_and_a_light_switched_on(media: Path) -> None:
     room = scenes.fit(scenes.read_image(media / "neg_bridge_wikimedia.jpg"), 1280, 720)
     dog = cv2.resize(scenes.read_image(media / "dog_standing_labrador_wikimedia.jpg"), (160, 130))
@@ -143,6 +149,7 @@ def events_of(video: Path, pipeline: FramePipeline) -> tuple[list[str], list[int
     return kinds, runs
 
 
+@pytest.mark.e2e
 def test_a_dog_lying_still_for_a_minute_stays_present(detector: Detector, media: Path, tmp_path: Path) -> None:
     photo = scenes.read_image(media / "dog_lying_person_horse_darknet.jpg")
     video = scenes.write_video(tmp_path / "lying.mp4", scenes.still_frames(photo, 60, 10, (640, 480)), 10)
@@ -153,6 +160,7 @@ def test_a_dog_lying_still_for_a_minute_stays_present(detector: Detector, media:
     assert len(recorder.frames) == 600 and recorder.frames[-1][2] == 1   # the dog is still seen at the end
 
 
+@pytest.mark.e2e
 def test_a_light_switched_on_costs_a_few_detector_runs_not_a_stream(detector: Detector, media: Path,
                                                                      tmp_path: Path) -> None:
     room = scenes.read_image(media / "neg_bridge_wikimedia.jpg")
@@ -170,6 +178,7 @@ def test_a_light_switched_on_costs_a_few_detector_runs_not_a_stream(detector: De
     assert telemetry["frames_skipped"] >= 350 and telemetry["duty_cycle"] < 0.05
 
 
+@pytest.mark.e2e
 def test_frames_skipped_by_the_fps_cap_reach_the_features_with_the_tracks_as_they_are(
         detector: Detector, media: Path, tmp_path: Path) -> None:
     photo = scenes.read_image(media / "dog_lying_person_horse_darknet.jpg")

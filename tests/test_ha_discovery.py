@@ -8,11 +8,14 @@ from typing import Any
 
 import jinja2
 import orjson
+import pytest
 
 from edge.core.state import DeviceState
 from edge.protocol import messages
 from edge.protocol.messages import EventType
-from edge.transports import ha
+from edge.transports.mqtt import ha
+
+pytestmark = pytest.mark.unit
 
 INFO = ha.DeviceInfo(device_id="kitchen", mqtt_prefix="dogmonitor", ha_prefix="homeassistant", sw_version="0.1.0",
                      configuration_url="http://192.0.2.5:8765/healthz", telemetry_interval=5)

@@ -7,10 +7,13 @@ from typing import Any
 
 import orjson
 import paho.mqtt.publish as mqtt_publish
+import pytest
 
-from edge.transports import ha
+from edge.transports.mqtt import ha
 from tests.helpers import MqttCollector
 from tests.test_ha_discovery import render
+
+pytestmark = pytest.mark.e2e
 
 # --- end to end: a real device, a real broker, an HA-style subscriber ---
 
@@ -59,7 +62,8 @@ def test_home_assistant_sees_a_complete_device_whose_entities_follow_the_dog(sta
     telemetry = orjson.loads(_latest(ha_view, cpu["state_topic"]))
     assert render(cpu["value_template"], orjson.dumps(telemetry)) == str(telemetry["data"]["cpu_percent"])
     fps = configs["homeassistant/sensor/dogmonitor_testdog/inference_fps/config"]
-    assert float(render(fps["value_template"], orjson.dumps(telemetry))) >= 0
+    assert float(render(fps["value_template"], orjson.dumps(telemetry))) \
+        == telemetry["data"]["pipeline"]["inference_fps"]
 
     # Commands over MQTT: answered with the request id; malformed ones are refused and change nothing.
     def cmd(name: str, payload: str) -> None:

@@ -20,6 +20,8 @@ import pytest
 from tests.helpers import EventEmitter, MqttCollector, events, ws_collect, ws_connect
 from tests.media import compose_video
 
+pytestmark = pytest.mark.e2e
+
 RELIABLE = {"DOGMON_TEST_EVENTS": "1", "DOGMON_WS_RATE": "1000"}
 QUIET_MEDIA = {"DOGMON_SNAPSHOT_EVENTS": "", "DOGMON_CLIP_EVENTS": ""}
 

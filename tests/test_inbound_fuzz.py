@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.core.bus import Bus
 from edge.core.commands import VALIDATORS
+from edge.core.device_commands import DeviceCommands
 from edge.core.store import EventStore
 from edge.protocol import messages
 from edge.protocol.messages import MessageType
 from edge.transports.ws import WebSocketHub
+
+pytestmark = pytest.mark.unit
 
 # Every command is declared in edge.protocol, so VALIDATORS already holds the features' commands too.
 json_values = st.recursive(
@@ -67,9 +71,5 @@ def test_get_events_filters_by_type_and_time() -> None:
 
 
 def _get_events_handler(hub: WebSocketHub):
-    # the same handler the device registers (edge.device.Device._cmd_get_events), bound to this hub's store
-    from edge.device import Device
-
-    device = Device.__new__(Device)
-    device.store = hub.bus.store
-    return device._cmd_get_events
+    # the handler the device registers, bound to this hub's bus and store
+    return DeviceCommands(hub.bus, hub.bus.store, test_events=False).get_events

@@ -33,6 +33,7 @@ def unit_with_existing_exec(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.unit
 def test_unit_declares_notify_watchdog_restart_and_hardening() -> None:
     text = UNIT.read_text()
     for line in ("Type=notify", "WatchdogSec=60", "Restart=on-failure", "EnvironmentFile=/etc/dogmonitor/device.env",
@@ -42,6 +43,7 @@ def test_unit_declares_notify_watchdog_restart_and_hardening() -> None:
         assert re.search(rf"^{re.escape(line)}", text, re.M), line
 
 
+@pytest.mark.e2e
 def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     done = subprocess.run([systemd_analyze(), "verify", str(unit_with_existing_exec(tmp_path))],
                           capture_output=True, text=True, timeout=30)
@@ -53,6 +55,7 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     assert "WatchdogSecs" in found.stderr  # the check does catch a typo
 
 
+@pytest.mark.e2e
 def test_unit_exposure_is_low(tmp_path: Path) -> None:
     done = subprocess.run([systemd_analyze(), "security", "--offline=yes", str(unit_with_existing_exec(tmp_path))],
                           capture_output=True, text=True, timeout=30)
@@ -70,6 +73,7 @@ def commands(output: str) -> list[str]:
     return [line[2:] for line in output.splitlines() if line.startswith("+ ")]
 
 
+@pytest.mark.unit
 def test_install_dry_run_prints_every_step_in_order_and_changes_nothing(tmp_path: Path) -> None:
     etc = tmp_path / "etc"
     done = dry_run("--dry-run", "--with-mosquitto", DOGMON_ETC_DIR=str(etc), DOGMON_PREFIX=str(tmp_path / "opt"))
@@ -87,6 +91,7 @@ def test_install_dry_run_prints_every_step_in_order_and_changes_nothing(tmp_path
     assert not etc.exists() and not (tmp_path / "opt").exists()
 
 
+@pytest.mark.unit
 def test_install_keeps_an_existing_device_env(tmp_path: Path) -> None:
     (tmp_path / "device.env").write_text("DOGMON_DEVICE_ID=kitchen\n")
     done = dry_run("--dry-run", DOGMON_ETC_DIR=str(tmp_path))
@@ -96,6 +101,7 @@ def test_install_keeps_an_existing_device_env(tmp_path: Path) -> None:
     assert (tmp_path / "device.env").read_text() == "DOGMON_DEVICE_ID=kitchen\n"
 
 
+@pytest.mark.unit
 def test_uninstall_keeps_data_unless_purged(tmp_path: Path) -> None:
     keep = dry_run("--dry-run", "--uninstall")
     assert keep.returncode == 0
@@ -107,6 +113,7 @@ def test_uninstall_keeps_data_unless_purged(tmp_path: Path) -> None:
     assert "userdel dogmonitor" in commands(purge.stdout)
 
 
+@pytest.mark.unit
 def test_install_refuses_unknown_or_contradictory_options() -> None:
     bad = dry_run("--frobnicate")
     assert bad.returncode == 2 and "unknown option '--frobnicate'" in bad.stderr and "--dry-run" in bad.stderr

@@ -21,6 +21,8 @@ from websockets.exceptions import InvalidStatus
 
 from tests.helpers import MqttCollector, Msg, events, ws_collect, ws_connect
 
+pytestmark = pytest.mark.e2e
+
 LABRADOR = "dog_standing_labrador_wikimedia.jpg"
 PRE = 2.0
 GREEN = np.array([60, 200, 60])  # edge.media.render.DOG_COLOUR (BGR)

@@ -23,6 +23,8 @@ from edge.media.ring import AudioChunk, EncodedFrame, FrameRing
 from edge.media.writer import ClipRecorder, DiskFull, check_space, remove_partials
 from edge.util.fsutil import atomic_write as write_atomic
 
+pytestmark = pytest.mark.unit
+
 
 def frame(t: float, size: int = 100, wall: float | None = None) -> EncodedFrame:
     return EncodedFrame(b"x" * size, t, 1_700_000_000 + t if wall is None else wall, 64, 48)

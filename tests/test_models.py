@@ -14,6 +14,8 @@ from edge.config import load_config
 from edge.core.models import MANIFEST_DIR, FetchError, ManifestFile, fetch_all, fetch_file, load_manifests
 from edge.device import ensure_models
 
+pytestmark = pytest.mark.unit
+
 
 def test_fetch_from_mirror_verifies_every_manifest_file(mirror: Path, tmp_path: Path) -> None:
     paths = fetch_all(tmp_path / "m", mirror)

@@ -8,8 +8,10 @@ import pytest
 
 from edge.core.commands import CommandError
 from edge.protocol import messages
-from edge.transports.kickloop import KickLoopDetector
-from edge.transports.mqtt_commands import parse_mqtt_command, result_payload
+from edge.transports.mqtt.commands import parse_mqtt_command, result_payload
+from edge.transports.mqtt.kickloop import KickLoopDetector
+
+pytestmark = pytest.mark.unit
 
 SUPPORTED = {"ping", "get_state", "get_events", "emit_test_event"}
 

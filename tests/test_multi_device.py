@@ -8,9 +8,12 @@ import urllib.request
 
 import orjson
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.helpers import MqttCollector
+
+pytestmark = pytest.mark.e2e
 
 
 def _retained_configs(sub: MqttCollector, node: str) -> dict[str, dict]:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import cv2
+import pytest
 
 from edge.core.feature import Feature, FrameContext
 from edge.core.models import MANIFEST_DIR
@@ -17,6 +18,8 @@ from edge.vision.detector import Detector
 from edge.vision.pipeline import FramePipeline
 from edge.vision.runtime import create_session
 from edge.vision.tracking import DogTracker
+
+pytestmark = pytest.mark.unit
 
 
 class Broken(Feature):

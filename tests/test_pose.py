@@ -24,6 +24,8 @@ from tests.pose_graphs import (
     write_manifest,
 )
 
+pytestmark = pytest.mark.unit
+
 FRAME = np.zeros((480, 640, 3), dtype=np.uint8)
 
 

@@ -22,6 +22,8 @@ from edge.behaviour.posture import (
     classify_keypoints,
 )
 
+pytestmark = pytest.mark.unit
+
 # anatomical points per posture: (forward, up)
 DOGS = {
     STAND: {"nose": (120, 110), "eye": (108, 122), "withers": (62, 100), "tail_root": (-50, 95),

@@ -20,6 +20,8 @@ from tests.media import compose_video
 from tests.pose_graphs import DOG_POSE_24, constant_outputs_model, write_manifest
 from tests.test_posture import DOGS, dog_pose
 
+pytestmark = pytest.mark.e2e
+
 LABRADOR = ("dog_standing_labrador_wikimedia.jpg", (53, 30, 665, 551))        # boxes from models/PROVENANCE.md
 LYING = ("dog_lying_person_horse_darknet.jpg", (62, 263, 200, 348))
 

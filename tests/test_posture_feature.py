@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from edge.behaviour.posture_feature import PostureFeature
+from edge.behaviour.posture_feature import FIRST_POSTURE_SECONDS, PostureFeature
 from edge.core.feature import FrameContext
 from edge.vision.capture import Frame
 from edge.vision.pose import PoseRunner, PoseSpec
@@ -14,6 +15,8 @@ from edge.vision.runtime import create_session
 from edge.vision.tracking import Track
 from tests.pose_graphs import DOG_POSE_24, constant_outputs_model
 from tests.test_posture import DOGS, dog_pose
+
+pytestmark = pytest.mark.unit
 
 IMAGE = np.zeros((480, 640, 3), dtype=np.uint8)
 BOX = (100.0, 100.0, 400.0, 370.0)   # 300x270: the box alone says stand
@@ -49,7 +52,8 @@ def test_pose_runs_at_most_pose_fps_per_dog_and_keypoints_decide(tmp_path: Path)
     assert pose["track_id"] == 1 and len(pose["keypoints"]) == 24 and overlays[0].data["model"] == "sit-stub"
     fired = [m for m in out if m.is_event]
     assert [(m.event_type, m.data["source"], m.data["previous"]) for m in fired] == [("sit", "keypoints", None)]
-    assert fired[0].data["held_seconds"] >= 1.0 and fired[0].data["box"]["track_id"] == 1
+    # a track's first posture needs FIRST_POSTURE_SECONDS of evidence; later changes DOGMON_POSTURE_MIN_SECONDS
+    assert fired[0].data["held_seconds"] >= FIRST_POSTURE_SECONDS and fired[0].data["box"]["track_id"] == 1
 
 
 def test_unconfirmed_or_unseen_tracks_get_no_pose_and_stale_keypoints_give_way_to_the_box(tmp_path: Path) -> None:

@@ -25,6 +25,8 @@ from tests.helpers import (
 from tests.media import compose_video
 from tests.netcam import MjpegCamera
 
+pytestmark = pytest.mark.e2e
+
 RELIABLE = {"DOGMON_TEST_EVENTS": "1", "DOGMON_WS_RATE": "1000"}
 
 
@@ -267,7 +269,7 @@ def test_network_camera_that_stalls_goes_offline_and_comes_back(start_device) ->
         camera.close()
 
 
-def test_data_dir_that_fills_up_mid_run_streams_live_and_flags_it(start_device, room_video: Path,
+def test_data_dir_that_fills_up_mid_run_streams_live_without_seq_and_flags_it(start_device, room_video: Path,
                                                                    tmp_path: Path) -> None:
     """A real full disk: the device runs in its own mount namespace with a 192 kB tmpfs as its data dir."""
     data = tmp_path / "small-disk"
@@ -283,18 +285,22 @@ def test_data_dir_that_fills_up_mid_run_streams_live_and_flags_it(start_device, 
         seqs = []
         for i in range(120):  # ~1 MB of events into a 192 kB disk
             ws.send(orjson.dumps({"type": "emit_test_event", "id": i, "data": {"blob": "x" * 8000}}))
-            got = ws_collect(ws, lambda m, i=i: any(x["type"] == "reply" and x["data"]["id"] == i for x in m), 10)
-            seqs.append(next(x for x in got if x["type"] == "reply")["data"]["seq"])
-            if any(x["type"] == "event" and x["event_type"] == "error" for x in got):
+            got = ws_collect(ws, lambda m, i=i: any(x["type"] in ("reply", "error") and x["data"].get("id") == i
+                                                    for x in m), 10)
+            answer = next(x for x in got if x["type"] in ("reply", "error") and x["data"].get("id") == i)
+            if answer["type"] == "error":  # not stored: no seq is given for it
+                assert answer["data"]["code"] == "storage_full", answer
                 break
-        assert seqs == sorted(set(seqs)) and len(seqs) >= 2  # numbering and live delivery go on
+            seqs.append(answer["data"]["seq"])
+        assert seqs and seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # stored while there was room, no gap
         failure = ws_collect(ws, lambda m: any(x["type"] == "telemetry" and not x["data"]["store"]["ok"]
                                                for x in m), 10)
         telemetry = [x for x in failure if x["type"] == "telemetry"][-1]["data"]["store"]
         assert telemetry["write_errors"] >= 1
         ws.send(orjson.dumps({"type": "emit_test_event", "id": "after", "data": {}}))
         after = ws_collect(ws, lambda m: any(x["type"] == "event" and x["event_type"] == "test" for x in m), 10)
-        assert [x for x in after if x["type"] == "event"][0]["seq"] > seqs[-1]
+        live = [x for x in after if x["type"] == "event"][0]
+        assert live["data"]["origin"] == "ws" and live.get("seq", seqs[-1] + 1) > seqs[-1]  # live delivery goes on
     health = orjson.loads(urllib.request.urlopen(device.http_url + "/healthz", timeout=5).read())
     assert "event log not writable" in health["problems"] and device.proc.poll() is None
 

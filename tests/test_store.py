@@ -15,6 +15,8 @@ from edge.core.store import FLOOR_FILE, SCHEMA_VERSION, EventStore
 from edge.util.ratelimit import Cooldown, RateLimiter
 from edge.util.retry import Backoff
 
+pytestmark = pytest.mark.unit
+
 # The schema as every release before schema versions wrote it (user_version 0).
 UNVERSIONED_SCHEMA = """
 CREATE TABLE events (seq INTEGER PRIMARY KEY, ts REAL NOT NULL, event_type TEXT NOT NULL, payload BLOB NOT NULL,

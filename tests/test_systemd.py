@@ -27,6 +27,7 @@ def sample(now: float, frames: int, reconnects: int = 0, beat: float | None = No
                           inference_beat=now if beat is None else beat, camera_online=online, capture_alive=alive)
 
 
+@pytest.mark.unit
 def test_frames_flowing_keep_the_watchdog_fed_and_a_frame_stall_stops_it() -> None:
     judge = ProgressJudge.for_stall(camera_stall_seconds=1.0)  # frame window 4 s
     assert judge.update(sample(0, 0))[0]
@@ -37,6 +38,7 @@ def test_frames_flowing_keep_the_watchdog_fed_and_a_frame_stall_stops_it() -> No
     assert not healthy and "no frame" in why
 
 
+@pytest.mark.unit
 def test_camera_away_with_the_reconnect_loop_alive_is_progress_until_the_loop_stops() -> None:
     judge = ProgressJudge.for_stall(camera_stall_seconds=5.0)  # retry window 30 + 10 + 10 = 50 s
     judge.update(sample(0, 100))
@@ -51,6 +53,7 @@ def test_camera_away_with_the_reconnect_loop_alive_is_progress_until_the_loop_st
     assert not healthy and "no camera reconnect attempt" in why
 
 
+@pytest.mark.unit
 def test_a_stuck_inference_loop_or_a_dead_capture_thread_stops_the_pings() -> None:
     judge = ProgressJudge.for_stall(camera_stall_seconds=1.0)
     judge.update(sample(0, 1))
@@ -62,6 +65,7 @@ def test_a_stuck_inference_loop_or_a_dead_capture_thread_stops_the_pings() -> No
     assert not healthy and "capture thread has ended" in why
 
 
+@pytest.mark.unit
 def test_watchdog_interval_is_half_of_watchdog_usec_and_only_for_this_process() -> None:
     assert watchdog_interval({"WATCHDOG_USEC": "20000000"}) == 10.0
     assert watchdog_interval({"WATCHDOG_USEC": "20000000", "WATCHDOG_PID": str(os.getpid())}) == 10.0
@@ -84,6 +88,7 @@ def receive_all(sock: socket.socket, seconds: float) -> list[tuple[float, str]]:
     return got
 
 
+@pytest.mark.unit
 def test_notifier_sends_datagrams_to_a_path_and_to_an_abstract_socket(tmp_path: Path) -> None:
     path_sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     path_sock.bind(str(tmp_path / "notify"))
@@ -115,6 +120,7 @@ def notify_socket(tmp_path: Path):
     sock.close()
 
 
+@pytest.mark.e2e
 def test_device_is_ready_after_its_first_frame_and_stops_pinging_when_the_pipeline_stalls(
         start_device, notify_socket, tmp_path: Path) -> None:
     sock, path = notify_socket

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from edge.vision.detector import Detection
 from edge.vision.tracking import DogTracker
+
+pytestmark = pytest.mark.unit
 
 
 def dog(x: float = 100, y: float = 100, w: float = 80, h: float = 60, score: float = 0.8) -> Detection:

@@ -25,6 +25,8 @@ from edge.web.server import WebServer
 from tests.helpers import ws_connect
 from tests.media import compose_video
 
+pytestmark = pytest.mark.e2e
+
 QUIET_MEDIA = {"DOGMON_SNAPSHOT_EVENTS": "", "DOGMON_CLIP_EVENTS": ""}
 
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from edge.behaviour.zones import ZoneTracker, ground_point, paw_points, paws_of
+from edge.core.commands import CommandError, parse_command
+from edge.protocol import messages
 from edge.protocol.zones import Zone, ZoneError, parse_zones, point_in_polygon
+from tests.protocol_check import check_ws
+
+pytestmark = pytest.mark.unit
 
 # An L-shaped (concave) sofa: the notch at the top right is NOT part of it.
 L_SHAPE = ((0.1, 0.1), (0.4, 0.1), (0.4, 0.5), (0.8, 0.5), (0.8, 0.9), (0.1, 0.9))
@@ -82,26 +88,43 @@ def test_valid_request_parses_with_roles_and_dwell() -> None:
                                                     {"x": 0.2, "y": 0.2}]}])[0].points[1] == (0.2, 0.1)
 
 
-@pytest.mark.parametrize(("request_zones", "names"), [
-    ([zone_dict(points=[(0.1, 0.1), (0.2, 0.2)])], "2 points"),
-    ([zone_dict(points=[(i / 40, (i % 2) / 2) for i in range(33)])], "33 points"),
-    ([zone_dict(points=[(0.1, 0.1), (0.9, 0.9), (0.9, 0.1), (0.1, 0.9)])], "crosses itself"),   # a bow tie
-    ([zone_dict(points=[(0.1, 0.1), (1.5, 0.1), (0.5, 0.5)])], "outside 0..1"),
-    ([zone_dict(points=[(10, 10), (300, 10), (300, 200)])], "normalised"),                        # pixels sent
-    ([zone_dict(name="")], "1 to 40 characters"),
-    ([zone_dict(name="x" * 41)], "1 to 40 characters"),
-    ([zone_dict(name="sofa/../../etc")], "1 to 40 characters"),
-    ([zone_dict(), zone_dict()], "used twice"),
-    ([zone_dict(f"z{i}", [(0.1, 0.1), (0.2, 0.1), (0.2, 0.2)]) for i in range(17)], "at most 16"),
-    ([zone_dict(dwell_alert_seconds=-5)], "dwell_alert_seconds"),
-    ([zone_dict(roles=["Return!"])], "roles"),
-    ([zone_dict(points=[(0.1, 0.1), (0.1, 0.1), (0.5, 0.5)])], "same point"),
-    ([zone_dict(points=[(0.1, 0.1), (0.2, 0.2), (0.3, 0.3)])], "no area"),
-    ("sofa", "must be a list"),
+OK = zone_dict("ok", [(0.1, 0.1), (0.2, 0.1), (0.2, 0.2)])
+
+
+@pytest.mark.parametrize(("request_zones", "names", "index", "field"), [
+    ([zone_dict(points=[(0.1, 0.1), (0.2, 0.2)])], "2 points", 0, "points"),
+    ([zone_dict(points=[(i / 40, (i % 2) / 2) for i in range(33)])], "33 points", 0, "points"),
+    ([OK, zone_dict(points=[(0.1, 0.1), (0.9, 0.9), (0.9, 0.1), (0.1, 0.9)])], "crosses itself", 1, "points"),
+    ([zone_dict(points=[(0.1, 0.1), (1.5, 0.1), (0.5, 0.5)])], "outside 0..1", 0, "points"),
+    ([zone_dict(points=[(10, 10), (300, 10), (300, 200)])], "normalised", 0, "points"),          # pixels sent
+    ([zone_dict(name="")], "1 to 40 characters", 0, "name"),
+    ([OK, zone_dict(name="x" * 41)], "1 to 40 characters", 1, "name"),
+    ([zone_dict(name="sofa/../../etc")], "1 to 40 characters", 0, "name"),
+    ([OK, zone_dict(), zone_dict("SOFA")], "used twice", 2, "name"),     # the second of the two
+    ([zone_dict(f"z{i}", [(0.1, 0.1), (0.2, 0.1), (0.2, 0.2)]) for i in range(17)], "at most 16", None, None),
+    ([zone_dict(dwell_alert_seconds=-5)], "dwell_alert_seconds", 0, "dwell_alert_seconds"),
+    ([zone_dict(roles=["Return!"])], "roles", 0, "roles"),
+    ([zone_dict(color="red")], "color", 0, "color"),
+    ([zone_dict(points=[(0.1, 0.1), (0.1, 0.1), (0.5, 0.5)])], "same point", 0, "points"),
+    ([zone_dict(points=[(0.1, 0.1), (0.2, 0.2), (0.3, 0.3)])], "no area", 0, "points"),
+    ([OK, "sofa"], "must be an object", 1, None),
+    ("sofa", "must be a list", None, None),
 ])
-def test_invalid_requests_name_the_problem(request_zones, names: str) -> None:
-    with pytest.raises(ZoneError, match=names):
+def test_invalid_requests_name_the_problem_the_zone_and_its_field(request_zones, names: str, index, field) -> None:
+    with pytest.raises(ZoneError, match=names) as refused:
         parse_zones(request_zones)
+    assert (refused.value.index, refused.value.field) == (index, field)
+
+
+def test_a_refused_zone_list_answers_with_the_zone_and_field_beside_the_message() -> None:
+    bad = [OK, zone_dict(points=[(0.1, 0.1), (0.9, 0.9), (0.9, 0.1), (0.1, 0.9)])]
+    with pytest.raises(CommandError) as refused:
+        parse_command(orjson.dumps({"type": "set_zones", "id": "z", "zones": bad}))
+    message = messages.error(refused.value.code, refused.value.message, refused.value.request_id, refused.value.extra)
+    assert message.data == {"code": "invalid_zones", "id": "z", "zone": {"index": 1, "field": "points"},
+                            "message": "zone 'sofa': polygon crosses itself (edge 0 meets edge 2); "
+                                       "draw the outline without crossing lines"}
+    check_ws(messages.encode(message, "testdog"))   # the published schema declares the field
 
 
 SQUARE = Zone("mat", ((0.4, 0.4), (0.6, 0.4), (0.6, 0.6), (0.4, 0.6)), dwell_alert_seconds=5.0)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -35,7 +36,6 @@ from edge.config import Config
 from edge.core.commands import Command, CommandError
 from edge.core.feature import Feature, FrameContext
 from edge.protocol import messages
-from edge.protocol.command_specs import COMMANDS
 from edge.protocol.messages import EventType, Message, MessageType, OverlayType
 from edge.protocol.zones import Zone, ZoneError, parse_zones
 from edge.util.fsutil import atomic_write, private_dir
@@ -48,12 +48,6 @@ log = logging.getLogger(__name__)
 ZONES_FILE = "zones.json"
 CHANGE_EVENTS = {"enter": EventType.ZONE_ENTER, "exit": EventType.ZONE_EXIT, "dwell": EventType.ZONE_DWELL}
 STATE_INTERVAL = 10.0   # seconds between activity updates of the device state (it is retained on MQTT)
-
-
-# Validation of these commands is declared in edge.protocol.command_specs (run before any handler,
-# so a refused request changes nothing); the names stay for callers that validate directly.
-validate_set_zones = COMMANDS["set_zones"].validate
-validate_get_analytics = COMMANDS["get_analytics"].validate
 
 
 # --- zones file ---
@@ -101,6 +95,7 @@ class BehaviourFeature(Feature):
         self.analytics = DailyAnalytics()
         self._zones_view: list[dict[str, Any]] = []
         self._last_analytics: dict[str, Any] | None = None
+        self._persist_failing: str | None = None  # why analytics could not be saved, during a spell
         self._tasks: list[asyncio.Task] = []
         self._save_lock = asyncio.Lock()   # set_zones requests are saved one at a time
 
@@ -222,12 +217,28 @@ class BehaviourFeature(Feature):
 
     def _analytics_tick(self, now: float, force: bool = False) -> None:
         self.analytics.checkpoint(now)
-        for day, totals in self.analytics.take_dirty().items():
-            self.host.store.set_meta(f"analytics:{day}", totals)
+        self._persist_analytics()
         report = self.analytics.report(self.analytics.day_of(now), now)
         if report != self._last_analytics or force:
             self._last_analytics = report
             self.host.publish(Message(MessageType.ANALYTICS, report, retain="analytics"))
+
+    def _persist_analytics(self) -> None:
+        """Write the changed days; on a full disk they stay in memory and are written once it has room
+        (one log line per spell: the figures and their messages go on meanwhile)."""
+        dirty = self.analytics.take_dirty()
+        try:
+            for day, totals in dirty.items():
+                self.host.store.set_meta(f"analytics:{day}", totals)
+        except sqlite3.Error as exc:
+            self.analytics.dirty.update(dirty)
+            if self._persist_failing is None:
+                log.warning("analytics not saved (%s); kept in memory and saved once the disk has room", exc)
+            self._persist_failing = str(exc)
+            return
+        if self._persist_failing is not None:
+            log.info("analytics saved again")
+            self._persist_failing = None
 
     def _store_recreated(self, detail: str) -> None:
         """The data dir was emptied under us: write the zones again so they survive the next restart."""

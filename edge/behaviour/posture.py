@@ -2,26 +2,8 @@
 
 Pure logic: no I/O, no clock of its own (every call takes ``t``, monotonic seconds). Three parts:
 
-**Keypoints** (:func:`classify_keypoints`). Keypoint names of either common scheme (AP-10K's 17 and
-the Ultralytics Dog-Pose 24) are mapped to parts: front torso (shoulders, else withers/neck, else
-front elbows), rear torso (hips, else tail root, else rear elbows), front paws, back paws, head.
-Lengths are divided by the dog's size ``S`` (the larger side of the box around its keypoints), and
-image y grows downwards. Features: *rise* = how much higher the front torso is than the rear
-(body-axis tilt), *front/rear drop* = how far the paws hang below the torso (leg extension), *leg
-verticality* = how upright the torso→paw vectors are (paws spread out forwards or sideways give low
-values), *head* below the torso top (a head resting down). Each posture's score is a weighted mean of
-soft ramps over these features:
-
-* sit: front raised (rise 0.20 → 0.40), back paws level with the hips (rear drop 0.35 → 0.15),
-  front legs hanging straight down (front drop 0.30 → 0.50, upright);
-* stand: torso level (|rise| 0.35 → 0.15), both leg pairs hanging (drops 0.20 → 0.40), legs upright;
-* lie: torso level, paws close to torso height (largest drop 0.35 → 0.15), legs not upright,
-  a lowered head counting a little extra.
-
-Too few visible keypoints (no front/rear torso pair, or no paw) give ``None``: the caller falls back
-to the box. The ramps come from canine proportions (a standing dog's paws hang roughly half its
-size below the torso; a lying dog's torso is within a fifth of its size of the floor), not from test
-photos.
+**Keypoints** (:func:`classify_keypoints`, in :mod:`edge.behaviour.posture_keypoints`): shoulders,
+hips, paws and head measured against the dog's size.
 
 **Box** (:class:`BoxPosture`). Without keypoints, evidence is the box over time. A dog moving by
 more than 0.6 of its height per second, or whose box grows or shrinks by more than 25 % a second
@@ -32,12 +14,25 @@ aspect, or the top dropping by 30 % of the standing height while the floor line 
 is lying; the aspect rising above 1.45 × with the top roughly kept is sitting. With no reference yet
 (a single photo, a dog first seen still) the absolute aspect decides: below 0.73 lying, above 1.31
 sitting, else standing. These boundaries are the geometric means between typical side-view box
-aspects (stand ≈ 0.9, sphinx lie ≈ 0.6, sit ≈ 1.9). Box posture cannot tell a dog turning towards
-the camera from one sitting down.
+aspects (stand ≈ 0.9, sphinx lie ≈ 0.6, sit ≈ 1.9).
 
-**Hysteresis** (:class:`PostureHysteresis`): a new posture must be read continuously for
-``min_seconds`` before it is committed; readings of the current posture cancel a candidate, so a
-one-frame flip never fires. ``unknown`` readings neither confirm nor cancel.
+A box alone cannot tell a dog turning towards the camera from one sitting down; time can. Sitting and
+lying are still postures: the shape rules count only once the box has *settled*. While the box keeps
+changing (its aspect varying by over 25 %, or its floor point moving by over a quarter of its size,
+within the last second) *and* the camera's motion stage sees pixels change over the dog, the dog is
+active, and an active dog is on its feet (``stand``; the protocol has no separate walking state). Both
+are required: a box that jumps with no pixel motion under it is the detector's jitter, not a dog
+moving (this holds for the speed rule above too, whenever the motion stage's view is known). A
+posture change itself takes about a second, so its own movement reads ``stand`` only briefly, never
+long enough to commit.
+
+**Hysteresis** (:class:`PostureHysteresis`): a new posture is committed once it was first read at
+least ``min_seconds`` ago and makes at least two thirds of the readings over the last ``min_seconds``
+(the current posture's readings count against it, and it is dropped when it falls to half or less of the
+readings since it began), so a one-frame flip never
+fires and a dog turning while it walks does not flicker. A track's first posture needs only
+``first_seconds``: there is nothing to flicker against, and the page shows a posture sooner.
+``unknown`` readings neither confirm nor cancel.
 """
 
 from __future__ import annotations
@@ -45,144 +40,21 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 
-SIT, STAND, LIE, UNKNOWN = "sit", "stand", "lie", "unknown"
-POSTURES = (SIT, STAND, LIE)
-Box = tuple[float, float, float, float]
-Keypoints = Mapping[str, tuple[float, float, float]]
+from edge.behaviour.posture_keypoints import (
+    LIE,
+    POSTURES,
+    SIT,
+    STAND,
+    UNKNOWN,
+    Box,
+    Keypoints,
+    Reading,
+    classify_keypoints,
+)
 
-# Part → keypoint names (normalised: lower case, spaces and dashes as underscores) in AP-10K and Dog-Pose.
-PARTS: dict[str, tuple[str, ...]] = {
-    "shoulder": ("left_shoulder", "right_shoulder", "l_shoulder", "r_shoulder"),
-    "hip": ("left_hip", "right_hip", "l_hip", "r_hip"),
-    "withers": ("withers", "neck"),
-    "tail_root": ("tail_start", "root_of_tail", "tail_root", "tail_base"),
-    "front_elbow": ("front_left_elbow", "front_right_elbow", "l_elbow", "r_elbow", "left_elbow", "right_elbow"),
-    "rear_elbow": ("rear_left_elbow", "rear_right_elbow"),
-    "front_paw": ("front_left_paw", "front_right_paw", "l_f_paw", "r_f_paw", "left_front_paw",
-                  "right_front_paw"),
-    "back_paw": ("rear_left_paw", "rear_right_paw", "l_b_paw", "r_b_paw", "left_back_paw", "right_back_paw"),
-    "head": ("nose", "left_eye", "right_eye", "l_eye", "r_eye", "chin", "left_ear_base", "right_ear_base"),
-}
-# Front/rear torso pairs, most precise first; both ends must come from the same pair.
-TORSO_PAIRS = (("shoulder", "hip"), ("withers", "tail_root"), ("front_elbow", "rear_elbow"))
-# The drop thresholds are set for shoulder/hip joints. The top line (withers, tail root) sits about a
-# tenth of the dog's size above them and the elbows about a tenth below, so drops measured from those
-# are shifted by that much to stay comparable.
-DROP_OFFSET = {"shoulder": 0.0, "withers": 0.1, "front_elbow": -0.1}
-NAME_TO_PART = {name: part for part, names in PARTS.items() for name in names}
-
-
-def normalise_name(name: str) -> str:
-    return name.strip().lower().replace(" ", "_").replace("-", "_")
-
-
-def ramp(x: float, lo: float, hi: float) -> float:
-    """0 at ``lo``, 1 at ``hi``, linear between (``lo > hi`` gives a falling ramp)."""
-    if lo == hi:
-        return 1.0 if x >= hi else 0.0
-    return min(1.0, max(0.0, (x - lo) / (hi - lo)))
-
-
-@dataclasses.dataclass(frozen=True)
-class Reading:
-    """One frame's posture judgement for one dog."""
-
-    posture: str
-    confidence: float
-    source: str            # "keypoints" or "box"
-    detail: str = ""       # which rule decided (for logs and the eval table)
-
-
-def _weighted_mean(terms: Iterable[tuple[float | None, float]]) -> float | None:
-    total = weight = 0.0
-    for value, w in terms:
-        if value is not None:
-            total += value * w
-            weight += w
-    return total / weight if weight else None
-
-
-def part_points(keypoints: Keypoints, threshold: float) -> dict[str, tuple[float, float]]:
-    """Mean position of each part's visible keypoints (confidence ≥ threshold)."""
-    sums: dict[str, list[float]] = {}
-    for name, (x, y, conf) in keypoints.items():
-        part = NAME_TO_PART.get(normalise_name(name))
-        if part is None or not (conf >= threshold) or not (math.isfinite(x) and math.isfinite(y)):
-            continue
-        acc = sums.setdefault(part, [0.0, 0.0, 0.0])
-        acc[0] += x
-        acc[1] += y
-        acc[2] += 1
-    return {part: (sx / n, sy / n) for part, (sx, sy, n) in sums.items()}
-
-
-def keypoint_features(keypoints: Keypoints, threshold: float = 0.3) -> dict[str, float] | None:
-    """The posture features, or None when too few keypoints are visible to judge."""
-    parts = part_points(keypoints, threshold)
-    pair = next(((f, r) for f, r in TORSO_PAIRS if f in parts and r in parts), None)
-    if pair is None or ("front_paw" not in parts and "back_paw" not in parts):
-        return None
-    xs = [p[0] for p in parts.values()]
-    ys = [p[1] for p in parts.values()]
-    size = max(max(xs) - min(xs), max(ys) - min(ys))
-    if size <= 1e-6:
-        return None
-    front, rear = parts[pair[0]], parts[pair[1]]
-    features = {"size": float(size), "rise": float(rear[1] - front[1]) / size}
-    for paw, top, key in (("front_paw", front, "front"), ("back_paw", rear, "rear")):
-        if paw in parts:
-            dx, dy = parts[paw][0] - top[0], parts[paw][1] - top[1]
-            features[f"{key}_drop"] = float(dy / size - DROP_OFFSET[pair[0]])
-            length = math.hypot(dx, dy)
-            if length > 0.05 * size:
-                features[f"{key}_vertical"] = float(dy / length)
-    if "head" in parts:
-        features["head_low"] = float(parts["head"][1] - min(front[1], rear[1])) / size
-    return features
-
-
-def score_postures(f: Mapping[str, float]) -> dict[str, float]:
-    rise = f["rise"]
-    fd, rd = f.get("front_drop"), f.get("rear_drop")
-    fv, rv = f.get("front_vertical"), f.get("rear_vertical")
-    level = 1 - ramp(abs(rise), 0.15, 0.35)
-    drops = [d for d in (fd, rd) if d is not None]
-    verticals = [v for v in (fv, rv) if v is not None]
-    upright = sum(ramp(v, 0.5, 0.85) for v in verticals) / len(verticals) if verticals else None
-    legs_long = sum(ramp(d, 0.20, 0.40) for d in drops) / len(drops)
-    legs_low = 1 - ramp(max(drops), 0.15, 0.35)
-    head_low = f.get("head_low")
-    sit = _weighted_mean([
-        (ramp(rise, 0.20, 0.40), 2.0),
-        (None if rd is None else 1 - ramp(rd, 0.15, 0.35), 1.0),
-        (None if fd is None else ramp(fd, 0.30, 0.50), 1.0),
-        (None if fv is None else ramp(fv, 0.5, 0.85), 1.0),
-    ])
-    stand = _weighted_mean([(level, 2.0), (legs_long, 2.0), (upright, 1.0)])
-    lie = _weighted_mean([
-        (level, 2.0), (legs_low, 2.0), (None if upright is None else 1 - upright, 1.0),
-        # a head resting at or below the torso top is extra evidence; a raised head is no evidence against
-        (ramp(head_low, 0.0, 0.1) if head_low is not None and head_low > 0 else None, 0.5),
-    ])
-    return {SIT: sit or 0.0, STAND: stand or 0.0, LIE: lie or 0.0}
-
-
-def classify_keypoints(keypoints: Keypoints, threshold: float = 0.3) -> Reading | None:
-    """Sit/stand/lie from keypoints; None when they do not show enough of the dog."""
-    features = keypoint_features(keypoints, threshold)
-    if features is None:
-        return None
-    scores = score_postures(features)
-    ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
-    (best, top), (_, second) = ranked[0], ranked[1]
-    if top < 0.5:
-        return Reading(UNKNOWN, round(1 - top, 3), "keypoints", "no posture scores 0.5")
-    confidence = top * (0.5 + 0.5 * min(1.0, (top - second) / 0.3))
-    detail = ", ".join(f"{k}={v:.2f}" for k, v in features.items() if k != "size")
-    return Reading(best, round(confidence, 3), "keypoints", detail)
-
+__all__ = ["LIE", "POSTURES", "SIT", "STAND", "UNKNOWN", "Box", "Keypoints", "Reading", "classify_keypoints"]
 
 # --- box evidence ------------------------------------------------------------------------------
 
@@ -195,6 +67,9 @@ FLOOR_STEADY = 0.15      # … while the floor line (bottom edge) stayed within 
 MOVING_SPEED = 0.6       # box heights per second: a dog moving this fast is on its feet
 MOVING_SCALE_RATE = 0.25  # same-shape box growing/shrinking by this log-factor per second: walking to/from us
 REFERENCE_TTL = 300.0    # seconds a standing reference stays valid without being refreshed
+ACTIVE_ASPECT = 1.25     # box aspect varying by this factor within the window: not settled
+ACTIVE_SHIFT = 0.25      # floor point (bottom centre) moving by this share of the box size: not settled
+ACTIVE_MOTION = 0.2      # share of the box the motion stage saw change: pixels really move over the dog
 
 
 def _aspect(box: Box) -> float:
@@ -265,12 +140,29 @@ class BoxPosture:
         diag_b = math.hypot(b[2] - b[0], b[3] - b[1])
         return abs(math.log(max(diag_b, 1e-6) / max(diag_a, 1e-6))) / (t1 - t0)
 
-    def observe(self, t: float, box: Box) -> Reading:
+    def unsettled(self, t: float) -> bool:
+        """The box's shape or floor point kept changing over the window (at least 0.25 s of it)."""
+        recent = self._window(t)
+        if len(recent) < 3 or recent[-1][0] - recent[0][0] < 0.25:
+            return False
+        aspects = [_aspect(b) for _, b in recent]
+        if max(aspects) / min(aspects) >= ACTIVE_ASPECT:
+            return True
+        last = recent[-1][1]
+        size = math.sqrt(max((last[2] - last[0]) * (last[3] - last[1]), 1e-6))
+        floor = [((b[0] + b[2]) / 2, b[3]) for _, b in recent]
+        return max(math.dist(a, b) for a in floor for b in floor) >= ACTIVE_SHIFT * size
+
+    def observe(self, t: float, box: Box, motion: float | None = None) -> Reading:
+        """One box; ``motion`` is the share of it where the motion stage saw pixels change (None: unknown)."""
         self.history.append((t, box))
         while self.history and t - self.history[0][0] > 10 * self.window:
             self.history.popleft()
-        if self.speed(t) >= MOVING_SPEED or self.scale_rate(t) >= MOVING_SCALE_RATE:
+        pixels_move = motion is None or motion >= ACTIVE_MOTION   # unknown: the box alone decides
+        if pixels_move and (self.speed(t) >= MOVING_SPEED or self.scale_rate(t) >= MOVING_SCALE_RATE):
             return Reading(STAND, 0.7, "box", "moving")
+        if motion is not None and pixels_move and self.unsettled(t):
+            return Reading(STAND, 0.6, "box", "active")
         ref = self.reference
         if ref is None or t - ref.t > REFERENCE_TTL:
             return classify_box_alone(box)
@@ -335,29 +227,42 @@ class PostureChange:
 
 
 class PostureHysteresis:
-    def __init__(self, min_seconds: float) -> None:
+    def __init__(self, min_seconds: float, first_seconds: float | None = None) -> None:
         self.min_seconds = min_seconds
+        self.first_seconds = min_seconds if first_seconds is None else min(first_seconds, min_seconds)
         self.current: str | None = None
         self.current_since: float | None = None
         self.current_source: str | None = None
         self.current_confidence: float | None = None
         self.candidate: str | None = None
         self.candidate_since = 0.0
+        self._recent: deque[tuple[float, str]] = deque()   # posture readings over the last min_seconds
         self._confidences: list[float] = []
         self._sources: Counter[str] = Counter()
+
+    def _share(self, since: float) -> float:
+        """The candidate's share of the posture readings since ``since`` (within the last min_seconds)."""
+        window = [p for ht, p in self._recent if ht >= max(since, self.candidate_since) - 1e-9]
+        return sum(p == self.candidate for p in window) / len(window) if window else 0.0
 
     def update(self, t: float, reading: Reading, track_id: int = 0) -> PostureChange | None:
         if reading.posture not in POSTURES:
             return None
-        if reading.posture == self.current:
-            self.candidate = None
-            return None
+        self._recent.append((t, reading.posture))
+        while t - self._recent[0][0] > self.min_seconds + 1e-9:
+            self._recent.popleft()
         if reading.posture != self.candidate:
-            self.candidate, self.candidate_since = reading.posture, t
-            self._confidences, self._sources = [], Counter()
+            if self.candidate is not None and self._share(self.candidate_since) <= 0.5:
+                self.candidate = None
+            if self.candidate is None and reading.posture != self.current:
+                self.candidate, self.candidate_since = reading.posture, t
+                self._confidences, self._sources = [], Counter()
+            if reading.posture != self.candidate:
+                return None
         self._confidences.append(reading.confidence)
         self._sources[reading.source] += 1
-        if t - self.candidate_since < self.min_seconds:
+        needed = self.min_seconds if self.current is not None else self.first_seconds
+        if t - self.candidate_since < needed - 1e-9 or self._share(t - needed) < 2 / 3:
             return None
         change = PostureChange(
             track_id=track_id, posture=reading.posture,
@@ -383,17 +288,24 @@ class TrackPosture:
 class PostureMonitor:
     """Posture for every seen dog track: keypoints when given, box otherwise, hysteresis on top."""
 
-    def __init__(self, min_seconds: float = 2.0, keypoint_threshold: float = 0.3) -> None:
+    def __init__(self, min_seconds: float = 2.0, keypoint_threshold: float = 0.3,
+                 first_seconds: float | None = None) -> None:
         self.min_seconds = min_seconds
+        self.first_seconds = first_seconds
         self.keypoint_threshold = keypoint_threshold
         self.tracks: dict[int, TrackPosture] = {}
 
-    def read(self, t: float, track_id: int, box: Box, keypoints: Keypoints | None = None) -> Reading:
-        """One frame's reading for one track (also teaches the track's standing reference)."""
+    def read(self, t: float, track_id: int, box: Box, keypoints: Keypoints | None = None,
+             motion: float | None = None) -> Reading:
+        """One frame's reading for one track (also teaches the track's standing reference).
+
+        ``motion``: the share of the box where the camera's motion stage saw pixels change (None: unknown).
+        """
         state = self.tracks.get(track_id)
         if state is None:
-            state = self.tracks[track_id] = TrackPosture(BoxPosture(), PostureHysteresis(self.min_seconds))
-        box_reading = state.box.observe(t, box)
+            state = self.tracks[track_id] = TrackPosture(
+                BoxPosture(), PostureHysteresis(self.min_seconds, self.first_seconds))
+        box_reading = state.box.observe(t, box, motion)
         reading = box_reading
         if keypoints is not None:
             from_keypoints = classify_keypoints(keypoints, self.keypoint_threshold)
@@ -406,8 +318,9 @@ class PostureMonitor:
         state.last_reading = reading
         return reading
 
-    def update(self, t: float, track_id: int, box: Box, keypoints: Keypoints | None = None) -> PostureChange | None:
-        reading = self.read(t, track_id, box, keypoints)
+    def update(self, t: float, track_id: int, box: Box, keypoints: Keypoints | None = None,
+               motion: float | None = None) -> PostureChange | None:
+        reading = self.read(t, track_id, box, keypoints, motion)
         return self.tracks[track_id].hysteresis.update(t, reading, track_id)
 
     def forget(self, alive: Sequence[int]) -> list[int]:

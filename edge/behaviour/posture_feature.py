@@ -3,7 +3,10 @@
 Runs on the inference thread after tracking. For every confirmed dog track matched in this frame it
 runs the pose model (when one is installed: see :mod:`edge.vision.pose`) at most ``DOGMON_POSE_FPS``
 times a second per track, then reads the posture (keypoints when fresh, the box otherwise) and passes
-it through the hysteresis of :mod:`edge.behaviour.posture`. Committed postures become events; the
+it through the hysteresis of :mod:`edge.behaviour.posture`. Each box comes with the share of it where
+the motion stage saw pixels change (a dog active on its feet), and tracks not yet confirmed already
+build their box history, so a dog walking in has a posture soon after it is confirmed.
+Committed postures become events; the
 current posture of the main dog (the longest-tracked one) goes into the device state (``posture``,
 ``posture_since``, ``posture_source``), which the retained MQTT ``state`` topic and the WebSocket
 ``connection`` message carry. The state is handed to the loop thread, never set from here.
@@ -21,6 +24,7 @@ from edge.config import Config
 from edge.core.feature import Feature, FrameContext, StartupError
 from edge.protocol import messages
 from edge.protocol.messages import EventType, Message, OverlayType
+from edge.vision.motion import MotionResult
 from edge.vision.pose import Pose, PoseRunner, keypoint_list, load_pose_runner, skeleton_list
 from edge.vision.tracking import Track
 
@@ -31,6 +35,17 @@ log = logging.getLogger(__name__)
 
 EVENT_TYPES = {SIT: EventType.SIT, STAND: EventType.STAND, LIE: EventType.LIE}
 TRACK_GONE_SECONDS = 2.5   # a little over the tracker's coasting time: after this an unseen track is over
+FIRST_POSTURE_SECONDS = 0.5  # a track's first posture: consistent evidence for this long (nothing to flicker against)
+
+
+def motion_share(motion: object, box: tuple[float, float, float, float]) -> float | None:
+    """Share of ``box`` covered by the motion stage's boxes (capped at 1); None when motion is unknown."""
+    if not isinstance(motion, MotionResult) or motion.relearned:
+        return None
+    area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
+    covered = sum(max(0.0, min(box[2], m[2]) - max(box[0], m[0])) * max(0.0, min(box[3], m[3]) - max(box[1], m[1]))
+                  for m in motion.boxes)
+    return min(1.0, covered / area)
 
 
 def track_box(track: Track) -> dict[str, Any]:
@@ -48,7 +63,7 @@ class PostureFeature(Feature):
         # keypoints older than this are stale: the box decides until the next pose run
         self.pose_max_age = max(1.0, 2 * self.pose_interval) if pose_fps > 0 else 0.0
         threshold = runner.spec.keypoint_threshold if runner is not None else 0.3
-        self.monitor = PostureMonitor(min_seconds, keypoint_threshold=threshold)
+        self.monitor = PostureMonitor(min_seconds, keypoint_threshold=threshold, first_seconds=FIRST_POSTURE_SECONDS)
         self.host: Host | None = None
         self.last_run: dict[int, float] = {}
         self.last_pose: dict[int, tuple[float, Pose]] = {}
@@ -74,6 +89,9 @@ class PostureFeature(Feature):
         alive = [t.track_id for t in ctx.tracks]
         self._forget(self.monitor.forget(alive))
         ran = False
+        for track in ctx.tracks:
+            if not track.confirmed and track.last_seen == ctx.seen_time:
+                self.monitor.read(ctx.now, track.track_id, track.box, motion=motion_share(ctx.frame.motion, track.box))
         for track in ctx.seen_tracks():
             tid = track.track_id
             self.last_seen[tid] = ctx.now
@@ -81,7 +99,8 @@ class PostureFeature(Feature):
             ran |= self._run_pose(ctx, track)
             pose = self._fresh_pose(tid, ctx.now)
             track.pose = pose  # type: ignore[attr-defined]  # zones read paws from it
-            change = self.monitor.update(ctx.now, tid, track.box, pose.named() if pose is not None else None)
+            change = self.monitor.update(ctx.now, tid, track.box, pose.named() if pose is not None else None,
+                                         motion_share(ctx.frame.motion, track.box))
             if change is not None:
                 out.append(self._event(change, track, ctx))
         if ran:
@@ -164,7 +183,8 @@ class PostureFeature(Feature):
     def _refresh(self, now: float, wall: float) -> None:
         """Rebuild the per-track view and hand the main dog's posture to the device state when it changed."""
         view = []
-        for tid in sorted(self.monitor.tracks, key=lambda t: self.first_seen.get(t, math.inf)):
+        confirmed = [tid for tid in self.monitor.tracks if tid in self.first_seen]   # not tracks still forming
+        for tid in sorted(confirmed, key=lambda t: self.first_seen[t]):
             current = self.monitor.current(tid)
             if current is None:
                 view.append({"track_id": tid, "posture": UNKNOWN, "since": None, "source": None, "confidence": None})

@@ -181,6 +181,9 @@ class Config:
     snapshot_events: tuple[str, ...] = key(
         "DOGMON_SNAPSHOT_EVENTS", "dog_detected,sit,stand,lie,zone_enter,fetch_return",
         _event_names, "events that save a snapshot (comma list; empty: only on request)")
+    zone_snapshot_interval: float = key("DOGMON_ZONE_SNAPSHOT_INTERVAL", "300", _float_range(0, 86400),
+        "zone_enter saves a snapshot at most once per zone in this many seconds, so a dog pacing a zone's edge "
+        "does not fill the disk (0: on every entry)")
     live_fps: float = key("DOGMON_LIVE_FPS", "5", _float_range(0.2, 30), "live view (/ws/video) frames per second")
     live_width: int = key("DOGMON_LIVE_WIDTH", "640", _int_range(0, 7680),
         "live view frame width in pixels (0: camera width; never scaled up)")
@@ -189,7 +192,8 @@ class Config:
     media_max_days: float = key("DOGMON_MEDIA_MAX_DAYS", "14", _float_range(0.001, 3650),
         "snapshots and clips older than this are removed")
     media_min_free_mb: float = key("DOGMON_MEDIA_MIN_FREE_MB", "100", _float_range(0, 10**7),
-        "media is not written when less than this would stay free on the data disk (reported as disk_full)")
+        "media is not written when less than this would stay free on the data disk (reported as disk_full); "
+        "this reserve keeps the event log writable after media stops")
     # Not keys: where the values came from, and what looked wrong without being invalid.
     env_file: Path | None = None
     warnings: tuple[str, ...] = ()

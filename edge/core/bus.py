@@ -5,11 +5,20 @@ thread, :meth:`Bus.publish` takes a :class:`~edge.protocol.messages.Message`; an
 committed to the event log first (durable before visible), every message is encoded **once**, and
 the same bytes go to every transport. Other threads hand messages over with :meth:`Bus.post`.
 Inbound commands from any transport go through :meth:`Bus.dispatch`: one validation, one handler.
+
+Delivery guarantee when the event log cannot be written (a full disk): an event that is not committed
+gets **no** ``seq`` — it is sent live to WebSocket clients only, never acknowledged as stored (a command
+that creates it answers ``storage_full``), never on MQTT (whose outbox is the log) — so every ``seq`` a
+client or a reply ever sees is in the log and the numbers stay gap-free. One ``error`` event (live)
+starts the spell; events of the spell are not tried (a nearly full disk that takes some small writes
+must not turn one spell into many). :meth:`Bus.retry_store` (the device calls it every 2 s) tries to
+store the closing ``error`` event that counts what was not stored; once it is in, events are stored again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -26,6 +35,24 @@ from edge.protocol.messages import EventType, Message
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Command, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclasses.dataclass
+class Outage:
+    """A spell of events that could not be stored: what failed and which events went out live only."""
+
+    detail: str
+    first_ts: float
+    last_ts: float
+    unstored: int = 0
+
+
+def stored_seq(message: Message, what: str) -> int:
+    """The seq of a published event, for a command's reply; ``storage_full`` when it was not stored."""
+    if message.seq is None:
+        raise CommandError("storage_full", f"{what} was sent live but not stored: the event log cannot be written "
+                                           "(data disk full); nothing with a seq was given")
+    return message.seq
 
 
 class Transport(Protocol):
@@ -46,7 +73,7 @@ class Bus:
         self.handlers: dict[str, Handler] = {}
         self.counts: Counter[str] = Counter()
         self.timers: StageTimers | None = None  # set to measure hand-over and end-to-end latency
-        self._store_failing = False
+        self.outage: Outage | None = None   # events are not being stored just now
         store.on_recreated.append(self._store_recreated)
 
     def attach(self, transport: Transport) -> None:
@@ -69,6 +96,10 @@ class Bus:
     def publish(self, message: Message) -> bytes:
         """Number, persist, encode once and fan out. Event-loop thread only."""
         payload = self._commit(message) if message.is_event else messages.encode(message, self.device_id)
+        self._fan_out(message, payload)
+        return payload
+
+    def _fan_out(self, message: Message, payload: bytes) -> None:
         self.counts[message.event_type or message.overlay_type or message.type] += 1
         changed = self.state.apply(message)
         for transport in self.transports:
@@ -83,7 +114,6 @@ class Bus:
                 log.exception("listener failed on %s", message.type)
         if changed:
             self._notify_state()
-        return payload
 
     def update_state(self, **values: Any) -> None:
         """Set state keys (posture, zones, bark …) from the loop thread; subscribers hear of changes."""
@@ -96,27 +126,65 @@ class Bus:
             callback(snapshot)
 
     def _commit(self, message: Message) -> bytes:
-        def encode_with_seq(seq: int) -> bytes:
-            message.seq = seq
-            return messages.encode(message, self.device_id)
-
         if self.store.closed:  # a thread's last message arriving after shutdown closed the log
             log.warning("%s event after the event log closed is not stored", message.event_type)
             message.seq = None
             return messages.encode(message, self.device_id)
+        if self.outage is not None:  # not tried until retry_store succeeds: a spell is one spell, not a flicker
+            return self._not_stored(message, None)
         try:
-            _, payload = self.store.append(message.ts, str(message.event_type), encode_with_seq)
-            self._store_failing = False
+            _, payload = self.store.append(message.ts, str(message.event_type), self._encoder(message))
             return payload
         except StoreWriteError as exc:
-            log.error("event log write failed: %s", exc.cause)
-            if not self._store_failing:
-                self._store_failing = True
-                # Reported once per failure spell; it is itself not storable, so it is sent live only.
-                self.loop.call_soon(self.publish, messages.event(
-                    EventType.ERROR, {"component": "store", "detail": str(exc.cause),
-                                      "effect": "events are streamed live but not persisted"}))
-            return exc.payload
+            return self._not_stored(message, exc.cause)
+
+    def _encoder(self, message: Message) -> Callable[[int], bytes]:
+        def encode_with_seq(seq: int) -> bytes:
+            message.seq = seq
+            return messages.encode(message, self.device_id)
+        return encode_with_seq
+
+    def _not_stored(self, message: Message, cause: Exception | None) -> bytes:
+        """The event goes out live without a seq; the first of a spell is logged and reported (live)."""
+        message.seq = None
+        if self.outage is None:
+            detail = str(cause)
+            self.outage = Outage(detail, message.ts, message.ts)
+            log.error("event log write failed: %s; events are sent live only, without a seq, until it can be "
+                      "written again", detail)
+            self.loop.call_soon(self._publish_live, messages.event(EventType.ERROR, {
+                "component": "store", "detail": detail,
+                "effect": "events are sent live only, without a seq, and not stored (nor sent to MQTT) until "
+                          "the event log can be written again; commands that store an event answer storage_full"}))
+        self.outage.unstored += 1
+        self.outage.last_ts = max(self.outage.last_ts, message.ts)
+        return messages.encode(message, self.device_id)
+
+    def _publish_live(self, message: Message) -> None:
+        """An event about the spell itself: live only (not counted, never stored later)."""
+        self._fan_out(message, messages.encode(message, self.device_id))
+
+    def retry_store(self) -> bool:
+        """While events are not stored: try to store the event that closes the spell (it counts what was
+        not stored); when it is in the log, events are stored again. True when nothing is failing."""
+        outage = self.outage
+        if outage is None or self.store.closed:
+            return outage is None
+        report = messages.event(EventType.ERROR, {
+            "component": "store", "detail": f"{outage.unstored} event(s) were not stored: {outage.detail}",
+            "effect": "they were sent live only, without a seq; the event log is writable again and seq goes on "
+                      "without a gap", "unstored": outage.unstored,
+            "from_ts": round(outage.first_ts, 3), "to_ts": round(outage.last_ts, 3)})
+        try:
+            _, payload = self.store.append(report.ts, str(report.event_type), self._encoder(report))
+        except StoreWriteError:
+            return False
+        self.outage = None
+        log.warning("event log writable again; %d event(s) between %s and %s were not stored", outage.unstored,
+                    time.strftime("%H:%M:%S", time.localtime(outage.first_ts)),
+                    time.strftime("%H:%M:%S", time.localtime(outage.last_ts)))
+        self._fan_out(report, payload)
+        return True
 
     def _store_recreated(self, detail: str) -> None:
         """The database file vanished under us and a new one was opened: say so once, as a durable event."""
@@ -126,7 +194,7 @@ class Bus:
 
     @property
     def store_failing(self) -> bool:
-        return self._store_failing or self.store.degraded is not None
+        return self.outage is not None or self.store.degraded is not None
 
     async def dispatch(self, command: Command, context: dict[str, Any]) -> Message:
         """Run a validated command; always returns a ``reply`` or an ``error`` message."""
@@ -136,7 +204,7 @@ class Bus:
         try:
             result = await handler(command, context)
         except CommandError as exc:
-            return messages.error(exc.code, exc.message, command.id)
+            return messages.error(exc.code, exc.message, command.id, exc.extra)
         except Exception as exc:
             log.exception("command %s failed", command.type)
             return messages.error("internal", f"{command.type} failed: {exc}", command.id)

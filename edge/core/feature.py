@@ -12,10 +12,9 @@ What a feature sees of the running device is :class:`Host`:
 
 A feature registers commands, listens to outgoing messages, publishes messages and state (retained state
 included, as a bus message each transport maps), adds HTTP routes and WebSocket paths on the one web server,
-runs hooks when the broker (re)connects, and stores its own values through :class:`FeatureStore`. It never
-gets the ``Device``, the WebSocket hub, the store's SQLite connection or the MQTT bridge's hook lists; the
-MQTT-side integrations (Home Assistant discovery, MQTT commands: parts of that transport) get the bridge
-itself as ``Host.mqtt``. Built by ``edge.device.Device``; this module imports nothing of it.
+and stores its own values through :class:`FeatureStore`. It never gets the ``Device``, the WebSocket hub, the
+store's SQLite connection or a transport (Home Assistant discovery and MQTT commands are parts of the MQTT
+transport, not features). Built by ``edge.device.Device``; this module imports nothing of it.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import dataclasses
 import functools
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from edge.core.bus import Bus, Handler
 from edge.core.frames import Detection, Frame, Track
@@ -33,9 +32,6 @@ from edge.core.store import EventStore
 from edge.protocol import messages
 from edge.protocol.messages import Message
 from edge.web.server import WebHost
-
-if TYPE_CHECKING:
-    from edge.transports.mqtt import MqttBridge
 
 
 @dataclasses.dataclass(slots=True)
@@ -153,15 +149,13 @@ class FeatureStore:
 class Host:
     """The device as a feature sees it (loop thread, unless a method says otherwise)."""
 
-    def __init__(self, bus: Bus, store: EventStore, web: WebHost, web_port: Callable[[], int],
-                 features: Callable[[], Sequence[Feature]], status: Callable[[], DeviceStatus],
-                 mqtt: MqttBridge | None = None) -> None:
+    def __init__(self, *, bus: Bus, store: EventStore, web: WebHost, web_port: Callable[[], int],
+                 features: Sequence[Feature], status: Callable[[], DeviceStatus]) -> None:
         self._bus = bus
         self.device_id = bus.device_id
         self.loop: asyncio.AbstractEventLoop = bus.loop
         self.web = web
         self.store = FeatureStore(store)
-        self.mqtt = mqtt
         self._web_port, self._features, self._status = web_port, features, status
 
     # --- commands and messages ---
@@ -195,22 +189,17 @@ class Host:
         """Any thread: set state keys on the loop."""
         self.loop.call_soon_threadsafe(functools.partial(self._bus.update_state, **values))
 
-    def on_connect(self, hook: Callable[[], None]) -> None:
-        """``hook()`` after each broker (re)connect; nothing happens with MQTT off."""
-        if self.mqtt is not None:
-            self.mqtt.on_connect(hook)
-
     # --- the rest of the device ---
     @property
     def web_port(self) -> int:
         return self._web_port()
 
     def features(self) -> Sequence[Feature]:
-        return self._features()
+        return self._features
 
     def feature(self, kind: type[F]) -> F | None:
         """The attached feature of this class, if it is on."""
-        return next((f for f in self._features() if isinstance(f, kind)), None)
+        return next((f for f in self._features if isinstance(f, kind)), None)
 
     def status(self) -> DeviceStatus:
         return self._status()

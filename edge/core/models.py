@@ -23,7 +23,7 @@ from edge.util.fsutil import atomic_write
 
 log = logging.getLogger(__name__)
 
-MANIFEST_DIR = Path(__file__).resolve().parents[2] / "models"  # the repository's models/
+MANIFEST_DIR = Path(__file__).resolve().parents[2] / "models"  # the repository's models/ folder
 CHUNK = 1 << 20
 
 

@@ -17,6 +17,7 @@ class DeviceState:
         self.values: dict[str, Any] = {
             "presence": False,
             "present_since": None,
+            "absent_since": None,
             "track_count": 0,
             "camera_online": None,
             "last_event": None,
@@ -40,6 +41,7 @@ class DeviceState:
         elif kind == EventType.DOG_LEFT:
             self.set("presence", False)
             self.set("present_since", None)
+            self.set("absent_since", message.ts)
         elif kind == EventType.CAMERA_ONLINE:
             self.set("camera_online", True)
         elif kind == EventType.CAMERA_OFFLINE:

@@ -65,6 +65,7 @@ FLOOR_BLOCK = 1000        # seq numbers reserved per floor-file write (one fsync
 PRUNE_BATCH = 1000        # rows per retention transaction: a few milliseconds each
 PRUNE_PAUSE = 0.01        # seconds between batches, so the loop's writer gets the lock in between
 BUSY_TIMEOUT_MS = 5000
+FLOOR_RETRY_SECONDS = 1.0  # after the floor file could not be written (a full disk), the next try
 PROBLEM_SECONDS = 3600.0  # how long /healthz keeps saying the database was lost and recreated
 
 
@@ -84,7 +85,7 @@ class EventStore:
         self.on_recreated: list[Callable[[str], None]] = []  # loop thread, after a new database is open
         self._identity: tuple[int, int] | None = None
         self._floor = 0
-        self._floor_retry = 0
+        self._floor_retry = 0.0  # monotonic time of the next try after the floor file could not be written
         self.closed = False
         self.last_seq = 0
         self.db = self._open()
@@ -172,15 +173,17 @@ class EventStore:
     def _reserve(self, seq: int) -> None:
         """Before ``seq`` is given, make sure the floor file says at least that much (one write per block)."""
         path = self._floor_path()
-        if path is None or seq <= self._floor or seq < self._floor_retry:
+        if path is None or seq <= self._floor or time.monotonic() < self._floor_retry:
             return
         floor = seq + FLOOR_BLOCK - 1
         try:
             atomic_write(path, orjson.dumps({"floor": floor, "db_id": self.db_id}))
             self._floor = floor
+            self._floor_retry = 0.0
         except OSError as exc:  # the database write that follows fails the same way and is reported there
-            self._floor_retry = seq + FLOOR_BLOCK // 10  # not once per event while the disk is full
-            log.warning("seq floor file %s not written: %s", path, exc)
+            if not self._floor_retry:  # once per spell, and not one try per event while the disk is full
+                log.warning("seq floor file %s not written: %s", path, exc)
+            self._floor_retry = time.monotonic() + FLOOR_RETRY_SECONDS
 
     # --- watching the file ---
     def check(self) -> bool:
@@ -253,14 +256,14 @@ class EventStore:
     def append(self, ts: float, event_type: str, encode_with_seq: Callable[[int], bytes]) -> tuple[int, bytes]:
         """Allocate the next seq, encode with it, commit; return (seq, payload).
 
-        A failed write (disk full, read-only) still returns the payload so live delivery goes on;
-        the failure is counted in ``write_errors`` and reported by the caller.
+        A seq is only ever given to an event that is in the log: a failed write (disk full, read-only)
+        takes its seq back (the next event gets it) and raises :class:`StoreWriteError`, counted in
+        ``write_errors``; the caller decides what goes out live.
         """
         self.check()
         seq = self.last_seq + 1
         self._reserve(seq)
         payload = encode_with_seq(seq)
-        self.last_seq = seq
         try:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("INSERT INTO events(seq, ts, event_type, payload) VALUES(?, ?, ?, ?)",
@@ -269,10 +272,18 @@ class EventStore:
                             "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (orjson.dumps(seq),))
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:
-            self.write_errors += 1
             self._rollback()
-            raise StoreWriteError(seq, payload, exc) from exc
+            if not self._has(seq):  # a COMMIT that reported an error may still have reached the disk
+                self.write_errors += 1
+                raise StoreWriteError(seq, payload, exc) from exc
+        self.last_seq = seq
         return seq, payload
+
+    def _has(self, seq: int) -> bool:
+        try:
+            return self.db.execute("SELECT 1 FROM events WHERE seq = ?", (seq,)).fetchone() is not None
+        except sqlite3.Error:
+            return False
 
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -419,7 +430,8 @@ def _prune_file(path: Path, max_age_days: float, max_rows: int, now: float, batc
 
 
 class StoreWriteError(Exception):
-    """The event could not be committed; it carries the seq and payload so it can still be sent live."""
+    """The event could not be committed; ``seq`` is the number it would have had (not given: the next
+    event gets it) and ``payload`` its encoding with that seq."""
 
     def __init__(self, seq: int, payload: bytes, cause: Exception) -> None:
         super().__init__(f"event {seq} not stored: {cause}")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from edge.core.bus import stored_seq
 from edge.core.commands import Command, CommandError
 from edge.media.handover import SnapshotRequest
 from edge.media.index import CHILDREN, MediaIndex
@@ -26,7 +27,7 @@ SNAPSHOT_TIMEOUT = 10.0      # a snapshot command waits at most this long for it
 SNAPSHOT_COOLDOWN = 1.0      # seconds between requested snapshots, whatever transport asks (each is two files)
 BOOKMARK_COOLDOWN = 2.0      # seconds between bookmarks (each is an event and extends or starts a clip)
 
-# Declared in edge.protocol.command_specs; the names stay for callers that validate directly.
+# The validation the bus runs before these handlers (declared in edge.protocol.command_specs), by name.
 validate_snapshot = COMMANDS["snapshot"].validate
 validate_bookmark = COMMANDS["bookmark"].validate
 validate_list_media = COMMANDS["list_media"].validate
@@ -58,8 +59,9 @@ class MediaCommands:
             "label": label, "origin": context.get("transport"),
             "clip": "a clip_saved event with this seq in 'events' follows"})
         self.publish(event)
-        self.worker.send("clip", Trigger(event.seq, now, "bookmark", label or "bookmark"))
-        return {"seq": event.seq, "label": label}
+        seq = stored_seq(event, "the bookmark")  # no clip for a bookmark nobody can find again
+        self.worker.send("clip", Trigger(seq, now, "bookmark", label or "bookmark"))
+        return {"seq": seq, "label": label}
 
     async def list_media(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
         index = self._index()

@@ -6,6 +6,7 @@ It owns the wiring and the loop-side results, the parts live in modules of their
   planning, snapshot encoding) and the writer threads; :meth:`MediaFeature.process` only hands it the frame.
 - :mod:`edge.media.library`: the folder and the index in agreement (reconcile, retention).
 - :mod:`edge.media.health`: the failure state and its one ``error`` event per spell.
+- :mod:`edge.media.throttle`: ``zone_enter`` snapshots at most once per zone per ``DOGMON_ZONE_SNAPSHOT_INTERVAL``.
 - :mod:`edge.media.commands` and :mod:`edge.media.http`: ``snapshot``/``bookmark``/``list_media``, and
   ``/media/{id}``/``/snapshot.jpg``; :mod:`edge.transports.live`: ``/ws/video``.
 
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.audio.feature import AudioFeature
 from edge.config import Config
+from edge.core.commands import CommandError
 from edge.core.feature import Feature, FrameContext
 from edge.media import render
 from edge.media.commands import MediaCommands, validate_bookmark, validate_list_media, validate_snapshot
@@ -39,6 +41,7 @@ from edge.media.http import MEDIA_PREFIX, SNAPSHOT_PATH, MediaHttp
 from edge.media.index import CONTENT_TYPES, MediaIndex, MediaRecord
 from edge.media.library import MediaLibrary
 from edge.media.planner import ClipPlan, Trigger
+from edge.media.throttle import PerKeyInterval
 from edge.media.worker import RECORD_FPS, MediaWorker
 from edge.media.writer import ClipRecorder, remove_partials
 from edge.protocol import messages
@@ -64,6 +67,7 @@ class MediaFeature(Feature):
         self.folder: Path = config.data_dir / MEDIA_DIR
         self.snapshot_events = set(config.snapshot_events)
         self.clip_events = set(config.clip_events)
+        self.zone_snapshots = PerKeyInterval(config.zone_snapshot_interval)
         self.reserve = int(config.media_min_free_mb * 2**20)
         self.live = live
         self.worker = MediaWorker(config, self.folder, self.reserve, self.live)
@@ -78,7 +82,7 @@ class MediaFeature(Feature):
     # --- lifecycle (loop) ---
     def attach(self, host: Host) -> None:
         self.host = host
-        self.health = MediaHealth(host.publish, self.library.schedule_retention)
+        self.health = MediaHealth(host.publish, self.library.schedule_retention, self.folder, self.reserve)
         try:
             private_dir(self.folder)
         except OSError as exc:
@@ -86,8 +90,8 @@ class MediaFeature(Feature):
         self.library.index = host.store.table(MediaIndex)
         host.store.on_recreated(self._store_recreated)
         encoders, self.encoders_refused = choose_encoders(self.config.clip_encoder)
-        for name, reason in self.encoders_refused.items():
-            log.info("media: clip encoder %s not used: %s", name, reason)
+        for name, reason in self.encoders_refused.items():  # expected off a Pi: the chosen one is said below
+            log.debug("media: clip encoder %s not used: %s", name, reason)
         audio = host.feature(AudioFeature)
         audio_rate = audio.sample_rate if audio is not None else None
         self.recorder = ClipRecorder(self.folder, RECORD_FPS, encoders, self.reserve, audio_rate)
@@ -143,7 +147,8 @@ class MediaFeature(Feature):
             if message.event_type in OWN_EVENTS or message.seq is None:
                 return
             at = mono_of(message)
-            if kind in self.snapshot_events:
+            if kind in self.snapshot_events and (kind != EventType.ZONE_ENTER
+                                                 or self.zone_snapshots.allow(message.data.get("zone"), at)):
                 track_id = message.data.get("track_id") if kind == EventType.DOG_DETECTED else None
                 self.worker.send("snapshot", SnapshotRequest(message.seq, kind, at,
                                                              track_id if isinstance(track_id, int) else None))
@@ -174,7 +179,11 @@ class MediaFeature(Feature):
         self.host.publish(event)
         self.host.publish_retained("snapshot", clean)  # the newest snapshot's JPEG (MQTT: its retained topic)
         if request.future is not None and not request.future.done():
-            request.future.set_result({**data, "seq": event.seq})
+            if event.seq is None:  # the file is saved, but the event that names it is not in the log
+                request.future.set_exception(CommandError("storage_full", "snapshot saved but its event was not "
+                                                          "stored: the event log cannot be written (disk full)"))
+            else:
+                request.future.set_result({**data, "seq": event.seq})
         self.health.recovered()
         self.library.schedule_retention()
 
@@ -240,6 +249,7 @@ class MediaFeature(Feature):
 
     def telemetry(self) -> dict[str, Any]:
         index = self.library.index
+        self.health.problems()  # a full disk that has room again is not reported as full
         return {
             "disk_full": self.health.disk_full,
             "failing": self.health.failing,

@@ -69,7 +69,8 @@ def _zones(value: Any) -> Any:
     try:
         return parse_zones(value)
     except ZoneError as exc:
-        raise CommandError("invalid_zones", str(exc)) from None
+        where = None if exc.index is None else {"zone": {"index": exc.index, "field": exc.field}}
+        raise CommandError("invalid_zones", str(exc), extra=where) from None
 
 
 def _day(value: Any) -> str:
@@ -101,7 +102,8 @@ _CATALOGUE: tuple[CommandSpec, ...] = (
     ), {"events": array(ref("Event"), "event envelopes as sent live"),
         "first_seq": nullable(integer("oldest stored seq")), "last_seq": _last_seq}, ("invalid_field",)),
     CommandSpec("emit_test_event", "send a `test` event through the real event path (DOGMON_TEST_EVENTS=1)",
-                (object_arg("data", "fields of the test event"),), {"seq": _seq}, ("invalid_field", "disabled")),
+                (object_arg("data", "fields of the test event"),), {"seq": _seq},
+                ("invalid_field", "disabled", "storage_full")),
     CommandSpec("set_zones", "replace every zone (`[]` deletes all); nothing changes on error",
                 (custom_arg("zones", array(ref("ZoneInput"), "the complete list", max_items=MAX_ZONES), _zones,
                             required=True),),
@@ -115,10 +117,10 @@ _CATALOGUE: tuple[CommandSpec, ...] = (
                    _day),), {"analytics": ref("AnalyticsDay")}, ("invalid_field",)),
     CommandSpec("snapshot", "save a snapshot now; the reply comes once it is on disk",
                 result={**SHAPES["SnapshotSaved"]["properties"], "seq": _seq},
-                errors=("no_frame", "storage_failed", "busy", "timeout", "cooldown")),
+                errors=("no_frame", "storage_failed", "storage_full", "busy", "timeout", "cooldown")),
     CommandSpec("bookmark", "mark this moment: a bookmark_created event, then a clip with the label",
                 (text_arg("label", MAX_LABEL, "what happened (optional)"),),
-                {"seq": _seq, "label": string("the label as stored")}, ("invalid_field", "cooldown")),
+                {"seq": _seq, "label": string("the label as stored")}, ("invalid_field", "cooldown", "storage_full")),
     CommandSpec("list_media", "stored snapshots and clips, newest first", (
         choice_arg("kind", MEDIA_KINDS, "only this kind"),
         int_arg("limit", 1, 500, 50, "at most this many"),

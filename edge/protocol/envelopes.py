@@ -29,6 +29,7 @@ from edge.protocol.schema import (
     ref,
     string,
 )
+from edge.protocol.zones import ZONE_FIELDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +119,11 @@ MESSAGES: dict[str, PayloadSpec] = {spec.name: spec for spec in (
     PayloadSpec("reply", "the answer to a command", any_value("`id` and `type` of the request, and its result")),
     PayloadSpec("error", "a command was refused or failed", obj({
         "code": string("what went wrong", enum=tuple(ERROR_CODES)), "message": string("for people"),
-        "id": REQUEST_ID}, optional=("id",))),
+        "id": REQUEST_ID,
+        "zone": obj({"index": integer("position of the zone in the list sent", 0),
+                     "field": nullable(string("the zone's field at fault", enum=ZONE_FIELDS))},
+                    "invalid_zones about one zone: which one and which field (absent when the list as a whole "
+                    "is at fault)")}, optional=("id", "zone"))),
     PayloadSpec("gap", "a resume asked for events older than the log keeps", obj({
         "requested_since": integer(), "resumes_from": integer("the first seq that will be sent"),
         "reason": string()})),
@@ -143,9 +148,10 @@ def envelope(message_type: str, data: Schema, *, event_type: str | None = None, 
         properties["overlay_type"] = const(overlay_type)
     properties |= {"device_id": string("DOGMON_DEVICE_ID"), "ts": number("unix seconds")}
     if message_type == "event":
-        properties["seq"] = integer("strictly increasing per device", 1)
+        properties["seq"] = integer("strictly increasing per device; absent only on an event that could not be "
+                                    "stored (data disk full), which is sent live once and never replayed", 1)
     properties["data"] = data
-    return obj(properties, description)
+    return obj(properties, description, optional=("seq",))
 
 
 def reply_data(name: str) -> Schema:

@@ -14,9 +14,11 @@ from typing import Any, NamedTuple
 
 
 class CommandError(Exception):
-    def __init__(self, code: str, message: str, request_id: Any = None) -> None:
+    """``extra``: more fields of the ``error`` message's data, each declared in its schema (e.g. ``zone``)."""
+
+    def __init__(self, code: str, message: str, request_id: Any = None, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.code, self.message, self.request_id = code, message, request_id
+        self.code, self.message, self.request_id, self.extra = code, message, request_id, extra or {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +60,8 @@ ERRORS: dict[str, ErrorCode] = {
     "unauthorized": ErrorCode(401,
                               "REST only: missing or wrong token (HTTP 401); "
                               "WebSocket handshakes are refused with 401"),
+    "storage_full": ErrorCode(507, "the event could not be stored (the data disk is full); "
+                                   "it was sent live only, with no seq"),
     "internal": ErrorCode(500, "the handler failed unexpectedly; the device logged it"),
 }
 ERROR_CODES: dict[str, str] = {code: error.meaning for code, error in ERRORS.items()}

@@ -144,8 +144,8 @@ def retained(key: str, content: Message | bytes) -> Message:
     return Message(MessageType.RETAINED, {}, retain=key, body=content)
 
 
-def error(code: str, detail: str, request_id: Any = None) -> Message:
-    data: dict[str, Any] = {"code": code, "message": detail}
+def error(code: str, detail: str, request_id: Any = None, extra: dict[str, Any] | None = None) -> Message:
+    data: dict[str, Any] = {"code": code, "message": detail, **(extra or {})}
     if request_id is not None:
         data["id"] = request_id
     return Message(MessageType.ERROR, data)

@@ -81,6 +81,7 @@ SHAPES: dict[str, Schema] = {
     "State": obj({
         "presence": boolean("a dog is present"),
         "present_since": nullable(number("wall time presence began")),
+        "absent_since": nullable(number("wall time the dog last left (null until it has)")),
         "track_count": integer("confirmed dog tracks (coasting ones included)"),
         "camera_online": nullable(boolean("camera delivers frames (null before the first report)")),
         "last_event": nullable(obj({"type": string("event type"), "seq": nullable(integer()), "ts": number()},

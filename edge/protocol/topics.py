@@ -2,7 +2,7 @@
 
 Owns each topic's direction, QoS, retain flag and payload (a named schema, text or JPEG bytes), as
 :class:`~edge.transports.mqtt.MqttBridge`, the behaviour and media features and
-:mod:`edge.transports.mqtt_commands` publish them. ``cmd/{command}`` is one topic per command.
+:mod:`edge.transports.mqtt.commands` publish them. ``cmd/{command}`` is one topic per command.
 """
 
 from __future__ import annotations

@@ -20,10 +20,17 @@ COLOR_PATTERN = re.compile(r"#[0-9a-fA-F]{6}")
 MAX_ROLES = 8
 MAX_DWELL_SECONDS = 7 * 24 * 3600
 EPSILON = 1e-9
+ZONE_FIELDS = ("name", "points", "dwell_alert_seconds", "roles", "color")  # a ZoneError's ``field``
 
 
 class ZoneError(ValueError):
-    """A set_zones request that cannot be accepted; the message names the zone and the problem."""
+    """A set_zones request that cannot be accepted; the message names the zone and the problem for
+    people, ``index`` (position in the list) and ``field`` (``name``, ``points`` …) for programs. Both
+    are None when the list as a whole is at fault."""
+
+    def __init__(self, message: str, index: int | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.index, self.field = index, field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,55 +120,58 @@ def self_intersection(polygon: Sequence[Point]) -> tuple[int, int] | None:
     return None
 
 
-def _parse_point(raw: Any, where: str) -> Point:
+def _parse_point(raw: Any, where: str, index: int) -> Point:
     if isinstance(raw, dict):
         raw = [raw.get("x"), raw.get("y")]
     if not isinstance(raw, list | tuple) or len(raw) != 2 or not all(
             isinstance(v, int | float) and not isinstance(v, bool) for v in raw):
-        raise ZoneError(f"{where} must be [x, y] or {{\"x\": x, \"y\": y}} with numbers")
+        raise ZoneError(f"{where} must be [x, y] or {{\"x\": x, \"y\": y}} with numbers", index, "points")
     x, y = float(raw[0]), float(raw[1])
     if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):  # also rejects NaN
         raise ZoneError(f"{where} ({raw[0]}, {raw[1]}) is outside 0..1: zone points are normalised "
-                        "(x / frame width, y / frame height)")
+                        "(x / frame width, y / frame height)", index, "points")
     return x, y
 
 
 def parse_zone(raw: Any, index: int) -> Zone:
     if not isinstance(raw, dict):
-        raise ZoneError(f"zones[{index}] must be an object with 'name' and 'points'")
+        raise ZoneError(f"zones[{index}] must be an object with 'name' and 'points'", index)
     name = raw.get("name")
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or not name.strip():
         raise ZoneError(f"zones[{index}] name {str(name)[:60]!r} must be 1 to 40 characters from "
-                        "letters, digits, space, '_' and '-'")
+                        "letters, digits, space, '_' and '-'", index, "name")
     label = f"zone {name!r}"
     points_raw = raw.get("points")
     if not isinstance(points_raw, list):
-        raise ZoneError(f"{label}: 'points' must be a list of [x, y] pairs")
+        raise ZoneError(f"{label}: 'points' must be a list of [x, y] pairs", index, "points")
     if not MIN_POINTS <= len(points_raw) <= MAX_POINTS:
-        raise ZoneError(f"{label}: polygon has {len(points_raw)} points; it needs {MIN_POINTS} to {MAX_POINTS}")
-    points = tuple(_parse_point(p, f"{label} point {i}") for i, p in enumerate(points_raw))
+        raise ZoneError(f"{label}: polygon has {len(points_raw)} points; it needs {MIN_POINTS} to {MAX_POINTS}",
+                        index, "points")
+    points = tuple(_parse_point(p, f"{label} point {i}", index) for i, p in enumerate(points_raw))
     for i in range(len(points)):
         if points[i] == points[(i + 1) % len(points)]:
-            raise ZoneError(f"{label}: points {i} and {(i + 1) % len(points)} are the same point")
+            raise ZoneError(f"{label}: points {i} and {(i + 1) % len(points)} are the same point", index, "points")
     if all(abs(_cross(points[0], points[1], p)) <= EPSILON for p in points[2:]):
-        raise ZoneError(f"{label}: polygon has no area (its points lie on one line)")
+        raise ZoneError(f"{label}: polygon has no area (its points lie on one line)", index, "points")
     crossing = self_intersection(points)
     if crossing is not None:
         raise ZoneError(f"{label}: polygon crosses itself (edge {crossing[0]} meets edge {crossing[1]}); "
-                        "draw the outline without crossing lines")
+                        "draw the outline without crossing lines", index, "points")
     if polygon_area(points) < 1e-6:
-        raise ZoneError(f"{label}: polygon has no area")
+        raise ZoneError(f"{label}: polygon has no area", index, "points")
     dwell = raw.get("dwell_alert_seconds")
     if dwell is not None and (isinstance(dwell, bool) or not isinstance(dwell, int | float)
                               or not 1 <= dwell <= MAX_DWELL_SECONDS):
-        raise ZoneError(f"{label}: 'dwell_alert_seconds' must be a number from 1 to {MAX_DWELL_SECONDS} or null")
+        raise ZoneError(f"{label}: 'dwell_alert_seconds' must be a number from 1 to {MAX_DWELL_SECONDS} or null",
+                        index, "dwell_alert_seconds")
     roles_raw = raw.get("roles", [])
     if not isinstance(roles_raw, list) or len(roles_raw) > MAX_ROLES or not all(
             isinstance(r, str) and ROLE_PATTERN.fullmatch(r) for r in roles_raw):
-        raise ZoneError(f"{label}: 'roles' must be a list of up to {MAX_ROLES} lower-case flags such as \"return\"")
+        raise ZoneError(f"{label}: 'roles' must be a list of up to {MAX_ROLES} lower-case flags such as \"return\"",
+                        index, "roles")
     color = raw.get("color")
     if color is not None and (not isinstance(color, str) or not COLOR_PATTERN.fullmatch(color)):
-        raise ZoneError(f"{label}: 'color' must be \"#rrggbb\" or absent")
+        raise ZoneError(f"{label}: 'color' must be \"#rrggbb\" or absent", index, "color")
     return Zone(name, points, float(dwell) if dwell is not None else None, frozenset(roles_raw), color)
 
 
@@ -173,9 +183,9 @@ def parse_zones(raw: Any) -> tuple[Zone, ...]:
         raise ZoneError(f"{len(raw)} zones given; at most {MAX_ZONES} are allowed")
     zones = tuple(parse_zone(z, i) for i, z in enumerate(raw))
     seen: set[str] = set()
-    for zone in zones:
+    for index, zone in enumerate(zones):
         key = zone.name.casefold()
         if key in seen:
-            raise ZoneError(f"zone name {zone.name!r} is used twice; names must be unique")
+            raise ZoneError(f"zone name {zone.name!r} is used twice; names must be unique", index, "name")
         seen.add(key)
     return zones

@@ -8,14 +8,19 @@ Owns the labelling of evaluation media and the printed report. Sources:
   videos named ``dog_walking_`` are every frame a standing dog;
 * ``--images DIR``: a folder with ``sit/``, ``stand/``, ``lie/`` and ``none/`` sub-folders of photos.
 
+``--gray`` turns every photo and video frame grey (three equal channels) first, as an infrared night
+camera delivers it.
+
 Photos are judged one at a time with the same detector and posture code the device runs. A single
 photo has no history, so without a pose model the box posture is the *absolute* aspect rule
 (:func:`edge.behaviour.posture.classify_box_alone`); videos go through the tracker and the full
-temporal rules (motion, the dog's own standing reference), frame by frame. With a pose model
+temporal rules (motion, the dog's own standing reference), frame by frame, through the device's own
+frame pipeline (motion gating, tracker, posture stage: :mod:`edge.tools.evalclip`). With a pose model
 (``--pose-model``, same values as ``DOGMON_POSE_MODEL``) keypoints decide when they show enough.
 
 Detection is counted per image: a labelled-dog image with at least one dog box is a hit, a
-no-dog image with a dog box a false alarm. Posture is counted per detected dog box; a dog image
+no-dog image with a dog box a false alarm; the per-class table splits this by the truth label and
+names the model's best non-dog animal class where no dog was found. Posture is counted per detected dog box; a dog image
 with no dog box counts once as ``missed``.
 """
 
@@ -33,6 +38,7 @@ import cv2
 import numpy as np
 
 from edge.behaviour.posture import LIE, SIT, STAND, UNKNOWN, PostureMonitor, classify_box_alone, classify_keypoints
+from edge.tools.evalclip import ClipResult, run_clip, to_gray
 
 if TYPE_CHECKING:  # the model stack loads only when the evaluation runs
     from edge.config import Config
@@ -45,6 +51,7 @@ TRUTHS = (SIT, STAND, LIE)
 PREDICTIONS = (SIT, STAND, LIE, UNKNOWN, MISSED)
 PREFIXES = (("dog_sitting_", SIT), ("dog_standing_", STAND), ("dog_lying_", LIE), ("dogs_lying_", LIE),
             ("dogs_running_", STAND), ("dog_walking_", STAND), ("neg_", NONE), ("hardneg_", NONE))
+ANIMALS = ("cat", "sheep", "bear", "teddy bear", "cow", "horse")  # what the model calls a dog it misses
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv"}
 
@@ -90,12 +97,14 @@ class Outcome:
     dogs: int
     postures: list[str]
     details: list[str]
+    guess: str = ""      # with no dog box: the model's best other animal class and score
 
 
 @dataclasses.dataclass
 class Report:
     outcomes: list[Outcome] = dataclasses.field(default_factory=list)
     video_frames: dict[str, Counter[str]] = dataclasses.field(default_factory=dict)
+    clips: dict[str, ClipResult] = dataclasses.field(default_factory=dict)
 
     def detection(self) -> dict[str, float | int]:
         photos = [o for o in self.outcomes if not o.sample.video]
@@ -106,6 +115,19 @@ class Report:
         return {"tp": tp, "fn": fn, "fp": fp, "tn": tn,
                 "recall": tp / (tp + fn) if tp + fn else float("nan"),
                 "precision": tp / (tp + fp) if tp + fp else float("nan")}
+
+    def per_class(self) -> list[str]:
+        """Detection split by truth label: photos, photos with a dog box, and what the model said instead."""
+        lines = ["truth".ljust(8) + "photos".rjust(7) + "dog box".rjust(9) + "   no dog box: model's best animal"]
+        for truth in (*TRUTHS, NONE):
+            photos = [o for o in self.outcomes if not o.sample.video and o.sample.truth == truth]
+            if not photos:
+                continue
+            found = sum(1 for o in photos if o.dogs > 0)
+            said = ", ".join(f"{o.sample.path.stem[:24]}: {o.guess}" for o in photos if o.dogs == 0)
+            lines.append(truth.ljust(8) + str(len(photos)).rjust(7) + f"{found}/{len(photos)}".rjust(9)
+                         + ("   " + said if said else ""))
+        return lines
 
     def confusion(self, video: bool = False) -> dict[str, Counter[str]]:
         matrix: dict[str, Counter[str]] = {t: Counter() for t in TRUTHS}
@@ -138,9 +160,10 @@ def confusion_table(matrix: dict[str, Counter[str]]) -> list[str]:
     return lines
 
 
-def format_report(report: Report, pose_model: str | None) -> str:
+def format_report(report: Report, pose_model: str | None, gray: bool = False) -> str:
     det = report.detection()
-    lines = [f"posture evidence: {'keypoints from ' + pose_model + ', else ' if pose_model else ''}"
+    lines = [f"images: {'grey (as an infrared night camera)' if gray else 'colour'}",
+             f"posture evidence: {'keypoints from ' + pose_model + ', else ' if pose_model else ''}"
              "box (single photos: absolute aspect rule; videos: tracker + temporal rules)", ""]
     lines.append("file".ljust(46) + "truth".ljust(7) + "dogs".rjust(5) + "  said (rule)")
     for o in report.outcomes:
@@ -151,6 +174,7 @@ def format_report(report: Report, pose_model: str | None) -> str:
     lines += ["", f"detection (per photo): recall {det['tp']}/{det['tp'] + det['fn']}"
               f" = {det['recall']:.0%}, precision {det['tp']}/{det['tp'] + det['fp']} = {det['precision']:.0%}"
               f" (false alarms on {det['fp']} of {det['fp'] + det['tn']} no-dog photos)", "",
+              "detection per class (per photo):", *report.per_class(), "",
               "posture on photos (per detected dog; 'missed' = no dog detected):"]
     lines += confusion_table(report.confusion())
     if report.video_frames:
@@ -159,14 +183,31 @@ def format_report(report: Report, pose_model: str | None) -> str:
             seen = sum(n for k, n in counts.items() if not k.endswith(MISSED))
             lines.append(f"  {name}: dog tracked in {seen}/{sum(counts.values())} frames")
         lines += confusion_table(report.confusion(video=True))
+        for name, clip in report.clips.items():
+            lines += ["", f"device path on {name}:", *clip.lines()]
     return "\n".join(lines)
 
 
 class Evaluator:
-    def __init__(self, detector: Detector, runner: PoseRunner | None = None, fps_fallback: float = 10.0) -> None:
+    def __init__(self, detector: Detector, runner: PoseRunner | None = None, fps_fallback: float = 10.0,
+                 gray: bool = False, config: Config | None = None) -> None:
         self.detector = detector
         self.runner = runner
         self.fps_fallback = fps_fallback
+        self.gray = gray
+        self.config = config
+
+    def look(self, image: np.ndarray) -> np.ndarray:
+        """The image as the camera would deliver it: unchanged, or grey in three equal channels."""
+        return to_gray(image) if self.gray else image
+
+    def animal_guess(self, image: np.ndarray) -> str:
+        output, _ = self.detector.infer(image)
+        rows = output.reshape(-1, output.shape[-1])
+        names = self.detector.class_names
+        best = max(((float((rows[:, 4] * rows[:, 5 + names.index(a)]).max()), a) for a in ANIMALS if a in names),
+                   default=(0.0, "-"))
+        return f"{best[1]} {best[0]:.2f}"
 
     def _keypoints(self, image: np.ndarray, box: Box) -> dict[str, tuple[float, float, float]] | None:
         if self.runner is None:
@@ -178,6 +219,7 @@ class Evaluator:
         image = cv2.imread(str(sample.path))
         if image is None:
             raise SystemExit(f"cannot read image {sample.path}")
+        image = self.look(image)
         dogs = [d for d in self.detector.detect(image) if d.label == "dog"]
         postures, details = [], []
         for d in dogs:
@@ -189,7 +231,7 @@ class Evaluator:
                 reading = classify_box_alone(box)
             postures.append(reading.posture)
             details.append(f"{reading.source}: {reading.detail}" if reading.source == "box" else "keypoints")
-        return Outcome(sample, len(dogs), postures, details)
+        return Outcome(sample, len(dogs), postures, details, "" if dogs else self.animal_guess(image))
 
     def video(self, sample: Sample) -> Counter[str]:
         """Every frame through tracker + posture monitor, at the video's own timestamps."""
@@ -206,6 +248,7 @@ class Evaluator:
                 break
             t = index / fps
             index += 1
+            frame = self.look(frame)
             dogs = [d for d in self.detector.detect(frame) if d.label == "dog"]
             update = tracker.update(dogs, t)
             seen = [tr for tr in update.tracks if tr.confirmed and tr.last_seen == t]
@@ -223,6 +266,8 @@ class Evaluator:
         for sample in samples:
             if sample.video:
                 report.video_frames[sample.path.name] = self.video(sample)
+                if self.config is not None:
+                    report.clips[sample.path.name] = run_clip(sample.path, self.detector, self.config, self.look)
             else:
                 report.outcomes.append(self.photo(sample))
         return report
@@ -251,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-shared", action="store_true", help="only evaluate --images")
     parser.add_argument("--no-video", action="store_true", help="skip videos in the media folder")
     parser.add_argument("--pose-model", help="as DOGMON_POSE_MODEL (default: the configured one; 'off' for box only)")
+    parser.add_argument("--gray", action="store_true", help="every photo and frame in grey, as an infrared camera")
     parser.add_argument("--env", help="env file (default: ./device.env if present)")
     args = parser.parse_args(argv)
     import logging
@@ -278,8 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         samples += found
     if args.no_video:
         samples = [s for s in samples if not s.video]
-    report = Evaluator(detector, runner).run(samples)
-    print(format_report(report, runner.spec.name if runner is not None else None))
+    report = Evaluator(detector, runner, gray=args.gray, config=config).run(samples)
+    print(format_report(report, runner.spec.name if runner is not None else None, args.gray))
     return 0
 
 

@@ -31,6 +31,7 @@ from edge.core.bus import Bus
 from edge.core.commands import CommandError, decode_object, validate_command
 from edge.protocol.asyncapi import asyncapi_document
 from edge.protocol.command_specs import COMMANDS
+from edge.protocol.events import catalogue
 from edge.protocol.messages import PROTOCOL_VERSION, Message, MessageType
 from edge.protocol.openapi import Route, openapi_document
 from edge.util.ratelimit import RateLimiter
@@ -87,6 +88,8 @@ class RestApi:
         openapi = openapi_document(ROUTES, extra_paths=web_paths())
         web.add_route("/api/asyncapi.json", lambda request: _document(asyncapi), needs_token=False)
         web.add_route("/api/openapi.json", lambda request: _document(openapi), needs_token=False)
+        events = catalogue()
+        web.add_route("/api/protocol/events", lambda request: _document(events), needs_token=False)
 
     # --- commands ---
     def _command_endpoint(self, route: Route) -> Callable[[Request], Any]:
@@ -198,6 +201,8 @@ def web_paths() -> dict[str, dict[str, Any]]:
                                     content="image/jpeg")},
         "/api/asyncapi.json": {"get": op("the AsyncAPI 3 document (WebSocket and MQTT)", False)},
         "/api/openapi.json": {"get": op("this document", False)},
+        "/api/protocol/events": {"get": op("event groups and labels for people, from edge.protocol.events "
+                                           "(the tablet's timeline)", False)},
         BROADCAST_PATHS["event"]: {"post": op(
             "test broadcast (DOGMON_TEST_EVENTS=1): an event of any type and data to every WebSocket client, "
             "marked test, not stored", True, {"sent": "boolean", "test": "boolean", "clients": "integer"},

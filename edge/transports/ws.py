@@ -89,11 +89,14 @@ class Client:
         self.replay_generation += 1
         self.wake.set()
 
-    async def send_loop(self, fetch: Callable[[int, int], list[tuple[int, bytes]]]) -> None:
+    async def send_loop(self, fetch: Callable[[int, int], list[tuple[int, bytes]]],
+                        gap: Callable[[int, int], bytes] | None = None) -> None:
+        """``gap(after, next)`` encodes the ``gap`` message sent when the log holds no seq between the two."""
         with contextlib.suppress(Closed):  # the reader sees the close too and cleans up
-            await self._send_loop(fetch)
+            await self._send_loop(fetch, gap)
 
-    async def _send_loop(self, fetch: Callable[[int, int], list[tuple[int, bytes]]]) -> None:
+    async def _send_loop(self, fetch: Callable[[int, int], list[tuple[int, bytes]]],
+                         gap: Callable[[int, int], bytes] | None) -> None:
         ws = self.ws
         while True:
             await self.wake.wait()
@@ -106,6 +109,8 @@ class Client:
                         self.replay_after = None
                         continue
                     for seq, payload in rows:
+                        if gap is not None and seq > self.replay_after + 1:  # never silently skip a seq
+                            await ws.send(gap(self.replay_after, seq), text=True)
                         await ws.send(payload, text=True)
                         self.sent += 1
                         if generation != self.replay_generation:
@@ -214,7 +219,7 @@ class WebSocketHub:
                 self._start_replay(client, since)
             except ValueError:
                 client.enqueue(self._encode(messages.error("invalid_field", "'since' must be an integer >= 0")))
-        client.sender = asyncio.create_task(client.send_loop(self.bus.store.events))
+        client.sender = asyncio.create_task(client.send_loop(self.bus.store.events, self._gap))
         client.wake.set()
         limiter = RateLimiter(self.rate, self.burst)
         violations = 0
@@ -242,7 +247,7 @@ class WebSocketHub:
         try:
             command = parse_command(raw)
         except CommandError as exc:
-            return messages.error(exc.code, exc.message, exc.request_id)
+            return messages.error(exc.code, exc.message, exc.request_id, exc.extra)
         except Exception as exc:  # defensive: the handler must never take the connection down
             log.exception("inbound message handling failed")
             return messages.error("internal", str(exc))
@@ -250,6 +255,12 @@ class WebSocketHub:
 
     def _encode(self, message: Message) -> bytes:
         return messages.encode(message, self.bus.device_id)
+
+    def _gap(self, after: int, resumes_from: int) -> bytes:
+        missing = f"{after + 1}" if resumes_from == after + 2 else f"{after + 1}-{resumes_from - 1}"
+        return self._encode(Message(MessageType.GAP, {
+            "requested_since": after, "resumes_from": resumes_from,
+            "reason": f"events {missing} are not in the event log (removed or lost)"}))
 
     def _start_replay(self, client: Client, since: int) -> None:
         """Queue stored events after ``since``; called on the loop with no await, so no event slips by."""
@@ -259,6 +270,7 @@ class WebSocketHub:
             client.enqueue(self._encode(Message(MessageType.GAP, {
                 "requested_since": since, "resumes_from": first,
                 "reason": "older events were removed by retention"})))
+            since = first - 1  # said once: the replay starts at the first stored event
         elif first is None and since < store.last_seq:
             client.enqueue(self._encode(Message(MessageType.GAP, {
                 "requested_since": since, "resumes_from": store.last_seq + 1, "reason": "event log is empty"})))

@@ -70,6 +70,7 @@ class FramePipeline:
         out: list[Message] = []
         if self.gate.enabled:
             motion = frame.motion if isinstance(frame.motion, MotionResult) else self.analyse(frame.image)
+            frame.motion = motion  # features see it too (posture: is the dog moving)
         else:
             motion = MotionResult((), 0.0)  # gating off: no motion stage either
         decision = self.gate.decide(frame.captured, motion, [t.box for t in self.tracker.tracks],

@@ -40,6 +40,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from edge.protocol.errors import ERROR_STATUS, CommandError
+from edge.util.spell import Spell, Spells
 from edge.web.auth import SESSION_COOKIE, SESSION_MAX_AGE, TOKEN_SCOPE, Auth, TokenBackend, authenticated
 from edge.web.protocols import connection_of, http_protocol, with_connection
 from edge.web.static import GZIP_EXCLUDED, STATIC_DIR, AppFiles
@@ -74,28 +75,27 @@ class WebHost(Protocol):
 
 
 class SpellLog:
-    """Refused requests logged once per spell: the first one of a spell at INFO, the rest counted; a
-    spell ends after ``quiet`` seconds without a refusal, and its count is logged when the next begins."""
+    """Refused requests logged once per spell (:class:`Spell`): the first one of a spell at INFO, the rest
+    counted; a spell ends after ``quiet`` seconds without a refusal, and its count is logged when the next begins."""
 
     def __init__(self, quiet: float = REFUSAL_SPELL_QUIET, clock: Callable[[], float] = time.monotonic) -> None:
-        self.quiet, self.clock = quiet, clock
-        self.last: float | None = None
-        self.suppressed = 0
+        self.quiet = quiet
+        self.spell = Spell(quiet, clock)
 
     def refused(self, status: int, reason: str, peer: str, path: str) -> None:
-        now = self.clock()
-        if self.last is not None and now - self.last <= self.quiet:
-            self.suppressed += 1
-        else:
-            self.flush()
+        seen = self.spell.occur()
+        self._log_count(seen.suppressed)
+        if seen.first:
             log.info("refused %s from %s: %d %s (more refusals within %.0fs are counted, not logged)",
                      path, peer, status, reason, self.quiet)
-        self.last = now
 
     def flush(self) -> None:
-        if self.suppressed:
-            log.info("refused %d more requests in that spell", self.suppressed)
-        self.suppressed = 0
+        self._log_count(self.spell.end())
+
+    @staticmethod
+    def _log_count(suppressed: int) -> None:
+        if suppressed:
+            log.info("refused %d more requests in that spell", suppressed)
 
 
 class RepeatFilter(logging.Filter):
@@ -104,19 +104,12 @@ class RepeatFilter(logging.Filter):
 
     def __init__(self, quiet: float = REFUSAL_SPELL_QUIET, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
-        self.quiet, self.clock = quiet, clock
-        self.last: dict[str, float] = {}
+        self.spells = Spells(quiet, clock)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno != logging.WARNING or record.exc_info:
             return True
-        key = str(record.msg)
-        now = self.clock()
-        last = self.last.get(key)
-        self.last[key] = now
-        if len(self.last) > 64:  # distinct messages are few; forget the oldest rather than grow
-            self.last.pop(next(iter(self.last)))
-        return last is None or now - last > self.quiet
+        return self.spells.occur(str(record.msg)).first
 
 
 def peer_of(conn: HTTPConnection) -> str:

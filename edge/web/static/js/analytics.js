@@ -1,7 +1,7 @@
 // Analytics screen: one day's posture minutes, zone minutes and visits, activity and event counts as
 // hand-drawn SVG bar charts (no chart library: a few bars do not earn one), updated as `analytics`
-// messages arrive for today; other days come from get_analytics. The heat map is drawn over the
-// newest snapshot.
+// messages arrive for today; other days come from get_analytics (both kept in store.analytics by day).
+// The heat map is drawn over the newest snapshot.
 
 import { drawHeat } from "./draw.js";
 import { el, num, svg, today } from "./util.js";
@@ -25,26 +25,26 @@ export function barChart(name, rows) {
 }
 
 export class AnalyticsScreen {
-  constructor(conn, store) {
-    this.conn = conn; this.store = store;
+  constructor(store) {
+    this.store = store;
     this.dayInput = document.getElementById("an-day");
     this.status = document.getElementById("an-status");
     this.day = today(); this.dayInput.value = this.day;
-    this.data = null; this.active = false;
+    this.active = false;
     this.dayInput.addEventListener("change", () => this.load(this.dayInput.value || today()));
     document.getElementById("an-today").addEventListener("click", () => this.load(today()));
     store.addEventListener("change", (e) => {
-      if (e.detail === "analytics" && this.store.analytics && this.store.analytics.day === this.day) { this.data = this.store.analytics; if (this.active) this.render(); }
-      if (e.detail === "heatmap" && this.active) this.renderHeat();
+      if (!this.active) return;
+      if (e.detail === "analytics") this.render();
+      if (e.detail === "heatmap") this.renderHeat();
     });
   }
 
   show() {
     this.active = true;
-    if (this.day === today() && this.store.analytics && this.store.analytics.day === this.day) this.data = this.store.analytics;
     this.render();
     this.load(this.day);
-    this.conn.call("get_heatmap").catch(() => {});
+    this.store.call("get_heatmap").catch(() => {});
     this.snapshot = new Image();
     this.snapshot.onload = () => this.renderHeat();
     this.snapshot.src = `/snapshot.jpg?t=${Date.now()}`;
@@ -54,17 +54,17 @@ export class AnalyticsScreen {
   async load(day) {
     this.day = day; this.dayInput.value = day;
     this.status.textContent = "Loading…";
+    this.render();
     try {
-      const r = await this.conn.call("get_analytics", { day });
+      await this.store.call("get_analytics", { day });
       if (this.day !== day) return;
-      this.data = r.analytics;
       this.status.textContent = day === today() ? "Today, updating live." : "";
     } catch (e) { this.status.textContent = `Could not load: ${e.message}`; }
     this.render();
   }
 
   render() {
-    const a = this.data;
+    const a = this.store.analytics.get(this.day);
     const put = (id, node) => document.getElementById(id).replaceChildren(node);
     if (!a) { for (const id of ["an-posture", "an-zones", "an-activity", "an-events"]) put(id, el("p", { class: "muted" }, "Loading…")); return; }
     put("an-posture", barChart("posture", Object.entries(a.posture_minutes).sort((x, y) => y[1] - x[1])

@@ -1,6 +1,6 @@
 // The one /ws/ui connection: login (session cookie), commands with replies, reconnect with backoff,
-// resume by seq. Screens listen to its events: "connection", "event", "overlay", "telemetry",
-// "analytics", "gap", "status" (online/offline changes). Events are handed on once each, in seq order:
+// resume by seq. The store listens to its events ("connection", "event", "overlay", "telemetry",
+// "analytics", "gap", "reset", "status": online/offline changes) and screens listen to the store. Events are handed on once each, in seq order:
 // after a reconnect the device replays everything after the last seq seen (?since=), and a seq already
 // seen is dropped, so nothing is missing or doubled.
 
@@ -10,15 +10,15 @@ const BACKOFF_MIN = 500;
 const BACKOFF_MAX = 15000;
 const COMMAND_TIMEOUT = 20000;
 
+/** A refused command: `code` and `message` of the device's error, `data` all its fields (e.g. `zone`). */
 export class CommandFailed extends Error {
-  constructor(code, message) { super(message); this.code = code; }
+  constructor(code, message, data = {}) { super(message); this.code = code; this.data = data; }
 }
 
-/** Ask the device whether a login is needed. Old servers without /api/session: no auth. */
+/** Ask the device whether a login is needed (null when it cannot be reached). */
 export async function session() {
   try {
     const r = await fetch("/api/session", { credentials: "same-origin", cache: "no-store" });
-    if (r.status === 404) return { auth_required: false, authenticated: true };
     if (!r.ok) return { auth_required: true, authenticated: false };
     return await r.json();
   } catch {
@@ -32,9 +32,12 @@ export async function login(token) {
     body: JSON.stringify({ token }),
   });
   if (r.ok) return null;
-  let reason = `${r.status}`;
-  try { const body = await r.json(); reason = body.message || body.error || body.detail || reason; } catch { /* text */ }
-  return r.status === 401 || r.status === 403 ? "That token is not right." : `Sign-in failed: ${reason}`;
+  if (r.status === 401 || r.status === 403) return "That token is not right.";
+  // the device refuses with {"error": {"code", "message"}}; a proxy in between may answer otherwise
+  let reason = `HTTP ${r.status}`;
+  try { const body = await r.json(); if (body.error && body.error.message) reason = body.error.message; } catch { /* not JSON */ }
+  const wait = Number(r.headers.get("Retry-After"));
+  return `Sign-in failed: ${reason}.${r.status === 429 && wait > 0 ? ` Try again in ${wait} s.` : ""}`;
 }
 
 export class DeviceConnection extends EventTarget {
@@ -51,8 +54,6 @@ export class DeviceConnection extends EventTarget {
     this.timer = null;
     this.needLogin = null;     // set by main: () => Promise<void> that resolves once signed in
     this.stopped = false;
-    this.storedUntil = 0;      // last_seq of the current connection message
-    this.replayed = 0;         // events that arrived by resume (missed while offline)
   }
 
   start() { this.connect(); }
@@ -116,14 +117,13 @@ export class DeviceConnection extends EventTarget {
           this.lastSeq = m.data.last_seq;
           this.emit("reset", m);
         }
-        this.storedUntil = m.data.last_seq;
         this.setOnline(true);
         this.emit("connection", m);
         break;
       case "event":
+        if (m.seq === undefined) { this.emit("event", m); break; } // not stored (device disk full): live only
         if (this.lastSeq !== null && m.seq <= this.lastSeq) return; // replayed twice: already handed on
         this.lastSeq = m.seq;
-        if (m.seq <= this.storedUntil) this.replayed++;  // stored before this connection: came by resume
         this.emit("event", m);
         break;
       case "reply":
@@ -134,7 +134,7 @@ export class DeviceConnection extends EventTarget {
           this.pending.delete(id);
           clearTimeout(waiting.timer);
           if (m.type === "reply") waiting.resolve(m.data);
-          else waiting.reject(new CommandFailed(m.data.code, m.data.message));
+          else waiting.reject(new CommandFailed(m.data.code, m.data.message, m.data));
         } else if (m.type === "error") {
           this.emit("device-error", m);
         }

@@ -16,25 +16,22 @@ function meter(label, percent) {
 }
 
 export class DeviceScreen {
-  constructor(conn, store, feed) {
-    this.conn = conn; this.store = store; this.feed = feed;
-    this.active = false; this.health = null; this.timer = null;
-    store.addEventListener("change", (e) => { if (this.active && (e.detail === "telemetry" || e.detail === "connection")) this.render(); });
+  constructor(store, feed) {
+    this.store = store; this.feed = feed;
+    this.active = false; this.timer = null;
+    store.addEventListener("change", (e) => {
+      if (this.active && (e.detail === "telemetry" || e.detail === "connection" || e.detail === "healthz")) this.render();
+    });
   }
 
-  show() { this.active = true; this.render(); this.poll(); this.timer = setInterval(() => this.poll(), HEALTH_POLL_MS); }
+  show() {
+    this.active = true; this.render();
+    this.store.checkHealth(); this.timer = setInterval(() => this.store.checkHealth(), HEALTH_POLL_MS);
+  }
   hide() { this.active = false; clearInterval(this.timer); }
 
-  async poll() {
-    try {
-      const r = await fetch("/healthz", { credentials: "same-origin", cache: "no-store" });
-      this.health = await r.json();
-    } catch (e) { this.health = { status: "unreachable", problems: [`cannot reach the device: ${e.message}`] }; }
-    if (this.active) this.render();
-  }
-
   render() {
-    const info = this.conn.info || {}, t = this.store.telemetry, h = this.health;
+    const info = this.store.info || {}, t = this.store.telemetry, h = this.store.healthz;
     const put = (id, ...nodes) => document.getElementById(id).replaceChildren(...nodes);
     put("dev-about", kv([["Device", info.device_id || "—"], ["Software", info.software_version || "—"],
       ["Camera source", info.source || "—"], ["Frame", info.frame ? `${info.frame.w}×${info.frame.h}` : "—"],

@@ -18,7 +18,9 @@ export function fitCanvas(canvas) {
   return ctx;
 }
 
-export function drawPicture(canvas, bitmap) {
+/** The picture; the canvas's data-frame-ts names the capture time of the frame it shows. */
+export function drawPicture(canvas, bitmap, frameTs = null) {
+  canvas.dataset.frameTs = bitmap ? frameTs ?? "" : "";
   const ctx = fitCanvas(canvas);
   if (bitmap) ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
   else ctx.clearRect(0, 0, canvas.width, canvas.height);

@@ -1,5 +1,7 @@
 // Live screen: the picture from /ws/video with the overlay of the same frame drawn over it (or of the
-// newest older frame), the mismatch in a debug readout, state chips, snapshot and bookmark.
+// newest older frame), the mismatch in a debug readout, state chips, snapshot and bookmark. The overlay
+// canvas names what it shows: data-frame-ts (the picture under it), data-detection-ts and data-pose-ts
+// (the overlays drawn; empty when none).
 
 import { drawOverlay, drawPicture } from "./draw.js";
 import { Store } from "./store.js";
@@ -7,11 +9,10 @@ import { clock, el, since } from "./util.js";
 
 const POSTURE = { sit: "Sitting", stand: "Standing", lie: "Lying down", unknown: "Posture unclear" };
 const ACTIVITY = { resting: "Resting", low: "A little active", moderate: "Active", high: "Very active" };
-const STATE_POLL_MS = 5000;
 
 export class LiveScreen {
-  constructor(conn, store, feed, viewer) {
-    this.conn = conn; this.store = store; this.feed = feed; this.viewer = viewer;
+  constructor(store, feed, viewer) {
+    this.store = store; this.feed = feed; this.viewer = viewer;
     this.pic = document.getElementById("live-pic");
     this.ovl = document.getElementById("live-ovl");
     this.wait = document.getElementById("live-wait");
@@ -19,15 +20,15 @@ export class LiveScreen {
     this.sync = document.getElementById("sync");
     this.chips = document.getElementById("chips");
     this.toast = document.getElementById("live-toast");
+    this.awake = document.getElementById("awake");
     this.showHeat = false; this.showDebug = false;
     this.active = false;
     this.used = null;       // the detection overlay drawn with the current picture
     this.usedPose = null;
     this.mismatchMs = null;
     this.wakeLock = null;
-    this.stats = { frames: 0, matched: 0, worstMs: 0 };
 
-    this.toggle("toggle-heat", (on) => { this.showHeat = on; if (on) this.conn.call("get_heatmap").catch(() => {}); this.redraw(); });
+    this.toggle("toggle-heat", (on) => { this.showHeat = on; if (on) this.store.call("get_heatmap").catch(() => {}); this.redraw(); });
     this.toggle("toggle-debug", (on) => { this.showDebug = on; this.redraw(); });
     document.getElementById("btn-snapshot").addEventListener("click", () => this.snapshot());
     document.getElementById("btn-bookmark").addEventListener("click", () => this.bookmark());
@@ -44,7 +45,7 @@ export class LiveScreen {
     });
     new ResizeObserver(() => { if (this.active) { this.paint(); } }).observe(this.stage);
     document.addEventListener("visibilitychange", () => { if (this.active && document.visibilityState === "visible") this.keepAwake(); });
-    setInterval(() => { if (this.active) { this.store.refreshState(); this.renderChips(); } }, STATE_POLL_MS);
+    setInterval(() => { if (this.active) this.renderChips(); }, 5000); // the "for N min" hints age
   }
 
   toggle(id, onChange) {
@@ -60,7 +61,6 @@ export class LiveScreen {
     this.active = true;
     this.feed.acquire("live");
     this.renderChips();
-    this.store.refreshState();
     this.keepAwake();
     if (this.feed.bitmap) this.onFrame(); else this.updateWaiting();
   }
@@ -77,7 +77,8 @@ export class LiveScreen {
     if (!("wakeLock" in navigator) || this.wakeLock) return;
     try {
       this.wakeLock = await navigator.wakeLock.request("screen");
-      this.wakeLock.addEventListener("release", () => { this.wakeLock = null; });
+      this.awake.hidden = false;
+      this.wakeLock.addEventListener("release", () => { this.wakeLock = null; this.awake.hidden = true; });
     } catch { /* not allowed here (not visible, or no permission) */ }
   }
 
@@ -95,12 +96,11 @@ export class LiveScreen {
     this.updateWaiting();
     const f = this.store.frame;
     this.stage.style.aspectRatio = `${this.feed.width || f.w} / ${this.feed.height || f.h}`;
-    this.stats.frames++;
     this.paint();
   }
 
   paint() {
-    drawPicture(this.pic, this.feed.bitmap);
+    drawPicture(this.pic, this.feed.bitmap, this.feed.frameTs);
     this.redraw();
   }
 
@@ -115,10 +115,6 @@ export class LiveScreen {
     const pose = Store.pick(this.store.poses, ts);
     this.used = det;
     this.mismatchMs = det && ts !== null ? Math.round((ts - det.frame_ts) * 1000) : null;
-    if (this.mismatchMs !== null) {
-      this.stats.matched++;
-      this.stats.worstMs = Math.max(this.stats.worstMs, this.mismatchMs);
-    }
     // a pose older than a second would draw limbs where the dog no longer is
     this.usedPose = pose && ts !== null && ts - pose.frame_ts < 1 ? pose : null;
     drawOverlay(this.ovl, {
@@ -126,6 +122,7 @@ export class LiveScreen {
       zones: this.store.zones, heatmap: this.store.heatmap, motion: this.store.motion,
       showHeat: this.showHeat, showDebug: this.showDebug,
     });
+    Object.assign(this.ovl.dataset, { frameTs: ts ?? "", detectionTs: det ? det.frame_ts : "", poseTs: this.usedPose ? this.usedPose.frame_ts : "" });
     this.renderSync(det);
   }
 
@@ -164,7 +161,7 @@ export class LiveScreen {
     button.disabled = true;
     this.say("Taking a snapshot…");
     try {
-      const r = await this.conn.call("snapshot");
+      const r = await this.store.call("snapshot");
       this.toast.replaceChildren("Snapshot saved. ",
         el("button", { class: "btn", type: "button", onclick: () => this.viewer.image(r.url, `Snapshot ${clock(r.captured, true)}`) }, "View"));
     } catch (e) { this.say(`Snapshot failed: ${e.message}`, true); }
@@ -176,7 +173,7 @@ export class LiveScreen {
     const button = document.getElementById("btn-bookmark");
     button.disabled = true;
     try {
-      const r = await this.conn.call("bookmark", { label: input.value });
+      const r = await this.store.call("bookmark", { label: input.value });
       input.value = "";
       this.say(`Bookmarked${r.label ? " “" + r.label + "”" : ""}; the clip appears in the timeline when it is saved.`);
     } catch (e) { this.say(`Bookmark failed: ${e.message}`, true); }

@@ -1,6 +1,7 @@
-// The tablet app's entry point: sign-in (once: the device sets a session cookie), the /ws/ui connection,
-// the live feed, the five screens behind hash routes (#live, #timeline, #zones, #analytics, #device),
-// the offline banner and the media viewer.
+// The tablet app's entry point: sign-in (once: the device sets a session cookie), the /ws/ui connection
+// and the store that folds it, the live feed, the five screens behind hash routes (#live, #timeline,
+// #zones, #analytics, #device), the offline banner and the media viewer. Each screen gets the store
+// (and the feed or viewer it shows things in) and nothing else.
 
 import { AnalyticsScreen } from "./analytics.js";
 import { DeviceConnection, login, session } from "./conn.js";
@@ -32,11 +33,11 @@ viewer.dialog.addEventListener("close", () => document.getElementById("viewer-bo
 document.getElementById("viewer-close").addEventListener("click", () => viewer.dialog.close());
 
 const screens = {
-  live: new LiveScreen(conn, store, feed, viewer),
-  timeline: new TimelineScreen(conn, viewer),
-  zones: new ZonesScreen(conn, store, feed),
-  analytics: new AnalyticsScreen(conn, store),
-  device: new DeviceScreen(conn, store, feed),
+  live: new LiveScreen(store, feed, viewer),
+  timeline: new TimelineScreen(store, viewer),
+  zones: new ZonesScreen(store, feed),
+  analytics: new AnalyticsScreen(store),
+  device: new DeviceScreen(store, feed),
 };
 let current = null;
 
@@ -79,9 +80,10 @@ conn.addEventListener("status", (e) => {
   tick();
   countdown = setInterval(tick, 1000);
 });
-conn.addEventListener("connection", (e) => {
-  document.getElementById("title").textContent = `Dog monitor · ${e.detail.data.device_id}`;
-  document.title = `${e.detail.data.device_id} · Dog monitor`;
+store.addEventListener("change", (e) => {
+  if (e.detail !== "connection") return;
+  document.getElementById("title").textContent = `Dog monitor · ${store.info.device_id}`;
+  document.title = `${store.info.device_id} · Dog monitor`;
 });
 window.addEventListener("online", () => conn.retryNow());
 document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") conn.retryNow(); });
@@ -115,5 +117,3 @@ async function start() {
   conn.start();
 }
 start();
-
-window.dogmon = { conn, store, feed, screens }; // for the debug console and the end-to-end tests

@@ -1,74 +1,147 @@
-// What the page knows about the device, folded from /ws/ui: the state (presence, posture, zones,
-// health), recent detection and pose overlays keyed by the capture time of their frame, the zones,
-// the heat map, the newest motion overlay, telemetry and today's analytics. Screens read it and listen
-// for "change" (detail: what changed).
+// What the page knows about the device, and the one place that writes it. Screens read the fields below,
+// render when the store says "change" (detail: what changed) and send commands through store.call(),
+// which folds the reply before handing it back. No screen writes these fields.
+//
+//   info        the newest `connection` message's data (device id, version, source, frame …)
+//   online      connected to /ws/ui now
+//   state       the device's state: presence, present_since, absent_since, posture…, zones_occupied,
+//               activity (get_state's `state`, kept current by events between polls)
+//   health      {camera, cameraReason, broker, audio}: true/false, null while unknown
+//   bark        {active, since, last}
+//   zones       the stored zones with occupancy          frame    {w, h} of the source
+//   detections  detection overlays, oldest first         poses    pose overlays, oldest first
+//   heatmap, motion, telemetry, poseModel               the newest of each
+//   analytics   Map day -> that day's figures (today's kept live by `analytics` messages)
+//   catalogue   event groups and labels for people, from GET /api/protocol/events
+//   healthz     the newest GET /healthz answer (checkHealth())
+// Besides "change", the store hands on "event" (each event once, in seq order), "gap" and "reset".
+//
+// The state rule shared with edge/core/state.py (DeviceState.apply) and the features that set state keys:
+// an event sets the keys it is about (dog_detected: presence, present_since; dog_left: presence false,
+// present_since null, absent_since = its ts; sit/stand/lie: posture, posture_since, posture_source;
+// camera_online/offline: camera_online), and a state from the device (connection, the get_state poll) is
+// newer than every event before it, so its keys replace ours while keys it lacks are kept. A poll merges:
+// it never erases what events taught.
 
 const OVERLAY_HISTORY = 60; // about 6 s of detector runs at 10 fps: enough for any frame still on screen
+const STATE_POLL_MS = 5000;
 
 export class Store extends EventTarget {
   constructor(conn) {
     super();
     this.conn = conn;
+    this.info = null;
+    this.online = false;
     this.state = {};
     this.frame = { w: 640, h: 480 };
-    this.detections = [];   // detection overlays, oldest first (frame_ts ascending)
+    this.detections = [];
     this.poses = [];
     this.zones = [];
     this.heatmap = null;
     this.motion = null;
     this.telemetry = null;
-    this.analytics = null;
+    this.analytics = new Map();
     this.poseModel = null;
-    this.health = { camera: null, broker: null, audio: null };
+    this.health = { camera: null, cameraReason: null, broker: null, audio: null };
     this.bark = { active: false, since: null, last: null };
+    this.catalogue = null;
+    this.healthz = null;
+    conn.addEventListener("status", (e) => { if (e.detail.online !== this.online) { this.online = e.detail.online; this.changed("online"); } });
     conn.addEventListener("connection", (e) => this.onConnection(e.detail.data));
-    conn.addEventListener("event", (e) => this.onEvent(e.detail));
+    conn.addEventListener("event", (e) => { this.onEvent(e.detail); this.hand("event", e.detail); });
     conn.addEventListener("overlay", (e) => this.onOverlay(e.detail));
     conn.addEventListener("telemetry", (e) => this.onTelemetry(e.detail.data));
-    conn.addEventListener("analytics", (e) => { this.analytics = e.detail.data; this.changed("analytics"); });
+    conn.addEventListener("analytics", (e) => this.setAnalytics(e.detail.data));
+    conn.addEventListener("gap", (e) => this.hand("gap", e.detail));
+    conn.addEventListener("reset", (e) => this.hand("reset", e.detail));
+    setInterval(() => { if (this.online) this.call("get_state").catch(() => {}); }, STATE_POLL_MS);
   }
 
   changed(what) { this.dispatchEvent(new CustomEvent("change", { detail: what })); }
+  hand(type, message) { this.dispatchEvent(new CustomEvent(type, { detail: message })); }
 
-  onConnection(d) {
-    this.frame = d.frame || this.frame;
-    this.setState(d.state || {});
-    this.zones = d.zones || [];
-    this.analytics = d.analytics || null;
-    this.poseModel = d.pose_model || null;
-    if (d.audio) this.health.audio = d.audio.online;
-    this.changed("connection");
-    this.changed("zones");
-    this.changed("analytics");
+  /** Newest event seq handed on (null before the first connection). */
+  get lastSeq() { return this.conn.lastSeq; }
+  /** Resolves once connected. */
+  ready() { return this.conn.ready(); }
+
+  /** Send a command; a reply that tells something about the device is folded in before it is returned. */
+  async call(type, args = {}) {
+    const r = await this.conn.call(type, args);
+    switch (type) {
+      case "get_state": this.mergeState(r.state); break;
+      case "get_zones": this.setZones(r.zones); break;
+      case "set_zones": // the zones overlay that follows brings occupancy; until then keep what is known
+        this.setZones(r.zones.map((z) => ({ occupied: false, since: null, ...this.zones.find((l) => l.name === z.name), ...z })));
+        break;
+      case "get_heatmap": this.heatmap = r.heatmap; this.changed("heatmap"); break;
+      case "get_analytics": this.setAnalytics(r.analytics); break;
+      default: break;
+    }
+    return r;
   }
 
-  setState(s) {
-    this.state = { ...s };
-    this.health.camera = s.camera_online ?? this.health.camera;
+  /** Fetch /healthz now; the answer (or why there is none) lands in `healthz`. */
+  async checkHealth() {
+    try {
+      const r = await fetch("/healthz", { credentials: "same-origin", cache: "no-store" });
+      this.healthz = await r.json();
+    } catch (e) { this.healthz = { status: "unreachable", problems: [`cannot reach the device: ${e.message}`] }; }
+    this.changed("healthz");
+  }
+
+  async loadCatalogue() {
+    if (this.catalogue) return;
+    try {
+      const r = await fetch("/api/protocol/events", { cache: "no-store" });
+      if (r.ok) { this.catalogue = await r.json(); this.changed("catalogue"); }
+    } catch { /* offline: tried again on the next connection */ }
+  }
+
+  onConnection(d) {
+    this.info = d;
+    this.frame = d.frame || this.frame;
+    this.setZones(d.zones || []);
+    if (d.analytics) this.setAnalytics(d.analytics);
+    this.poseModel = d.pose_model || null;
+    if (d.audio) this.health.audio = d.audio.online;
+    this.mergeState(d.state || {});
+    this.loadCatalogue();
+    this.changed("connection");
+  }
+
+  mergeState(s) {
+    this.state = { ...this.state, ...s };
+    if (s.camera_online !== undefined && s.camera_online !== null) this.health.camera = s.camera_online;
     if (s.audio_online !== undefined) this.health.audio = s.audio_online;
     if (s.bark) this.bark = s.bark;
     this.changed("state");
   }
 
-  async refreshState() {
-    try { const r = await this.conn.call("get_state"); this.setState(r.state); } catch { /* offline: keep */ }
+  setZones(zones) {
+    this.zones = zones;
+    this.state.zones_occupied = zones.filter((z) => z.occupied).map((z) => z.name);
+    this.changed("zones");
+    this.changed("state");
   }
+
+  setAnalytics(a) { this.analytics.set(a.day, a); this.changed("analytics"); }
 
   onEvent(m) {
     const s = this.state, d = m.data || {};
     switch (m.event_type) {
       case "dog_detected": s.presence = true; s.present_since = m.ts; break;
-      case "dog_left": s.presence = false; s.present_since = null; s.absent_since = m.ts; s.posture = null; break;
+      case "dog_left": s.presence = false; s.present_since = null; s.absent_since = m.ts; break;
       case "sit": case "stand": case "lie": s.posture = d.posture; s.posture_since = d.since; s.posture_source = d.source; break;
-      case "camera_online": this.health.camera = true; this.health.cameraReason = null; break;
-      case "camera_offline": this.health.camera = false; this.health.cameraReason = d.reason; break;
+      case "camera_online": s.camera_online = true; this.health.camera = true; this.health.cameraReason = null; break;
+      case "camera_offline": s.camera_online = false; this.health.camera = false; this.health.cameraReason = d.reason; break;
       case "broker_online": this.health.broker = true; break;
       case "broker_offline": this.health.broker = false; break;
       case "audio_online": this.health.audio = true; break;
       case "audio_offline": this.health.audio = false; break;
       case "bark": case "howl": case "whimper": this.bark = { active: false, since: null, last: d }; break;
       case "continuous_barking": this.bark = { active: true, since: d.start, last: this.bark.last }; break;
-      default: break;
+      default: return;
     }
     this.changed("state");
   }
@@ -76,18 +149,9 @@ export class Store extends EventTarget {
   onOverlay(m) {
     const d = m.data;
     switch (m.overlay_type) {
-      case "detection":
-        this.frame = d.frame;
-        push(this.detections, d);
-        this.changed("detection");
-        break;
+      case "detection": this.frame = d.frame; push(this.detections, d); this.changed("detection"); break;
       case "pose": push(this.poses, d); this.changed("pose"); break;
-      case "zones":
-        this.zones = d.zones;
-        this.state.zones_occupied = d.zones.filter((z) => z.occupied).map((z) => z.name);
-        this.changed("zones");
-        this.changed("state");
-        break;
+      case "zones": this.setZones(d.zones); break;
       case "heatmap": this.heatmap = d; this.changed("heatmap"); break;
       case "motion": this.motion = d; this.changed("motion"); break;
       default: break;
@@ -102,10 +166,10 @@ export class Store extends EventTarget {
       this.health.audio = t.audio.online;
       if (typeof t.audio.episode_active === "boolean" && t.audio.episode_active !== this.bark.active) {
         this.bark = { ...this.bark, active: t.audio.episode_active, since: t.audio.episode_active ? (this.bark.since || Date.now() / 1000) : null };
-        this.changed("state");
       }
     }
     this.changed("telemetry");
+    this.changed("state");
   }
 
   /** The overlay of the frame captured at `ts`, or the newest older one (null when none is older). */

@@ -1,63 +1,46 @@
 // Timeline screen: events newest first, by day and type, with thumbnails (snapshot thumbs, clip posters)
-// and a tap to open the snapshot or the clip. History comes from get_events in seq windows walked
-// backwards from the newest; live events are inserted by seq, so a reconnect (which replays by seq) or a
-// history page that overlaps live ones never doubles or drops an item.
+// and a tap to open the snapshot or the clip. Groups (the filter) and each event's label come from the
+// device (store.catalogue); this module adds only what an event's data says. History comes from
+// get_events in seq windows walked backwards from the newest; live events are inserted by seq, so a
+// reconnect (which replays by seq) or a history page that overlaps live ones never doubles or drops an item.
 
 import { clock, dayOf, dayRange, duration, el, mediaUrl, today } from "./util.js";
 
-export const GROUPS = {
-  presence: ["dog_detected", "dog_left"],
-  posture: ["sit", "stand", "lie"],
-  zone: ["zone_enter", "zone_exit", "zone_dwell"],
-  bark: ["bark", "continuous_barking", "howl", "whimper"],
-  fetch: ["fetch_return"],
-  media: ["snapshot_saved", "clip_saved", "bookmark_created"],
-  device: ["camera_online", "camera_offline", "broker_online", "broker_offline", "audio_online", "audio_offline", "error"],
-};
-const MEDIA_TYPES = ["snapshot_saved", "clip_saved"];
+const MEDIA_TYPES = ["snapshot_saved", "clip_saved"];   // shown on the item of the event they illustrate
 const PAGE = 30;
 const LIMIT = 1000;
+// words, not emoji: tablets and kiosks often lack an emoji font; other groups show their own name
+const ICON = { presence: "DOG", posture: "POSE", audio: "MIC" };
 
-const POSTURE_DONE = { sit: "Sat down", stand: "Stood up", lie: "Lay down" };
-// words, not emoji: tablets and kiosks often lack an emoji font
-const ICON = { presence: "DOG", posture: "POSE", zone: "ZONE", bark: "BARK", fetch: "FETCH", media: "MEDIA", device: "DEVICE" };
+const words = (s) => String(s).replace(/_/g, " ");
 
-function groupOf(type) {
-  for (const [g, types] of Object.entries(GROUPS)) if (types.includes(type)) return g;
-  return "device";
-}
-
-export function describe(m) {
+/** [title, detail] of an event: the device's label, unless the data says more. */
+export function describe(m, label = words(m.event_type)) {
   const d = m.data || {};
   switch (m.event_type) {
-    case "dog_detected": return ["Dog arrived", `track #${d.track_id} · ${Math.round((d.confidence || 0) * 100)}%`];
-    case "dog_left": return ["Dog left", `was here ${duration(d.present_seconds)}`];
+    case "dog_detected": return [label, `track #${d.track_id} · ${Math.round((d.confidence || 0) * 100)}%`];
+    case "dog_left": return [label, `was here ${duration(d.present_seconds)}`];
     case "sit": case "stand": case "lie":
-      return [POSTURE_DONE[m.event_type], d.previous ? `after ${duration(d.previous_seconds)} ${d.previous}` : `from the ${d.source === "keypoints" ? "keypoints" : "box"}`];
+      return [label, d.previous ? `after ${duration(d.previous_seconds)} ${d.previous}` : `from the ${d.source === "keypoints" ? "keypoints" : "box"}`];
     case "zone_enter": return [`Entered ${d.zone}`, d.roles && d.roles.length ? d.roles.join(", ") : ""];
-    case "zone_exit": return [`Left ${d.zone}`, `after ${duration(d.seconds)}${d.reason !== "left" ? " (" + d.reason.replace("_", " ") + ")" : ""}`];
+    case "zone_exit": return [`Left ${d.zone}`, `after ${duration(d.seconds)}${d.reason !== "left" ? " (" + words(d.reason) + ")" : ""}`];
     case "zone_dwell": return [`In ${d.zone} for ${duration(d.seconds)}`, `alert after ${duration(d.dwell_alert_seconds)}`];
     case "fetch_return": return [`Brought back the ${d.toy}`, `carried ${duration(d.carry_seconds)}`];
-    case "bark": case "howl": case "whimper":
-      return [{ bark: "Barked", howl: "Howled", whimper: "Whimpered" }[m.event_type], `${duration(d.duration_s)} · about ${d.barks} barks`];
-    case "continuous_barking": return ["Barking on and on", `${duration(d.duration_s)} so far`];
-    case "snapshot_saved": return ["Snapshot", d.event_type === "request" ? "taken on request" : `of ${d.event_type.replace("_", " ")}`];
-    case "clip_saved": return [`Clip · ${duration(d.duration)}`, d.label ? `“${d.label}”` : `of ${String(d.event_type).replace("_", " ")}`];
-    case "bookmark_created": return [`Bookmark${d.label ? " “" + d.label + "”" : ""}`, "a clip follows"];
-    case "camera_offline": return ["Camera offline", d.reason || ""];
-    case "camera_online": return ["Camera online", d.width ? `${d.width}×${d.height} at ${d.fps} fps` : ""];
-    case "broker_offline": return ["Broker offline", d.reason || ""];
-    case "broker_online": return ["Broker online", d.broker || ""];
-    case "audio_offline": return ["Microphone offline", d.reason || ""];
-    case "audio_online": return ["Microphone online", ""];
-    case "error": return [`Problem: ${d.component}`, `${d.detail} — ${d.effect}`];
-    default: return [m.event_type.replace(/_/g, " "), ""];
+    case "bark": case "howl": case "whimper": return [label, `${duration(d.duration_s)} · about ${d.barks} barks`];
+    case "continuous_barking": return [label, `${duration(d.duration_s)} so far`];
+    case "snapshot_saved": return [label, d.event_type === "request" ? "taken on request" : `of ${words(d.event_type)}`];
+    case "clip_saved": return [`${label} · ${duration(d.duration)}`, d.label ? `“${d.label}”` : `of ${words(d.event_type)}`];
+    case "bookmark_created": return [`${label}${d.label ? " “" + d.label + "”" : ""}`, "a clip follows"];
+    case "camera_online": return [label, d.width ? `${d.width}×${d.height} at ${d.fps} fps` : ""];
+    case "broker_online": return [label, d.broker || ""];
+    case "error": return [`${label}: ${d.component}`, `${d.detail} — ${d.effect}`];
+    default: return [label, d.reason || ""];
   }
 }
 
 export class TimelineScreen {
-  constructor(conn, viewer) {
-    this.conn = conn; this.viewer = viewer;
+  constructor(store, viewer) {
+    this.store = store; this.viewer = viewer;
     this.list = document.getElementById("tl-list");
     this.status = document.getElementById("tl-status");
     this.more = document.getElementById("tl-more");
@@ -75,32 +58,49 @@ export class TimelineScreen {
     this.dayInput.addEventListener("change", () => { this.day = this.dayInput.value || today(); this.reload(); });
     document.getElementById("tl-today").addEventListener("click", () => { this.day = today(); this.dayInput.value = this.day; this.reload(); });
     this.more.addEventListener("click", () => this.loadMore());
-    conn.addEventListener("event", (e) => this.onLive(e.detail));
-    conn.addEventListener("gap", (e) => { this.status.textContent = `Events before #${e.detail.data.resumes_from} are no longer stored (${e.detail.data.reason}).`; });
-    conn.addEventListener("connection", () => { if (this.active && !this.loaded) this.reload(); });
-    conn.addEventListener("reset", () => { this.loaded = false; if (this.active) this.reload(); });
+    store.addEventListener("event", (e) => this.onLive(e.detail));
+    store.addEventListener("gap", (e) => { this.status.textContent = `Events before #${e.detail.data.resumes_from} are no longer stored (${e.detail.data.reason}).`; });
+    store.addEventListener("reset", () => { this.loaded = false; if (this.active) this.reload(); });
+    store.addEventListener("change", (e) => {
+      if (e.detail === "connection" && this.active && !this.loaded) this.reload();
+      if (e.detail === "catalogue") {   // labels may arrive after the first page: show them on it too
+        this.renderFilter();
+        for (const x of this.items) if (x.node) x.node.replaceWith(x.node = this.render(x.m, false));
+      }
+    });
     // scroll back: load the next page when the foot comes into view
     new IntersectionObserver((entries) => {
       if (this.active && entries.some((x) => x.isIntersecting) && !this.more.hidden && !this.loading) this.loadMore();
     }).observe(this.more);
   }
 
-  show() { this.active = true; if (!this.loaded && this.conn.online) this.reload(); }
+  show() { this.active = true; if (!this.loaded && this.store.online) this.reload(); }
   hide() { this.active = false; }
+
+  /** One option per group the device names (the list is built once the catalogue arrives). */
+  renderFilter() {
+    const groups = this.store.catalogue.groups;
+    this.groups = Object.fromEntries(groups.map((g) => [g.name, g.events]));
+    this.filter.replaceChildren(el("option", { value: "" }, "Everything"),
+      ...groups.map((g) => el("option", { value: g.name }, g.label)));
+  }
+
+  groupOf(type) { const e = this.store.catalogue && this.store.catalogue.events[type]; return e ? e.group : "device"; }
+  labelOf(type) { const e = this.store.catalogue && this.store.catalogue.events[type]; return e ? e.label : words(type); }
 
   types() {
     const g = this.filter.value;
     if (!g) return null;
-    return g === "media" ? GROUPS.media : [...GROUPS[g], ...MEDIA_TYPES]; // media too: thumbnails of what is shown
+    return g === "media" ? this.groups.media : [...this.groups[g], ...MEDIA_TYPES]; // media too: thumbnails of what is shown
   }
   /** Shown as an item of its own? A snapshot or clip of another event is shown on that event's item
    *  instead (its thumbnail and tap), except in the media view and for snapshots taken on request. */
   visible(m) {
     const g = this.filter.value;
-    if (g === "media") return GROUPS.media.includes(m.event_type);
+    if (g === "media") return this.groups.media.includes(m.event_type);
     if (m.event_type === "snapshot_saved" && m.data.event_seq) return false;
     if (m.event_type === "clip_saved" && (m.data.events || []).length) return false;
-    return !g || GROUPS[g].includes(m.event_type);
+    return !g || this.groups[g].includes(m.event_type);
   }
 
   async reload() {
@@ -111,10 +111,10 @@ export class TimelineScreen {
     this.status.textContent = "Loading…";
     this.more.hidden = true;
     try {
-      await this.conn.ready();
+      await this.store.ready();
       const [start, end] = dayRange(this.day);
       this.range = [start, end];
-      const first = await this.conn.call("get_events", { from_ts: start, limit: 1 });
+      const first = await this.store.call("get_events", { from_ts: start, limit: 1 });
       if (gen !== this.generation) return;
       const f = first.events[0];
       this.isToday = this.day === today();
@@ -126,9 +126,9 @@ export class TimelineScreen {
       }
       this.floor = f.seq;
       if (this.isToday) {
-        this.hi = Math.max(this.conn.lastSeq ?? first.last_seq, first.last_seq) + 1;
+        this.hi = Math.max(this.store.lastSeq ?? first.last_seq, first.last_seq) + 1;
       } else {
-        const after = await this.conn.call("get_events", { from_ts: end, limit: 1 });
+        const after = await this.store.call("get_events", { from_ts: end, limit: 1 });
         this.hi = after.events.length ? after.events[0].seq : after.last_seq + 1;
       }
       this.window = 64;
@@ -150,7 +150,7 @@ export class TimelineScreen {
         const lo = Math.max(this.floor - 1, this.hi - 1 - W);
         const args = { since: lo, limit: LIMIT, to_ts: this.range[1] };
         if (types) args.event_types = types;
-        const r = await this.conn.call("get_events", args);
+        const r = await this.store.call("get_events", args);
         if (gen !== this.generation) return;
         if (r.events.length >= LIMIT && W > 1) { W = Math.max(1, Math.floor(W / 4)); continue; }  // window too full: narrower
         const evs = r.events.filter((m) => m.seq < this.hi);
@@ -187,7 +187,7 @@ export class TimelineScreen {
     if (this.bySeq.has(m.seq)) return;           // already shown (replay after reconnect, overlapping page)
     this.link(m);
     const entry = { m, node: null };
-    this.bySeq.set(m.seq, entry);
+    if (m.seq !== undefined) this.bySeq.set(m.seq, entry);  // one without a seq was not stored: shown once, live
     // insert by seq, newest first (usually at one end)
     let i = 0;
     if (this.items.length && m.seq < this.items[0].m.seq) {
@@ -224,12 +224,12 @@ export class TimelineScreen {
   }
 
   render(m, fresh) {
-    const [what, detail] = describe(m);
+    const [what, detail] = describe(m, this.labelOf(m.event_type));
     const media = this.media.get(m.seq);
-    const group = groupOf(m.event_type);
+    const group = this.groupOf(m.event_type);
     const thumb = media && media.thumb
       ? el("img", { class: "thumb", src: media.thumb, alt: "", loading: "lazy", decoding: "async" })
-      : el("span", { class: `thumb icon ${group}`, "aria-hidden": "true" }, ICON[group] || "");
+      : el("span", { class: `thumb icon ${group}`, "aria-hidden": "true" }, ICON[group] || group.toUpperCase());
     const playable = media && (media.clip || media.snapshot);
     const label = `${what}, ${clock(m.ts, true)}${media && media.clip ? ", has a clip" : media && media.snapshot ? ", has a snapshot" : ""}`;
     const button = el("button", { class: "item", type: "button", "aria-label": label, "aria-disabled": playable ? null : "true",
@@ -242,7 +242,7 @@ export class TimelineScreen {
 
   open(m) {
     const media = this.media.get(m.seq);
-    const [what] = describe(m);
+    const [what] = describe(m, this.labelOf(m.event_type));
     if (media && media.clip) this.viewer.clip(media.clip, media.poster, `${what} · ${clock(m.ts, true)}`);
     else if (media && media.snapshot) this.viewer.image(media.snapshot, `${what} · ${clock(m.ts, true)}`);
   }

@@ -3,7 +3,8 @@
 // zone to move it whole, tap the small handle in the middle of an edge to add a corner there, "Delete
 // point" removes the selected corner. Keyboard: Tab to the picture, arrows move the selected corner
 // (Shift: the whole zone), Delete removes it. Save sends the whole set (set_zones); when the device
-// refuses it, its message is shown on the zone it names.
+// refuses it, its message is shown on the zone its error names (`zone.index`) and the form's field at
+// fault (`zone.field`) is marked invalid. The outlines are SVG: each polygon carries data-name.
 
 import { drawPicture } from "./draw.js";
 import { clock, el, svg } from "./util.js";
@@ -11,10 +12,11 @@ import { clock, el, svg } from "./util.js";
 const PALETTE = ["#3ecf7a", "#4fc3f7", "#ff7c7c", "#c792ea", "#ffb020", "#f78fb3", "#7cf3ff", "#b5e655"];
 const HIT = 22;       // px radius of a corner's touch target (44 px across)
 const DOT = 8;
+const FIELD_INPUT = { name: "zf-name", color: "zf-color", dwell_alert_seconds: "zf-dwell", roles: "zf-return" };
 
 export class ZonesScreen {
-  constructor(conn, store, feed) {
-    this.conn = conn; this.store = store; this.feed = feed;
+  constructor(store, feed) {
+    this.store = store; this.feed = feed;
     this.stage = document.getElementById("zone-stage");
     this.pic = document.getElementById("zone-pic");
     this.svg = document.getElementById("zone-svg");
@@ -57,7 +59,7 @@ export class ZonesScreen {
 
   paintPicture() {
     if (this.feed.width) this.stage.style.aspectRatio = `${this.feed.width} / ${this.feed.height}`;
-    drawPicture(this.pic, this.feed.bitmap);
+    drawPicture(this.pic, this.feed.bitmap, this.feed.frameTs);
   }
 
   /** The device's zones: replace the local copy unless it has unsaved edits (then only occupancy). */
@@ -66,7 +68,7 @@ export class ZonesScreen {
     if (!this.dirty) {
       this.zones = live.map((z) => ({ name: z.name, points: z.points.map((p) => [...p]), color: z.color || null,
         dwell_alert_seconds: z.dwell_alert_seconds ?? null, roles: [...(z.roles || [])],
-        occupied: z.occupied, since: z.since, error: null }));
+        occupied: z.occupied, since: z.since, error: null, errorField: null }));
       if (this.selected >= this.zones.length) this.selected = -1;
     } else {
       const byName = new Map(live.map((z) => [z.name.toLowerCase(), z]));
@@ -77,7 +79,7 @@ export class ZonesScreen {
 
   changed(structure = true) {
     this.dirty = true;
-    for (const z of this.zones) z.error = null;
+    for (const z of this.zones) { z.error = null; z.errorField = null; }
     this.errorEl.hidden = true;
     if (structure) this.render(); else { this.renderList(); this.renderStage(); }
   }
@@ -169,7 +171,7 @@ export class ZonesScreen {
     let n = this.zones.length + 1;
     while (this.zones.some((z) => z.name.toLowerCase() === `zone ${n}`)) n++;
     this.zones.push({ name: `Zone ${n}`, points: [], color: PALETTE[this.zones.length % PALETTE.length],
-      dwell_alert_seconds: null, roles: [], occupied: false, since: null, error: null });
+      dwell_alert_seconds: null, roles: [], occupied: false, since: null, error: null, errorField: null });
     this.selected = this.zones.length - 1; this.vertex = -1; this.drawing = true;
     this.changed();
   }
@@ -212,30 +214,21 @@ export class ZonesScreen {
     const body = this.payload();
     this.say("Saving…");
     try {
-      const r = await this.conn.call("set_zones", { zones: body });
-      this.dirty = false;
-      this.say(`Saved ${r.count} zone${r.count === 1 ? "" : "s"}.`);
-      // the zones overlay that follows brings occupancy; until then show what was stored
-      this.store.zones = r.zones.map((z) => ({ ...z, occupied: false, since: null, ...(this.store.zones.find((l) => l.name === z.name) || {}), points: z.points }));
+      const r = await this.store.call("set_zones", { zones: body });
+      this.dirty = false;   // the draft is stored: show the store's zones from now on
       this.fromStore();
+      this.say(`Saved ${r.count} zone${r.count === 1 ? "" : "s"}.`);
     } catch (e) {
       this.say("");
-      this.showError(e.message);
+      this.showError(e.message, (e.data && e.data.zone) || null);
     }
   }
 
-  /** Put the device's message on the zone it names ("zone 'Sofa': …", "zones[2] …", "zone name 'x' is used twice"). */
-  showError(message) {
-    let index = -1;
-    let m = /^zones\[(\d+)\]/.exec(message);
-    if (m) index = Number(m[1]);
-    m = m ? null : /^zone (?:name )?'([^']*)'/.exec(message) || /^zone (?:name )?"([^"]*)"/.exec(message);
-    if (m) {
-      const matches = this.zones.map((z, i) => [z.name.trim().toLowerCase(), i]).filter(([n]) => n === m[1].toLowerCase());
-      if (matches.length) index = matches[matches.length - 1][1];    // "used twice": the second one
-    }
-    if (index >= 0 && this.zones[index]) {
-      this.zones[index].error = message;
+  /** Put the device's message on the zone its error names (the list sent is this.zones, in order). */
+  showError(message, where) {
+    const index = where && this.zones[where.index] ? where.index : -1;
+    if (index >= 0) {
+      Object.assign(this.zones[index], { error: message, errorField: where.field });
       this.selected = index; this.vertex = -1;
     }
     this.errorEl.hidden = false;
@@ -269,6 +262,7 @@ export class ZonesScreen {
     const set = (id, v) => { const n = document.getElementById(id); if (document.activeElement !== n) n.value = v; };
     set("zf-name", z.name); set("zf-color", z.color || PALETTE[0]); set("zf-dwell", z.dwell_alert_seconds ?? "");
     document.getElementById("zf-return").checked = z.roles.includes("return");
+    for (const [field, id] of Object.entries(FIELD_INPUT)) document.getElementById(id).setAttribute("aria-invalid", String(z.errorField === field));
     document.getElementById("zf-occ").textContent = z.occupied ? `The dog is in this zone${z.since ? " since " + clock(z.since) : ""}.` : "The dog is not in this zone.";
   }
 
@@ -282,7 +276,7 @@ export class ZonesScreen {
       const sel = i === this.selected;
       if (z.points.length >= 2) {
         nodes.push(svg(z.points.length >= 3 && !(sel && this.drawing) ? "polygon" : "polyline", {
-          points: pts, class: "zone", "data-role": "zone", "data-zone": i,
+          points: pts, class: "zone", "data-role": "zone", "data-zone": i, "data-name": z.name,
           fill: z.points.length >= 3 ? colour : "none", "fill-opacity": z.occupied ? 0.4 : 0.15,
           stroke: z.error ? "#ff5b5b" : colour, "stroke-width": sel ? 3 : 2, "stroke-dasharray": z.occupied ? null : "8 6" }));
       }

@@ -14,6 +14,9 @@ time, so a command published retained while the device is subscribed runs once l
 the device subscribes and finds a retained command, it refuses it (``retained``) and clears it with an
 empty retained publish, so it cannot run on any later reconnect either. At shutdown, commands still
 running are answered ``shutting_down`` before the bridge publishes ``offline``.
+
+A part of the MQTT transport (:class:`~edge.transports.mqtt.bridge.BridgePart`): the device builds it with
+the bridge, the bus's command dispatch and the names of the commands it has.
 """
 
 from __future__ import annotations
@@ -21,21 +24,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
 
 import orjson
 
 from edge.core.commands import Command, CommandError, decode_object, validate_command
-from edge.core.feature import Feature
 from edge.protocol import messages
 from edge.protocol.command_specs import COMMANDS
 from edge.protocol.messages import Message, MessageType
+from edge.transports.mqtt.bridge import BridgePart, MqttBridge
 from edge.util.ratelimit import RateLimiter
-
-if TYPE_CHECKING:
-    from edge.core.bus import Bus
-    from edge.core.feature import Host
-    from edge.transports.mqtt import MqttBridge
+from edge.util.spell import Spell
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ MAX_RUNNING = 8
 COMMAND_RATE = 5.0    # commands per second over MQTT, all topics together …
 COMMAND_BURST = 10.0  # … with this many in reserve (a Home Assistant dashboard pressing a few buttons)
 SHUTDOWN_WAIT = 0.5   # seconds running commands get to finish at shutdown before they are answered
+
+Dispatch = Callable[[Command, dict[str, Any]], Awaitable[Message]]  # runs a command: Bus.dispatch
 
 
 def parse_mqtt_command(name: str, payload: bytes, retained: bool, supported: set[str]) -> Command:
@@ -77,11 +79,14 @@ def result_payload(name: str, answer: Message, device_id: str) -> bytes:
     return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-class MqttCommands:
+class MqttCommands(BridgePart):
     """Subscribes to ``cmd/+`` on the bridge and answers each message on ``cmd/result``."""
 
-    def __init__(self, bridge: MqttBridge, bus: Bus, rate: float = COMMAND_RATE, burst: float = COMMAND_BURST) -> None:
-        self.bridge, self.bus = bridge, bus
+    name = "mqtt_commands"
+
+    def __init__(self, bridge: MqttBridge, dispatch: Dispatch, commands: Callable[[], Collection[str]],
+                 device_id: str, rate: float = COMMAND_RATE, burst: float = COMMAND_BURST) -> None:
+        self.bridge, self.dispatch, self.commands, self.device_id = bridge, dispatch, commands, device_id
         self.running: set[asyncio.Task] = set()
         self.handled = 0
         self.rejected = 0
@@ -90,12 +95,12 @@ class MqttCommands:
         self.limiter = RateLimiter(rate, burst)
         self.rate = rate
         self.closing = False
-        self._limited_spell = 0              # refusals since the last one was logged
+        self._limited_spell = Spell()        # refusals by the rate limit, until a command is let through
         self._clearing: set[str] = set()     # topics whose empty retained publish (ours) is still to come back
         bridge.subscribe(bridge.topic("cmd/+"), self._on_message)
 
     def supported(self) -> set[str]:
-        return set(self.bus.handlers) - WS_ONLY
+        return set(self.commands()) - WS_ONLY
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         name = topic.rsplit("/", 1)[-1]
@@ -122,18 +127,16 @@ class MqttCommands:
                 log.info("MQTT command %r rejected: %s", name[:40], exc.message)
             self._answer(name, _error_message(exc))
             return
-        if self._limited_spell:
-            log.warning("MQTT commands: %d refused by the rate limit (%g per second)", self._limited_spell, self.rate)
-            self._limited_spell = 0
+        if missed := self._limited_spell.end():
+            log.warning("MQTT commands: %d more refused by the rate limit (%g per second)", missed, self.rate)
         task = asyncio.ensure_future(self._run(name, command))
         self.running.add(task)
         task.add_done_callback(self.running.discard)
 
     def _limited(self) -> None:
         self.rate_limited += 1
-        if self._limited_spell == 0:
+        if self._limited_spell.occur().first:
             log.warning("MQTT commands arrive faster than %g per second: refusing them (rate_limited)", self.rate)
-        self._limited_spell += 1
 
     def _clear_retained(self, topic: str) -> None:
         """Remove a retained command from the broker (an empty retained message deletes it)."""
@@ -144,7 +147,7 @@ class MqttCommands:
 
     async def _run(self, name: str, command: Command) -> None:
         try:
-            answer = await self.bus.dispatch(command, {"transport": "mqtt"})
+            answer = await self.dispatch(command, {"transport": "mqtt"})
         except asyncio.CancelledError:
             self._answer(name, messages.error("shutting_down", f"the device shut down before {name} finished",
                                               command.id))
@@ -162,9 +165,13 @@ class MqttCommands:
             if pending:
                 await asyncio.wait(pending)
 
+    def telemetry(self) -> dict[str, Any]:
+        return {"handled": self.handled, "rejected": self.rejected, "rate_limited": self.rate_limited,
+                "retained_cleared": self.retained_cleared}
+
     def _answer(self, name: str, answer: Message) -> None:
         self.bridge.publish(self.bridge.topic(f"cmd/{RESULT_LEAF}"),
-                            result_payload(name[:64], answer, self.bus.device_id), qos=1)
+                            result_payload(name[:64], answer, self.device_id), qos=1)
 
 
 def _request_id(payload: bytes) -> str | int | None:
@@ -184,26 +191,3 @@ def _error_message(exc: CommandError) -> Message:
     if exc.request_id is not None:
         data["id"] = exc.request_id
     return Message(MessageType.ERROR, data)
-
-
-class MqttCommandsFeature(Feature):
-    """Switches MQTT commands on for a device whose MQTT bridge exists."""
-
-    name = "mqtt_commands"
-
-    def __init__(self) -> None:
-        self.channel: MqttCommands | None = None
-
-    def attach(self, host: Host) -> None:
-        if host.mqtt is not None:
-            self.channel = MqttCommands(host.mqtt, host.mqtt.bus)  # a transport: commands run as on any other
-
-    async def stop(self) -> None:
-        if self.channel is not None:
-            await self.channel.close()
-
-    def telemetry(self) -> dict[str, Any]:
-        if self.channel is None:
-            return {}
-        return {"handled": self.channel.handled, "rejected": self.channel.rejected,
-                "rate_limited": self.channel.rate_limited, "retained_cleared": self.channel.retained_cleared}

@@ -1,35 +1,36 @@
-"""The Home Assistant feature: publishes the discovery configs from :mod:`edge.transports.ha` over MQTT.
+"""Home Assistant discovery, a part of the MQTT transport: publishes the configs from :mod:`.ha` over MQTT.
 
 Owns when discovery is (re)sent and what is removed. On every broker connect it publishes the
 retained configs, then the retained state and telemetry again so new entities get values at once.
 When Home Assistant announces ``online`` on ``<ha_prefix>/status`` (it restarted) the configs are sent
 again after a short random delay, so a house full of devices does not answer in the same instant.
 
-Removal is reconciled against the broker, not remembered: the feature subscribes to its own node's
+Removal is reconciled against the broker, not remembered: it subscribes to its own node's
 config topics, and any retained config the broker still holds that is no longer wanted (a deleted zone,
 a feature switched off, or everything when ``DOGMON_HA_DISCOVERY=0``) is cleared with an empty retained
 payload, which is how Home Assistant is told to remove an entity. This also works across restarts.
 
 Dog events are mirrored to ``{prefix}/{id}/ha_event`` as ``{"event_type": …}`` for the ``event`` entity.
+
+The device builds it with the bridge, the configuration and what discovery describes: the device's
+commands (buttons), its features (posture options and zones, read when the bridge starts) and its web port
+(the entities' configuration link).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 import orjson
 
 from edge import __version__
 from edge.config import Config
-from edge.core.feature import Feature
 from edge.protocol.messages import Message, MessageType, OverlayType
-from edge.transports import ha
-
-if TYPE_CHECKING:
-    from edge.core.feature import Host
-    from edge.transports.mqtt import MqttBridge
+from edge.transports.mqtt import ha
+from edge.transports.mqtt.bridge import BridgePart, MqttBridge
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +38,20 @@ POSTURE_EVENT_TYPES = ha.POSTURE_EVENT_TYPES
 ZONE_EVENT_TYPES = ha.ZONE_EVENT_TYPES
 
 
-class HomeAssistantFeature(Feature):
+class HomeAssistantDiscovery(BridgePart):
     name = "home_assistant"
 
-    def __init__(self, config: Config, enabled: bool = True, resend_delay: tuple[float, float] = (0.5, 3.0)) -> None:
-        self.config = config
+    def __init__(self, bridge: MqttBridge, config: Config, *, commands: Callable[[], Collection[str]],
+                 features: Callable[[], Sequence[object]], web_port: Callable[[], int], enabled: bool = True,
+                 resend_delay: tuple[float, float] = (0.5, 3.0)) -> None:
+        self.bridge, self.config = bridge, config
+        self.commands, self.features, self.web_port = commands, features, web_port
         self.enabled = enabled
         self.resend_delay = resend_delay
         self.ha_prefix: str = getattr(config, "ha_prefix", "homeassistant")
         self.posture_options: list[str] | None = None
         self.zones: list[tuple[str, str]] | None = None
         self.event_types: list[str] = list(ha.PRESENCE_EVENT_TYPES)
-        self.bridge: MqttBridge | None = None
-        self.host: Host | None = None
         self.wanted: dict[str, dict[str, Any]] = {}
         self.published = 0
         self.removed = 0
@@ -57,25 +59,15 @@ class HomeAssistantFeature(Feature):
         self.started = False  # nothing is published or removed before every stage said what it offers
         self.broker_held: set[str] = set()  # retained configs the broker reported for this node
         self._resend_pending = False
-
-    # --- Feature ---
-    def attach(self, host: Host) -> None:
-        self.host = host
-        self.bridge = bridge = host.mqtt
-        if bridge is None:
-            return
-        host.on_connect(self.publish_discovery)
-        info = self.info()
-        bridge.subscribe(f"{self.ha_prefix}/+/{info.node_id}/+/config", self._on_existing_config)
-        if self.enabled:
+        bridge.subscribe(f"{self.ha_prefix}/+/{self.info().node_id}/+/config", self._on_existing_config)
+        if enabled:
             bridge.subscribe(f"{self.ha_prefix}/status", self._on_ha_status)
-            host.listen(self._on_message)
 
-    async def start(self) -> None:
+    # --- BridgePart ---
+    def start(self) -> None:
         # Every feature is attached by now: learn what the optional stages offer, before the first connect
         # (connect_async only connects on paho's thread, after this loop turn).
-        assert self.host is not None
-        for feature in self.host.features():
+        for feature in self.features():
             options = getattr(feature, "posture_options", None)
             if options:
                 self.posture_options = [str(o) for o in options]
@@ -85,8 +77,15 @@ class HomeAssistantFeature(Feature):
                 self.zones = [(z.name, z.name) for z in zones]
                 self._add_event_types(ZONE_EVENT_TYPES)
         self.started = True
-        if self.bridge is not None and self.bridge.connected:
+        if self.bridge.connected:
             self.publish_discovery()
+
+    def connected(self) -> None:
+        self.publish_discovery()
+
+    def deliver(self, message: Message) -> None:
+        if self.enabled:
+            self._on_message(message)
 
     def telemetry(self) -> dict[str, Any]:
         return {"enabled": self.enabled, "entities": len(self.wanted), "discovery_sends": self.discovery_sends,
@@ -109,11 +108,10 @@ class HomeAssistantFeature(Feature):
     # --- discovery ---
     def info(self) -> ha.DeviceInfo:
         url = None
-        if self.bridge is not None and self.host is not None:
-            address = self.bridge.local_address()
-            if address:
-                name = f"[{address}]" if ":" in address else address
-                url = f"http://{name}:{self.host.web_port}/healthz"
+        address = self.bridge.local_address()
+        if address:
+            name = f"[{address}]" if ":" in address else address
+            url = f"http://{name}:{self.web_port()}/healthz"
         return ha.DeviceInfo(device_id=self.config.device_id, mqtt_prefix=self.config.mqtt_prefix,
                              ha_prefix=self.ha_prefix, sw_version=__version__, configuration_url=url,
                              telemetry_interval=self.config.telemetry_interval)
@@ -121,14 +119,13 @@ class HomeAssistantFeature(Feature):
     def desired(self) -> dict[str, dict[str, Any]]:
         if not self.enabled:
             return {}
-        commands = self.host.commands() if self.host is not None else set()
         return ha.discovery(self.info(), posture_options=self.posture_options, zones=self.zones,
-                            commands=commands, event_types=self.event_types)
+                            commands=set(self.commands()), event_types=self.event_types)
 
     def publish_discovery(self) -> None:
         """Publish every wanted config (retained), clear dropped ones, then re-send state for the new entities."""
         bridge = self.bridge
-        if bridge is None or not bridge.connected or not self.started:
+        if not bridge.connected or not self.started:
             return
         previous = set(self.wanted) | self.broker_held
         self.wanted = self.desired()
@@ -144,7 +141,7 @@ class HomeAssistantFeature(Feature):
             bridge.republish_state()
 
     def _clear(self, topic: str) -> None:
-        if self.bridge is not None and self.bridge.publish_retained(topic, b""):
+        if self.bridge.publish_retained(topic, b""):
             self.broker_held.discard(topic)
             self.removed += 1
             log.info("Home Assistant discovery: removed %s", topic)
@@ -163,12 +160,12 @@ class HomeAssistantFeature(Feature):
             self._clear(topic)
 
     def _on_ha_status(self, topic: str, payload: bytes, retained: bool) -> None:
-        if payload.strip().lower() != b"online" or self._resend_pending or self.host is None:
+        if payload.strip().lower() != b"online" or self._resend_pending:
             return
         self._resend_pending = True
         delay = random.uniform(*self.resend_delay)
         log.info("Home Assistant came online; re-sending discovery in %.1fs", delay)
-        self.host.loop.call_later(delay, self._resend)
+        self.bridge.loop.call_later(delay, self._resend)
 
     def _resend(self) -> None:
         self._resend_pending = False
@@ -189,7 +186,7 @@ class HomeAssistantFeature(Feature):
         if not message.is_event:
             return
         kind = str(message.event_type)
-        if kind not in ha.DOG_EVENT_TYPES or self.bridge is None:
+        if kind not in ha.DOG_EVENT_TYPES:
             return
         if kind in POSTURE_EVENT_TYPES and not self.posture_options:
             # A posture stage that did not announce ``posture_options``: its events tell us it exists.

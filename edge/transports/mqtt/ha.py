@@ -10,7 +10,7 @@ Every entity belongs to one HA device per dogmonitor device, is available only w
 ``{prefix}/{id}/availability`` says ``online``, and reads topics the device already publishes:
 ``state`` (retained JSON: ``presence``, ``posture``, ``zones_occupied`` …), ``telemetry`` (retained envelope
 with ``data.cpu_percent`` …) and ``ha_event`` (``{"event_type": …}``, published by
-:class:`~edge.transports.ha_feature.HomeAssistantFeature`). Unique ids are derived from the device id
+:class:`~edge.transports.mqtt.discovery.HomeAssistantDiscovery`). Unique ids are derived from the device id
 only, so they are stable across restarts and distinct between devices.
 """
 
@@ -31,15 +31,6 @@ PRESENCE_EVENT_TYPES = event_types(group="presence")
 POSTURE_EVENT_TYPES = event_types(group="posture")
 ZONE_EVENT_TYPES = event_types(group="zone")
 
-# Commands that make sense as a one-press HA button: command name -> (entity name, icon).
-BUTTON_COMMANDS: dict[str, tuple[str, str]] = {
-    "snapshot": ("Take snapshot", "mdi:camera"),
-    "take_snapshot": ("Take snapshot", "mdi:camera"),
-    "bookmark": ("Bookmark moment", "mdi:bookmark-plus"),
-    "save_clip": ("Save clip", "mdi:filmstrip"),
-    "clip": ("Save clip", "mdi:filmstrip"),
-}
-
 COMPONENTS = ("binary_sensor", "sensor", "event", "button", "image")
 REQUIRED_KEYS = {
     "binary_sensor": ("name", "unique_id", "state_topic", "device", "availability", "payload_on", "payload_off"),
@@ -48,6 +39,51 @@ REQUIRED_KEYS = {
     "button": ("name", "unique_id", "command_topic", "device", "availability", "payload_press"),
     "image": ("name", "unique_id", "image_topic", "content_type", "device", "availability"),
 }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class EntityDescription:
+    """What one entity is, apart from the device it belongs to (as Home Assistant's ``EntityDescription``)."""
+
+    key: str                  # the object id: part of the config topic and of the unique id
+    name: str
+    icon: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class DiagnosticSensorDescription(EntityDescription):
+    """A diagnostic sensor reading one value of the retained telemetry envelope."""
+
+    path: str                 # dotted path inside the envelope, e.g. ``data.cpu_percent``
+    unit: str
+    device_class: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ButtonDescription(EntityDescription):
+    """A one-press button; its ``key`` is the command it sends (``{prefix}/{id}/cmd/<key>``)."""
+
+    icon: str
+
+
+DIAGNOSTICS: tuple[DiagnosticSensorDescription, ...] = (
+    DiagnosticSensorDescription(key="cpu_temperature", name="CPU temperature", unit="°C", device_class="temperature",
+                                path="data.cpu_temperature_c"),
+    DiagnosticSensorDescription(key="cpu_percent", name="CPU", unit="%", path="data.cpu_percent"),
+    DiagnosticSensorDescription(key="memory_percent", name="Memory", unit="%", path="data.memory_percent"),
+    DiagnosticSensorDescription(key="capture_fps", name="Capture fps", unit="fps", path="data.pipeline.capture_fps"),
+    DiagnosticSensorDescription(key="inference_fps", name="Inference fps", unit="fps",
+                                path="data.pipeline.inference_fps"),
+    DiagnosticSensorDescription(key="inference_latency", name="Inference latency", unit="ms", device_class="duration",
+                                path="data.pipeline.latency_ms.detect.p50"),
+)
+
+# Commands the device has (the media feature's) that make sense as a press, in the order they are announced.
+BUTTONS: tuple[ButtonDescription, ...] = (
+    ButtonDescription(key="bookmark", name="Bookmark moment", icon="mdi:bookmark-plus"),
+    ButtonDescription(key="snapshot", name="Take snapshot", icon="mdi:camera"),
+)
+BUTTON_COMMANDS = frozenset(button.key for button in BUTTONS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,17 +173,6 @@ def event_entity(info: DeviceInfo, event_types: list[str] | tuple[str, ...]) -> 
     }
 
 
-# Diagnostic sensor: (object id, name, unit, device_class, dotted path inside the telemetry envelope)
-DIAGNOSTICS: tuple[tuple[str, str, str, str | None, str], ...] = (
-    ("cpu_temperature", "CPU temperature", "°C", "temperature", "data.cpu_temperature_c"),
-    ("cpu_percent", "CPU", "%", None, "data.cpu_percent"),
-    ("memory_percent", "Memory", "%", None, "data.memory_percent"),
-    ("capture_fps", "Capture fps", "fps", None, "data.pipeline.capture_fps"),
-    ("inference_fps", "Inference fps", "fps", None, "data.pipeline.inference_fps"),
-    ("inference_latency", "Inference latency", "ms", "duration", "data.pipeline.latency_ms.detect.p50"),
-)
-
-
 def json_path_template(path: str) -> str:
     """A template reading a dotted path from ``value_json`` that renders "None" when any part is missing.
 
@@ -164,16 +189,15 @@ def json_path_template(path: str) -> str:
 def diagnostic_entities(info: DeviceInfo) -> dict[str, dict[str, Any]]:
     """Diagnostic sensors over the retained telemetry envelope; stale values go unavailable."""
     out: dict[str, dict[str, Any]] = {}
-    for object_id, name, unit, device_class, path in DIAGNOSTICS:
-        template = json_path_template(path)
+    for sensor in DIAGNOSTICS:
         fields: dict[str, Any] = {
-            "state_topic": info.topic("telemetry"), "value_template": template,
-            "unit_of_measurement": unit, "state_class": "measurement", "entity_category": "diagnostic",
+            "state_topic": info.topic("telemetry"), "value_template": json_path_template(sensor.path),
+            "unit_of_measurement": sensor.unit, "state_class": "measurement", "entity_category": "diagnostic",
             "expire_after": info.expire_after,
         }
-        if device_class:
-            fields["device_class"] = device_class
-        out[info.config_topic("sensor", object_id)] = _entity(info, object_id, name, **fields)
+        if sensor.device_class:
+            fields["device_class"] = sensor.device_class
+        out[info.config_topic("sensor", sensor.key)] = _entity(info, sensor.key, sensor.name, **fields)
     return out
 
 
@@ -215,13 +239,12 @@ def _jinja_string(text: str) -> str:
 def button_entities(info: DeviceInfo, commands: Collection[str]) -> dict[str, dict[str, Any]]:
     """A button per supported one-press command; pressing publishes to ``{prefix}/{id}/cmd/<name>``."""
     out: dict[str, dict[str, Any]] = {}
-    for command in sorted(commands):
-        if command not in BUTTON_COMMANDS:
+    for button in BUTTONS:
+        if button.key not in commands:
             continue
-        name, icon = BUTTON_COMMANDS[command]
-        out[info.config_topic("button", command)] = _entity(
-            info, command, name, command_topic=info.topic(f"cmd/{command}"),
-            payload_press='{"id": "ha-' + command + '"}', icon=icon)
+        out[info.config_topic("button", button.key)] = _entity(
+            info, button.key, button.name, command_topic=info.topic(f"cmd/{button.key}"),
+            payload_press='{"id": "ha-' + button.key + '"}', icon=button.icon)
     return out
 
 
