@@ -179,11 +179,11 @@ def build_diary(events: Iterable[Mapping[str, Any]], day: str, day_start: float,
             where = f" in {zone[0]}" if zone[0] and zone[1] > 0 else ""
             episodes.append(Episode("resting", start, end, f"{fmt(start)}–{fmt(end)} lying down{where} "
                                     f"({duration_text(end - start)})", {"zone": zone[0] if where else None}))
-    for zone, start, end in stays:
+    for name, start, end in stays:
         if end - start >= rules.min_zone and end > day_start:
             start = max(start, day_start)
-            episodes.append(Episode("zone", start, end, f"{fmt(start)}–{fmt(end)} in {zone} "
-                                    f"({duration_text(end - start)})", {"zone": zone}))
+            episodes.append(Episode("zone", start, end, f"{fmt(start)}–{fmt(end)} in {name} "
+                                    f"({duration_text(end - start)})", {"zone": name}))
     barks = [e for e in in_day if e["type"] in BARK_TYPES]
     for group in _groups(barks, BARK_GAP_SECONDS):
         start = float(group[0]["data"].get("start") or group[0]["ts"])

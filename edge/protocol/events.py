@@ -41,7 +41,8 @@ class EventSpec:
 # group -> what a person calls it (the tablet's timeline filter), in the order a person looks for them
 GROUPS: dict[str, str] = {
     "presence": "Arrivals and departures", "posture": "Posture", "zone": "Zones", "bark": "Barking",
-    "fetch": "Fetch", "unusual": "Unusual for her", "media": "Snapshots, clips, bookmarks", "camera": "Camera", "audio": "Microphone",
+    "fetch": "Fetch", "unusual": "Unusual for her", "media": "Snapshots, clips, bookmarks", "camera": "Camera",
+    "audio": "Microphone",
     "broker": "Broker", "device": "Device problems", "test": "Test events",
 }
 POSTURE_LABELS = {"sit": "Sat down", "stand": "Stood up", "lie": "Lay down"}
