@@ -159,6 +159,12 @@ class Config:
         "how far back the heatmap looks")
     analytics_interval: float = key("DOGMON_ANALYTICS_INTERVAL", "5", _float_range(0.5, 3600),
         "at most one analytics message per this many seconds (only when figures changed)")
+    diary_min_away_seconds: float = key("DOGMON_DIARY_MIN_AWAY_SECONDS", "60", _float_range(1, 86400),
+        "diary: out of view at least this long is an episode")
+    diary_min_rest_seconds: float = key("DOGMON_DIARY_MIN_REST_SECONDS", "600", _float_range(1, 86400),
+        "diary: lying down at least this long is a resting episode")
+    diary_min_zone_seconds: float = key("DOGMON_DIARY_MIN_ZONE_SECONDS", "60", _float_range(1, 86400),
+        "diary: a stay in one zone at least this long is an episode")
     pose_fps: float = key("DOGMON_POSE_FPS", "5", _float_range(0, 30),
         "pose model runs per second per dog (0: pose off, posture from the box only)")
     posture_min_seconds: float = key("DOGMON_POSTURE_MIN_SECONDS", "2", _float_range(0, 600),

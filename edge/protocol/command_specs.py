@@ -115,6 +115,9 @@ _CATALOGUE: tuple[CommandSpec, ...] = (
     CommandSpec("get_analytics", "one day's analytics", (
         custom_arg("day", string("YYYY-MM-DD, device local time (default: today)", pattern=r"^\d{4}-\d{2}-\d{2}$"),
                    _day),), {"analytics": ref("AnalyticsDay")}, ("invalid_field",)),
+    CommandSpec("get_diary", "one day's diary: episodes, totals, snapshots (today so far, or a finished day)", (
+        custom_arg("day", string("YYYY-MM-DD, device local time (default: today)", pattern=r"^\d{4}-\d{2}-\d{2}$"),
+                   _day),), {"diary": ref("Diary")}, ("invalid_field",)),
     CommandSpec("snapshot", "save a snapshot now; the reply comes once it is on disk",
                 result={**SHAPES["SnapshotSaved"]["properties"], "seq": _seq},
                 errors=("no_frame", "storage_failed", "storage_full", "busy", "timeout", "cooldown")),

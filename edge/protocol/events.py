@@ -41,7 +41,8 @@ class EventSpec:
 # group -> what a person calls it (the tablet's timeline filter), in the order a person looks for them
 GROUPS: dict[str, str] = {
     "presence": "Arrivals and departures", "posture": "Posture", "zone": "Zones", "bark": "Barking",
-    "fetch": "Fetch", "media": "Snapshots, clips, bookmarks", "camera": "Camera", "audio": "Microphone",
+    "fetch": "Fetch", "unusual": "Unusual for her", "media": "Snapshots, clips, bookmarks", "camera": "Camera",
+    "audio": "Microphone",
     "broker": "Broker", "device": "Device problems", "test": "Test events",
 }
 POSTURE_LABELS = {"sit": "Sat down", "stand": "Stood up", "lie": "Lay down"}
@@ -145,6 +146,9 @@ _CATALOGUE: tuple[EventSpec, ...] = (
               "a client asked for a bookmark (a clip_saved follows)", obj({
         "label": string("the label (may be empty)"), "origin": nullable(string("transport: ws, mqtt or rest")),
         "clip": string("reminder that a clip_saved follows")})),
+    EventSpec(EventType.UNUSUAL_ACTIVITY, "unusual", "Unusual for her",
+              "at the end of an hour, a figure of the day so far is outside the range of the last 4 same weekdays "
+              "(silent for the first week; rule in docs/behaviour.md)", ref("Unusual"), dog=True),
     EventSpec(EventType.ERROR, "device", "Problem", "a part of the device failed in a way the user should know", obj({
         "component": string("store or media"), "detail": string("what failed"),
         "effect": string("what that means"), "disk_full": boolean("media only: the disk is full"),

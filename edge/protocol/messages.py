@@ -58,6 +58,7 @@ class EventType(StrEnum):
     SNAPSHOT_SAVED = "snapshot_saved"
     CLIP_SAVED = "clip_saved"
     BOOKMARK_CREATED = "bookmark_created"
+    UNUSUAL_ACTIVITY = "unusual_activity"
     ERROR = "error"
     TEST = "test"
 

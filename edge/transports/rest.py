@@ -44,6 +44,7 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", "/api/zones", "set_zones", "body"),
     Route("GET", "/api/analytics", "get_analytics", "query"),
     Route("GET", "/api/heatmap", "get_heatmap", "none"),
+    Route("GET", "/api/diary", "get_diary", "query"),
     Route("GET", "/api/media", "list_media", "query"),
     Route("POST", "/api/snapshot", "snapshot", "none"),
     Route("POST", "/api/bookmark", "bookmark", "body"),
