@@ -58,6 +58,8 @@ class EventType(StrEnum):
     SNAPSHOT_SAVED = "snapshot_saved"
     CLIP_SAVED = "clip_saved"
     BOOKMARK_CREATED = "bookmark_created"
+    HIGHLIGHTS_SAVED = "highlights_saved"
+    TIMELAPSE_SAVED = "timelapse_saved"
     ERROR = "error"
     TEST = "test"
 
