@@ -165,7 +165,7 @@ def test_validation_messages_name_the_field() -> None:
         b'{"type": "get_events", "from_ts": "x"}': "'from_ts' must be a number (unix seconds)",
         b'{"type": "get_events", "event_types": "sit"}': "'event_types' must be a list of up to 32 event type names",
         b'{"type": "list_media", "kind": "x"}':
-            "'kind' must be snapshot, snapshot_overlay, snapshot_thumb, clip or clip_poster",
+            "'kind' must be snapshot, snapshot_overlay, snapshot_thumb, clip, clip_poster, highlights or timelapse",
         b'{"type": "bookmark", "label": 5}': "'label' must be a string of at most 100 characters",
         b'{"type": "emit_test_event", "data": []}': "'data' must be an object",
         b'{"type": "get_analytics", "day": "2026-02-30"}': "'day' must be a date as YYYY-MM-DD (device local time)",

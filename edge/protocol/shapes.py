@@ -25,7 +25,7 @@ from edge.protocol.schema import (
 VOCAL_CLASS_NAMES = ("bark", "howl", "growling", "whimper")
 
 POSTURE_VALUES = ("sit", "stand", "lie", "unknown")
-MEDIA_KINDS = ("snapshot", "snapshot_overlay", "snapshot_thumb", "clip", "clip_poster")
+MEDIA_KINDS = ("snapshot", "snapshot_overlay", "snapshot_thumb", "clip", "clip_poster", "highlights", "timelapse")
 ACTIVITY_LEVELS = ("resting", "low", "moderate", "high")
 
 _normalised = {"type": "number", "minimum": 0, "maximum": 1}
@@ -175,9 +175,10 @@ SHAPES: dict[str, Schema] = {
     "MediaItem": obj({
         "media_id": string(), "kind": string(enum=MEDIA_KINDS), "created": number("unix s"),
         "bytes": integer(), "content_type": string(), "url": string("/media/{media_id}"),
-        "width": integer(), "height": integer(), "start": number("clip start (unix s)"),
+        "width": integer(), "height": integer(),
+        "start": number("clip start; the day's start for highlights and timelapse (unix s)"),
         "duration": number("clip length (s)"), "event_seq": integer("triggering event"),
-        "label": string("bookmark labels"),
+        "label": string("bookmark labels; the day (YYYY-MM-DD) of a highlights or timelapse video"),
         "overlay_media_id": string("a snapshot's drawn copy"),
         "thumb_media_id": string("a snapshot's thumbnail"), "poster_media_id": string("a clip's poster frame"),
     }, "one stored snapshot, clip, thumbnail or poster",
