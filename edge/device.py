@@ -19,6 +19,7 @@ from typing import Any
 
 from edge import __version__
 from edge.audio.feature import audio_features
+from edge.behaviour.diary_feature import DiaryFeature
 from edge.behaviour.feature import BehaviourFeature
 from edge.behaviour.posture_feature import posture_feature
 from edge.config import Config
@@ -96,6 +97,7 @@ def build_features(config: Config) -> list[Feature]:
     features += audio_features(config)  # bark detection: only when DOGMON_AUDIO_SOURCE is set
     features.append(posture_feature(config))  # pose (when a model is installed) and sit/stand/lie events
     features.append(BehaviourFeature(config))  # zones, fetch_return, heat map, activity, analytics (after posture)
+    features.append(DiaryFeature(config))  # get_diary, the finished day retained, unusual_activity
     features.append(MediaFeature(config, LiveView()))  # snapshots, clips, bookmarks, /media, /snapshot.jpg, /ws/video
     features += integration_features(config)
     return features

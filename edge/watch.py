@@ -54,11 +54,18 @@ class ViewLine:
     def reset(self, present: bool) -> None:
         self.present, self.view, self.shows_dog = present, None, False
 
-    def event(self, event_type: str | None) -> None:
+    def event(self, msg: dict[str, Any]) -> str | None:
+        """Follow presence; when the dog left while a dog was shown, the line saying nothing is in view now
+        (the next frames without a dog would say it later, after the event line)."""
+        event_type = msg.get("event_type")
         if event_type == "dog_detected":
             self.present = True
         elif event_type == "dog_left":
             self.present = False
+            if self.shows_dog:
+                self.view, self.shows_dog = in_view({"boxes": []}), False
+                return f"{_stamp(msg)} in view: nothing"
+        return None
 
     def overlay(self, msg: dict[str, Any]) -> str | None:
         boxes = msg.get("data", {}).get("boxes", [])
@@ -183,7 +190,9 @@ class Watch:
                         self._print_event(event)
                     held = None
                 elif kind == "event":
-                    self.view.event(msg.get("event_type"))
+                    left = self.view.event(msg)
+                    if left is not None:
+                        self.say(left)
                     if held is not None:
                         held.append(msg)
                     else:

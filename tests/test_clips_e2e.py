@@ -35,7 +35,7 @@ def reply(ws: Any, command: dict[str, Any], timeout: float = 15) -> dict[str, An
     got = ws_collect(ws, lambda m: any(x["type"] in ("reply", "error") and x["data"].get("id") == command["id"]
                                        for x in m), timeout)
     answer = next(x for x in got if x["type"] in ("reply", "error") and x["data"].get("id") == command["id"])
-    assert answer["type"] == "reply", answer
+    assert answer["type"] == "reply", answer["data"]
     return answer["data"]
 
 

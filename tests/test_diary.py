@@ -32,7 +32,7 @@ def scripted_day() -> list[dict[str, Any]]:
     return [
         ev(1, "dog_detected", at(7, 12), track_id=1),
         ev(2, "snapshot_saved", at(7, 12, 1), media_id="snap-1", url="/media/snap-1", thumb_url="/media/t1",
-           captured=at(7, 12, 1)),
+           captured=at(7, 12, 1), event_type="dog_detected"),
         ev(3, "zone_enter", at(7, 13), zone="Bed", entered_at=at(7, 13)),
         ev(4, "lie", at(7, 15), since=at(7, 14)),
         ev(5, "stand", at(9, 40, 5), since=at(9, 40)),
@@ -83,3 +83,19 @@ def test_an_empty_day_has_no_episodes_and_zero_totals() -> None:
 @pytest.mark.parametrize(("seconds", "text"), [(40, "40 s"), (720, "12 min"), (8400, "2 h 20 min"), (7200, "2 h")])
 def test_durations_read_as_a_person_says_them(seconds: float, text: str) -> None:
     assert duration_text(seconds) == text
+
+
+def test_zone_stays_are_episodes_and_each_episode_gets_its_best_snapshot() -> None:
+    events = scripted_day() + [
+        ev(20, "snapshot_saved", at(7, 14, 30), media_id="snap-lie", event_type="lie", captured=at(7, 14, 30)),
+        ev(21, "snapshot_saved", at(10, 6), media_id="snap-bark", event_type="bark", captured=at(10, 6)),
+        ev(22, "highlights_saved", at(23, 0), media_id="reel-1", url="/media/reel-1"),
+    ]
+    diary = build_diary(events, "2026-12-01", START, END, clock=hhmm)
+    by_kind = {e["kind"]: e for e in reversed(diary["episodes"])}   # the first of each kind
+    assert by_kind["zone"]["text"] == "07:13–09:41 in Bed (2 h 28 min)"
+    # the snapshot taken for the event that opened the episode, not merely the first one inside it
+    assert by_kind["resting"]["snapshot"]["media_id"] == "snap-lie"
+    assert by_kind["barking"]["snapshot"]["media_id"] == "snap-bark"
+    assert by_kind["seen"]["snapshot"]["media_id"] == "snap-1"
+    assert diary["media"] == {"highlights": {"media_id": "reel-1", "url": "/media/reel-1"}, "timelapse": None}

@@ -214,6 +214,9 @@ def test_a_data_disk_filled_to_the_brim_acknowledges_only_stored_events_and_stor
     closing = [e for e in events(got, "error") if e["data"].get("unstored")]
     assert len(closing) == 1 and closing[0]["data"]["unstored"] >= refused + 1, closing  # + the bookmark
     assert stored_again < 5 and device.proc.poll() is None
+    deadline = time.monotonic() + 15  # analytics are saved every few seconds: the next save after space returned
+    while "analytics saved again" not in device.logs() and time.monotonic() < deadline:
+        time.sleep(0.5)
     logs = device.logs()  # one line per spell and part, no traceback loop
     assert "Traceback" not in logs and logs.count("event log write failed") == 1, logs
     assert logs.count("analytics not saved") == 1 and "analytics saved again" in logs, logs

@@ -256,15 +256,20 @@ def test_overlay_draws_boxes_and_zones_on_a_copy() -> None:
 
 
 def test_range_requests_get_one_slice_or_the_whole_file() -> None:
-    from edge.web.httprange import Unsatisfiable, parse_range
+    from starlette.responses import RangeNotSatisfiable
 
-    assert parse_range(None, 1000) is None and parse_range("bytes=0-1", 1000) == (0, 1)
-    assert parse_range("bytes=500-", 1000) == (500, 999) and parse_range("bytes=-100", 1000) == (900, 999)
-    assert parse_range("bytes=990-5000", 1000) == (990, 999) and parse_range("bytes=-5000", 1000) == (0, 999)
-    assert parse_range("bytes=0-1,5-6", 1000) is None and parse_range("items=0-1", 1000) is None
-    for bad in ("bytes=1000-", "bytes=5-4", "bytes=-0"):
-        with pytest.raises(Unsatisfiable):
-            parse_range(bad, 1000)
+    from edge.web.files import MediaFile
+
+    def parse(header: str) -> list[tuple[int, int]]:  # [] is the whole file; ends are exclusive
+        return MediaFile._parse_range_header(header, 1000)
+
+    assert parse("bytes=0-1") == [(0, 2)] and parse("bytes=500-") == [(500, 1000)]
+    assert parse("bytes=-100") == [(900, 1000)] and parse("bytes=990-5000") == [(990, 1000)]
+    assert parse("bytes=-5000") == [(0, 1000)] and parse("bytes=0-" + "9" * 4301) == [(0, 1000)]
+    assert parse("bytes=0-1,5-6") == [] and parse("items=0-1") == [] and parse("bytes=x-y") == []
+    for bad in ("bytes=1000-", "bytes=5-4", "bytes=-0", "bytes=" + "9" * 4301 + "-"):
+        with pytest.raises(RangeNotSatisfiable):
+            parse(bad)
 
 
 def test_overlay_draws_pose_keypoints_above_their_threshold() -> None:

@@ -81,14 +81,15 @@ def test_every_public_name_is_declared_exactly_once() -> None:
     mqtt = {c["address"].split("/", 2)[2] for c in document["channels"].values()
             if c["address"] not in ("/ws/ui", "/ws/video")}
     assert mqtt == {"availability", "events", "overlay", "telemetry", "state", "zones", "analytics", "heatmap",
-                    "snapshot", "ha_event", "cmd/{command}", "cmd/result"}
+                    "diary", "snapshot", "ha_event", "cmd/{command}", "cmd/result"}
 
 
 @pytest.mark.unit
 def test_home_assistant_event_lists_come_from_the_definition() -> None:
     # The names Home Assistant automations were written against: derived now, they must not change.
     assert ha.DOG_EVENT_TYPES == ("dog_detected", "dog_left", "sit", "stand", "lie", "zone_enter", "zone_exit",
-                                  "zone_dwell", "fetch_return", "bark", "continuous_barking", "howl", "whimper")
+                                  "zone_dwell", "fetch_return", "bark", "continuous_barking", "howl", "whimper",
+                                  "unusual_activity")
     assert ha.PRESENCE_EVENT_TYPES == ("dog_detected", "dog_left")
     assert all(EVENTS[t].dog for t in ha.DOG_EVENT_TYPES)
     assert not {"camera_offline", "broker_online", "error", "test", "snapshot_saved"} & set(ha.DOG_EVENT_TYPES)
@@ -164,7 +165,7 @@ def test_validation_messages_name_the_field() -> None:
         b'{"type": "get_events", "from_ts": "x"}': "'from_ts' must be a number (unix seconds)",
         b'{"type": "get_events", "event_types": "sit"}': "'event_types' must be a list of up to 32 event type names",
         b'{"type": "list_media", "kind": "x"}':
-            "'kind' must be snapshot, snapshot_overlay, snapshot_thumb, clip or clip_poster",
+            "'kind' must be snapshot, snapshot_overlay, snapshot_thumb, clip, clip_poster, highlights or timelapse",
         b'{"type": "bookmark", "label": 5}': "'label' must be a string of at most 100 characters",
         b'{"type": "emit_test_event", "data": []}': "'data' must be an object",
         b'{"type": "get_analytics", "day": "2026-02-30"}': "'day' must be a date as YYYY-MM-DD (device local time)",

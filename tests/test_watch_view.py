@@ -19,14 +19,14 @@ def overlay(*boxes: dict) -> dict:
 def test_frames_without_a_detection_keep_the_dog_while_it_is_present_and_nothing_after_it_left() -> None:
     view = ViewLine()
     view.reset(present=False)
-    view.event("dog_detected")
+    view.event({"event_type": "dog_detected", "ts": 1_700_000_000.0})
     lines = [view.overlay(overlay(DOG))]
     for _ in range(6):  # a detector that sees the dog on every other frame (motion gating, a missed frame)
         lines += [view.overlay(overlay()), view.overlay(overlay(DOG))]
     shown = [line for line in lines if line is not None]
     assert len(shown) == 1 and shown[0].endswith("in view: dog#1 0.57"), shown
-    view.event("dog_left")
-    assert view.overlay(overlay()).endswith("in view: nothing")
+    left = view.event({"event_type": "dog_left", "ts": 1_700_000_000.0})
+    assert left is not None and left.endswith("in view: nothing")  # said with the event, not frames later
     assert view.overlay(overlay()) is None
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gzip
 import http.client
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -126,6 +127,10 @@ def test_browser_login_sets_a_cookie_every_path_accepts(start_device, room_video
     with pytest.raises(InvalidStatus) as info:
         ws_connect(device.ws_url)
     assert info.value.response.status_code == 401
+    for path in ("/ws/ui", "/ws/video"):  # a browser tab or curl on a WebSocket path is told what it needs
+        status, body, headers, _ = request(port, "GET", path)
+        assert status == 426 and headers["upgrade"] == "websocket", (path, status)
+        assert b"WebSocket client" in body and body.count(b"\n") == 1 and body.endswith(b"\n"), body
 
     status, body, _, cookies = request(port, "POST", "/api/login", {"Content-Type": "application/json"},
                                        orjson.dumps({"token": "s3cret"}))
@@ -209,9 +214,8 @@ def test_a_stalled_download_is_cut_off_a_slow_one_is_not_and_bodies_are_bounded(
     slots = files.StreamSlots(limit=2)
     server = WebServer("127.0.0.1", 0, static_dir=static_dir)
     for path in (big, small):
-        server.add_route(f"/{path.name}", lambda request, path=path: files.FileStream(
-            path, path.stat().st_size, "application/octet-stream", f'"{path.name}"', request.headers, slots),
-            needs_token=False)
+        server.add_route(f"/{path.name}", lambda request, path=path: files.MediaFile(
+            path, "application/octet-stream", f'"{path.name}"', slots), needs_token=False)
 
     def stalled_reader() -> socket.socket:
         sock = socket.socket()
@@ -301,3 +305,26 @@ def test_a_peer_that_never_finishes_its_headers_is_closed_but_websockets_stay(st
             time.sleep(1.5)  # past the deadline: an upgraded connection is not the HTTP protocol's any more
             ws.send("still here")
             assert ws.recv(timeout=5) == "still here"
+
+
+def test_a_login_body_cut_off_midway_is_one_debug_line_and_the_server_goes_on(static_dir: Path,
+                                                                              caplog: pytest.LogCaptureFixture
+                                                                              ) -> None:
+    import time
+
+    with caplog.at_level("DEBUG"), running(WebServer("127.0.0.1", 0, token="s3cret", static_dir=static_dir)) as server:
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+                sock.sendall(b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b'Content-Length: 1000\r\n\r\n{"token": "s3c')  # and the peer is gone
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and sum("left while sending" in r.getMessage() for r in caplog.records) < 3:
+            time.sleep(0.05)
+        status, body, _, _ = request(server.port, "GET", "/api/session")
+        assert status == 200 and orjson.loads(body) == {"auth_required": True, "authenticated": False}
+        status, _, _, cookies = request(server.port, "POST", "/api/login", body=orjson.dumps({"token": "s3cret"}))
+        assert status == 200 and cookies
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert loud == [], [(r.name, r.getMessage()) for r in loud]
+    left = [r for r in caplog.records if "left while sending" in r.getMessage()]
+    assert len(left) == 3 and all(r.levelname == "DEBUG" and "/api/login" in r.getMessage() for r in left), left

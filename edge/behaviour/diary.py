@@ -9,12 +9,19 @@ device already reports (no detector work):
 - **posture**: each ``sit``/``stand``/``lie`` event starts a posture at its ``since``; it lasts until the next
   posture event or the end of presence. A lying span of at least ``MIN_REST_SECONDS`` is a "resting" episode,
   named with the zone the dog was in for most of it.
-- **zones**: ``zone_enter``/``zone_exit`` give stays (a stay still open at the end of the data ends there).
+- **zones**: ``zone_enter``/``zone_exit`` give stays (a stay still open at the end of the data ends there);
+  the zone totals are the stays' time within the day, and a stay of at least ``min_zone`` is a "zone" episode.
 - **barking**: bark events (``bark``, ``howl``, ``whimper``; ``continuous_barking`` only marks an episode that
   went on) closer than ``BARK_GAP_SECONDS`` form one episode: "barked 12 times in 3 min".
 - **fetch**: ``fetch_return`` events closer than ``FETCH_GAP_SECONDS`` form one play session.
 - **bookmarks**: each ``bookmark_created`` with its label.
-- **snapshots**: each episode gets the first ``snapshot_saved`` taken within it (its thumbnail for the page).
+- **snapshots**: each episode gets its best ``snapshot_saved`` taken within it (2 s either side): one taken for
+  the event that opened the episode (``event_type`` of the snapshot), else the one nearest its middle.
+- **media**: ``highlights_saved`` / ``timelapse_saved`` events of the day (the media feature's reel and
+  time-lapse) fill ``media = {"highlights": {"media_id", "url"} | None, "timelapse": {…} | None}``.
+- **unusual**: the day's ``unusual_activity`` events, as they were sent.
+
+The thresholds are a :class:`DiaryRules` (``DOGMON_DIARY_MIN_*`` on the device).
 
 Spans that began the day before are clipped to the day's start by the caller passing ``day_start``.
 """
@@ -28,10 +35,27 @@ from typing import Any
 
 MIN_AWAY_SECONDS = 60.0
 MIN_REST_SECONDS = 10 * 60.0
+MIN_ZONE_SECONDS = 60.0
 BARK_GAP_SECONDS = 120.0
 FETCH_GAP_SECONDS = 300.0
 POSTURES = ("sit", "stand", "lie")
 BARK_TYPES = ("bark", "howl", "whimper")
+MEDIA_TYPES = {"highlights_saved": "highlights", "timelapse_saved": "timelapse"}
+# what the diary reads from the log (the rest of the log tells it nothing)
+DIARY_TYPES = ("dog_detected", "dog_left", *POSTURES, "zone_enter", "zone_exit", *BARK_TYPES, "fetch_return",
+               "bookmark_created", "snapshot_saved", "unusual_activity", *MEDIA_TYPES)
+# the event a snapshot should illustrate for each episode kind (the best picture of it)
+SNAPSHOT_OF = {"seen": ("dog_detected",), "resting": ("lie",), "zone": ("zone_enter", "zone_dwell"),
+               "barking": BARK_TYPES, "fetch": ("fetch_return",), "bookmark": ("request", "bookmark_created")}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DiaryRules:
+    """How long a thing must last to be an episode of its own."""
+
+    min_away: float = MIN_AWAY_SECONDS    # out of view between two presence spans
+    min_rest: float = MIN_REST_SECONDS    # lying down
+    min_zone: float = MIN_ZONE_SECONDS    # a stay in one zone
 
 
 @dataclasses.dataclass(slots=True)
@@ -124,11 +148,17 @@ def _groups(events: Iterable[Mapping[str, Any]], gap: float) -> list[list[Mappin
     return groups
 
 
+def _sorted(events: Iterable[Mapping[str, Any]], day_start: float, day_end: float) -> list[Mapping[str, Any]]:
+    return sorted((e for e in events if day_start - 86400 <= float(e["ts"]) < day_end),
+                  key=lambda e: (float(e["ts"]), e.get("seq") or 0))
+
+
 def build_diary(events: Iterable[Mapping[str, Any]], day: str, day_start: float, day_end: float,
-                clock: Callable[[float], str] | None = None) -> dict[str, Any]:
-    """The diary of ``day`` from its events (in seq order); ``clock(ts) -> "HH:MM"`` formats times."""
-    evs = sorted((e for e in events if day_start - 86400 <= float(e["ts"]) < day_end),
-                 key=lambda e: (float(e["ts"]), e.get("seq") or 0))
+                clock: Callable[[float], str] | None = None, rules: DiaryRules = DiaryRules()) -> dict[str, Any]:
+    """The diary of ``day`` from its events (in seq order); ``clock(ts) -> "HH:MM"`` formats times.
+
+    ``day_end`` may be "now" for today so far: open spans end there."""
+    evs = _sorted(events, day_start, day_end)
     fmt = clock or _hhmm
     spans = _spans(evs, day_start, day_end)
     in_day = [e for e in evs if float(e["ts"]) >= day_start]
@@ -140,15 +170,20 @@ def build_diary(events: Iterable[Mapping[str, Any]], day: str, day_start: float,
         episodes.append(Episode("seen", start, end, f"{fmt(start)}–{fmt(end)} in view ({duration_text(end - start)})",
                                 {"seconds": round(end - start, 1)}))
     for (_, prev_end), (next_start, _) in zip(spans, spans[1:], strict=False):
-        if next_start - prev_end >= MIN_AWAY_SECONDS:
+        if next_start - prev_end >= rules.min_away:
             episodes.append(Episode("away", prev_end, next_start,
                                     f"{fmt(prev_end)}–{fmt(next_start)} out of view"))
     for posture, start, end in postures:
-        if posture == "lie" and end - start >= MIN_REST_SECONDS:
+        if posture == "lie" and end - start >= rules.min_rest:
             zone = max(((z, _overlap(start, end, s, e)) for z, s, e in stays), key=lambda x: x[1], default=(None, 0))
             where = f" in {zone[0]}" if zone[0] and zone[1] > 0 else ""
             episodes.append(Episode("resting", start, end, f"{fmt(start)}–{fmt(end)} lying down{where} "
                                     f"({duration_text(end - start)})", {"zone": zone[0] if where else None}))
+    for name, start, end in stays:
+        if end - start >= rules.min_zone and end > day_start:
+            start = max(start, day_start)
+            episodes.append(Episode("zone", start, end, f"{fmt(start)}–{fmt(end)} in {name} "
+                                    f"({duration_text(end - start)})", {"zone": name}))
     barks = [e for e in in_day if e["type"] in BARK_TYPES]
     for group in _groups(barks, BARK_GAP_SECONDS):
         start = float(group[0]["data"].get("start") or group[0]["ts"])
@@ -169,19 +204,45 @@ def build_diary(events: Iterable[Mapping[str, Any]], day: str, day_start: float,
                                 {"label": label}))
     _attach_snapshots(episodes, [e for e in in_day if e["type"] == "snapshot_saved"])
     episodes.sort(key=lambda ep: (ep.start, ep.kind))
+    media: dict[str, Any] = {"highlights": None, "timelapse": None}
+    for ev in (e for e in in_day if e["type"] in MEDIA_TYPES):
+        media[MEDIA_TYPES[str(ev["type"])]] = {"media_id": ev["data"].get("media_id"), "url": ev["data"].get("url")}
     return {"day": day, "episodes": [ep.as_dict() for ep in episodes],
-            "totals": _totals(spans, stays, postures, barks, fetches, in_day, day_start, day_end)}
+            "totals": _totals(spans, stays, postures, barks, fetches, in_day, day_start, day_end),
+            "media": media,
+            "unusual": [{"ts": float(e["ts"]), "seq": e.get("seq"), **e["data"]}
+                        for e in in_day if e["type"] == "unusual_activity"]}
 
 
 def _attach_snapshots(episodes: list[Episode], snapshots: list[Mapping[str, Any]]) -> None:
     for ep in episodes:
+        middle = (ep.start + ep.end) / 2
+        best: tuple[int, float] | None = None
         for snap in snapshots:
             taken = float(snap["data"].get("captured") or snap["ts"])
-            if ep.start - 2.0 <= taken <= ep.end + 2.0:
-                data = snap["data"]
+            if not ep.start - 2.0 <= taken <= ep.end + 2.0:
+                continue
+            rank = (0 if snap["data"].get("event_type") in SNAPSHOT_OF.get(ep.kind, ()) else 1, abs(taken - middle))
+            if best is None or rank < best:
+                best, data = rank, snap["data"]
                 ep.snapshot = {"media_id": data.get("media_id"), "url": data.get("url"),
                                "thumb_url": data.get("thumb_url")}
-                break
+
+
+def figures_until(events: Iterable[Mapping[str, Any]], day_start: float, until: float) -> dict[str, float]:
+    """What the day held from its start up to ``until``: minutes seen and lying, barking episodes (as the
+    diary groups them) and zone visits; the baseline of "unusual for her" compares these."""
+    evs = _sorted(events, day_start, until)
+    spans = _spans(evs, day_start, until)
+    postures = _postures(evs, spans, until)
+    in_day = [e for e in evs if float(e["ts"]) >= day_start]
+    barks = [e for e in in_day if e["type"] in BARK_TYPES]
+    return {
+        "seen_minutes": round(sum(_overlap(s, e, day_start, until) for s, e in spans) / 60, 1),
+        "lying_minutes": round(sum(_overlap(s, e, day_start, until) for p, s, e in postures if p == "lie") / 60, 1),
+        "bark_episodes": float(len(_groups(barks, BARK_GAP_SECONDS))),
+        "zone_visits": float(sum(1 for e in in_day if e["type"] == "zone_enter")),
+    }
 
 
 def _totals(spans: list[tuple[float, float]], stays: list[tuple[str, float, float]],

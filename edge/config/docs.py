@@ -24,7 +24,8 @@ TOPICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Zones, fetch, heat map, analytics", "behaviour.md#zones-fetch-heat-map-analytics",
      ("ZONE_", "FETCH_", "HEATMAP_", "ANALYTICS_")),
     ("Bark detection", "behaviour.md#bark-detection", ("AUDIO_", "BARK_")),
-    ("Snapshots, clips and live view", "media.md", ("CLIP_", "SNAPSHOT_", "LIVE_", "MEDIA_")),
+    ("Snapshots, clips and live view", "media.md",
+     ("CLIP_", "SNAPSHOT_", "LIVE_", "MEDIA_", "HIGHLIGHTS_", "TIMELAPSE_")),
 )
 OTHER = ("Other keys", "", ())
 

@@ -159,6 +159,12 @@ class Config:
         "how far back the heatmap looks")
     analytics_interval: float = key("DOGMON_ANALYTICS_INTERVAL", "5", _float_range(0.5, 3600),
         "at most one analytics message per this many seconds (only when figures changed)")
+    diary_min_away_seconds: float = key("DOGMON_DIARY_MIN_AWAY_SECONDS", "60", _float_range(1, 86400),
+        "diary: out of view at least this long is an episode")
+    diary_min_rest_seconds: float = key("DOGMON_DIARY_MIN_REST_SECONDS", "600", _float_range(1, 86400),
+        "diary: lying down at least this long is a resting episode")
+    diary_min_zone_seconds: float = key("DOGMON_DIARY_MIN_ZONE_SECONDS", "60", _float_range(1, 86400),
+        "diary: a stay in one zone at least this long is an episode")
     pose_fps: float = key("DOGMON_POSE_FPS", "5", _float_range(0, 30),
         "pose model runs per second per dog (0: pose off, posture from the box only)")
     posture_min_seconds: float = key("DOGMON_POSTURE_MIN_SECONDS", "2", _float_range(0, 600),
@@ -194,6 +200,18 @@ class Config:
     media_min_free_mb: float = key("DOGMON_MEDIA_MIN_FREE_MB", "100", _float_range(0, 10**7),
         "media is not written when less than this would stay free on the data disk (reported as disk_full); "
         "this reserve keeps the event log writable after media stops")
+    highlights_at: str = key("DOGMON_HIGHLIGHTS_AT", "23:30",
+        _text(5, r"off|([01]\d|2[0-3]):[0-5]\d", "HH:MM (24 h, device local time) or off"),
+        "when the day's highlight reel and time-lapse are made each day (HH:MM local time; off: only on "
+        "make_highlights)")
+    highlights_max_seconds: float = key("DOGMON_HIGHLIGHTS_MAX_SECONDS", "60", _float_range(5, 600),
+        "longest highlight reel (moments by priority: bookmarks, fetch, zone dwell, barking, arrivals)")
+    timelapse_seconds: float = key("DOGMON_TIMELAPSE_SECONDS", "30", _float_range(0, 3600),
+        "a small time-lapse JPEG every this many seconds while the device runs (0: no time-lapse)")
+    timelapse_max_seconds: float = key("DOGMON_TIMELAPSE_MAX_SECONDS", "60", _float_range(1, 600),
+        "longest time-lapse video (24 fps; a longer day shows evenly spread frames)")
+    timelapse_heatmap: bool = key("DOGMON_TIMELAPSE_HEATMAP", "1", _bool,
+        "blend the day's heat map (where the dog spent time) into the time-lapse")
     # Not keys: where the values came from, and what looked wrong without being invalid.
     env_file: Path | None = None
     warnings: tuple[str, ...] = ()

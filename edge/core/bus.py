@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import shutil
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -45,6 +46,11 @@ class Outage:
     first_ts: float
     last_ts: float
     unstored: int = 0
+    free_bytes: int | None = None   # room on the data disk when the last try failed
+
+    def retry_due(self, free_now: int | None) -> bool:
+        """Worth trying again: the data disk has more room than when the last try failed."""
+        return free_now is not None and (self.free_bytes is None or free_now > self.free_bytes)
 
 
 def stored_seq(message: Message, what: str) -> int:
@@ -130,7 +136,10 @@ class Bus:
             log.warning("%s event after the event log closed is not stored", message.event_type)
             message.seq = None
             return messages.encode(message, self.device_id)
-        if self.outage is not None:  # not tried until retry_store succeeds: a spell is one spell, not a flicker
+        # During a spell an event is not tried on its own (a spell is one spell, not a flicker of small writes
+        # that still fit); once the disk has more room than at the last failed try, the event first gives the
+        # spell's closing report a try, so a command right after space came back is stored at once.
+        if self.outage is not None and not (self.outage.retry_due(self._free_bytes()) and self.retry_store()):
             return self._not_stored(message, None)
         try:
             _, payload = self.store.append(message.ts, str(message.event_type), self._encoder(message))
@@ -149,7 +158,7 @@ class Bus:
         message.seq = None
         if self.outage is None:
             detail = str(cause)
-            self.outage = Outage(detail, message.ts, message.ts)
+            self.outage = Outage(detail, message.ts, message.ts, free_bytes=self._free_bytes())
             log.error("event log write failed: %s; events are sent live only, without a seq, until it can be "
                       "written again", detail)
             self.loop.call_soon(self._publish_live, messages.event(EventType.ERROR, {
@@ -163,6 +172,13 @@ class Bus:
     def _publish_live(self, message: Message) -> None:
         """An event about the spell itself: live only (not counted, never stored later)."""
         self._fan_out(message, messages.encode(message, self.device_id))
+
+    def _free_bytes(self) -> int | None:
+        folder = self.store.data_dir
+        try:
+            return shutil.disk_usage(folder).free if folder is not None else None
+        except OSError:
+            return None
 
     def retry_store(self) -> bool:
         """While events are not stored: try to store the event that closes the spell (it counts what was
@@ -178,6 +194,7 @@ class Bus:
         try:
             _, payload = self.store.append(report.ts, str(report.event_type), self._encoder(report))
         except StoreWriteError:
+            outage.free_bytes = self._free_bytes()
             return False
         self.outage = None
         log.warning("event log writable again; %d event(s) between %s and %s were not stored", outage.unstored,

@@ -26,6 +26,8 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import orjson
+
 from edge.core.bus import Bus, Handler
 from edge.core.frames import Detection, Frame, Track
 from edge.core.store import EventStore
@@ -135,6 +137,19 @@ class FeatureStore:
 
     def set_meta(self, key: str, value: Any) -> None:
         self._store.set_meta(key, value)
+
+    def events_between(self, from_ts: float, to_ts: float, types: Sequence[str] | None = None,
+                       after_seq: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+        """One page of stored events with ``from_ts <= ts <= to_ts`` and seq above ``after_seq``, oldest seq
+        first, as their envelopes (``type`` is the event type); page on with the last one's seq. Loop
+        thread only: callers yield to the loop between pages."""
+        rows = self._store.events(after_seq, limit, types, since_ts=from_ts, until_ts=to_ts)
+        out = []
+        for seq, payload in rows:
+            envelope = orjson.loads(payload)
+            out.append({"seq": seq, "type": envelope.get("event_type"), "ts": envelope.get("ts"),
+                        "data": envelope.get("data") or {}})
+        return out
 
     def table(self, accessor: Callable[[sqlite3.Connection], T]) -> T:
         """``accessor(connection)`` on the current database: a feature's own table object, such as the media

@@ -7,6 +7,8 @@ It owns the wiring and the loop-side results, the parts live in modules of their
 - :mod:`edge.media.library`: the folder and the index in agreement (reconcile, retention).
 - :mod:`edge.media.health`: the failure state and its one ``error`` event per spell.
 - :mod:`edge.media.throttle`: ``zone_enter`` snapshots at most once per zone per ``DOGMON_ZONE_SNAPSHOT_INTERVAL``.
+- :mod:`edge.media.timelapse` (frames kept on the media thread) and :mod:`edge.media.daily`: the day's highlight
+  reel and time-lapse, made on a low-priority thread (``make_highlights``, ``DOGMON_HIGHLIGHTS_AT``).
 - :mod:`edge.media.commands` and :mod:`edge.media.http`: ``snapshot``/``bookmark``/``list_media``, and
   ``/media/{id}``/``/snapshot.jpg``; :mod:`edge.transports.live`: ``/ws/video``.
 
@@ -34,6 +36,7 @@ from edge.core.commands import CommandError
 from edge.core.feature import Feature, FrameContext
 from edge.media import render
 from edge.media.commands import MediaCommands, validate_bookmark, validate_list_media, validate_snapshot
+from edge.media.daily import DailyMedia
 from edge.media.encoder import choose_encoders
 from edge.media.handover import FrameInfo, LiveSink, SnapshotRequest, mono_of
 from edge.media.health import MediaHealth
@@ -56,7 +59,8 @@ __all__ = ["MediaFeature", "validate_bookmark", "validate_list_media", "validate
 log = logging.getLogger(__name__)
 
 MEDIA_DIR = "media"
-OWN_EVENTS = {EventType.SNAPSHOT_SAVED, EventType.CLIP_SAVED, EventType.BOOKMARK_CREATED, EventType.ERROR}
+OWN_EVENTS = {EventType.SNAPSHOT_SAVED, EventType.CLIP_SAVED, EventType.BOOKMARK_CREATED, EventType.ERROR,
+              EventType.HIGHLIGHTS_SAVED, EventType.TIMELAPSE_SAVED}
 
 
 class MediaFeature(Feature):
@@ -72,6 +76,8 @@ class MediaFeature(Feature):
         self.live = live
         self.worker = MediaWorker(config, self.folder, self.reserve, self.live)
         self.library = MediaLibrary(self.folder, int(config.media_max_mb * 2**20), config.media_max_days * 86400)
+        self.daily = DailyMedia(config, self.folder, self.library, self.reserve, RECORD_FPS,
+                                lambda: self.recorder.encoder if self.recorder is not None else None)
         self.http = MediaHttp(self.folder, lambda: self.library.index, self.worker.ring)
         self.encoders_refused: dict[str, str] = {}
         self.recorder: ClipRecorder | None = None
@@ -111,6 +117,7 @@ class MediaFeature(Feature):
         host.handle("snapshot", self.commands.snapshot)
         host.handle("bookmark", self.commands.bookmark)
         host.handle("list_media", self.commands.list_media)
+        self.daily.attach(host)
         host.listen(self._on_message)
         host.web.add_route(MEDIA_PREFIX + "{media_id}", self.http.media)
         host.web.add_route(SNAPSHOT_PATH, self.http.snapshot)
@@ -122,10 +129,12 @@ class MediaFeature(Feature):
         await self.library.reconcile()
         self.worker.start()
         self._tasks.append(asyncio.create_task(self.library.retention_loop()))
+        self._tasks += self.daily.start()
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        await self.daily.stop()
         await self.worker.stop()  # shutting down mid-clip: the clip ends at the newest frame and is saved
         await asyncio.sleep(0)  # run the saved callbacks the writers scheduled: their events are committed now
         await asyncio.sleep(0)
@@ -237,6 +246,12 @@ class MediaFeature(Feature):
         self._tasks.append(asyncio.ensure_future(self.library.reconcile()))
 
     # --- Feature surface ---
+    def day_media(self, day: str) -> dict[str, dict[str, str] | None]:
+        """The day's highlight reel and time-lapse for the diary: ``{"highlights": {"media_id", "url"} | None,
+        "timelapse": …}`` (loop thread; ``day`` is YYYY-MM-DD, device local time)."""
+        index = self.library.index
+        return index.day_media(day) if index is not None else {"highlights": None, "timelapse": None}
+
     def connection_info(self) -> dict[str, Any]:
         index = self.library.index
         newest = index.newest("snapshot") if index is not None else None

@@ -1,9 +1,10 @@
 """The media feature's HTTP routes: ``/media/{id}`` (stored files, streamed with ranges) and ``/snapshot.jpg``.
 
-``/media/{id}`` looks the id up in the index and streams the file (:class:`~edge.web.files.FileStream`:
-range, HEAD, ETag, a bounded number at once); a media id names one file for good, so it is cached as
-immutable, and a row whose file has gone is dropped from the index. ``/snapshot.jpg`` is the newest
-pre-roll frame, refused (503) before the first frame and when the camera has been silent too long.
+``/media/{id}`` looks the id up in the index and streams the file (:class:`~edge.web.files.MediaFile`:
+Starlette's ``FileResponse`` with one range, HEAD, ETag, a bounded number at once); a media id names
+one file for good, so it is cached as immutable, and a row whose file has gone is dropped from the
+index. ``/snapshot.jpg`` is the newest pre-roll frame, refused (503) before the first frame and when
+the camera has been silent too long.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 from edge.media.index import MediaIndex, MediaRecord, file_of, valid_id
 from edge.media.ring import FrameRing
 from edge.media.worker import STALE_FRAME
-from edge.web.files import FileStream, StreamSlots
+from edge.web.files import MediaFile, StreamSlots
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,9 @@ class MediaHttp:
             return PlainTextResponse("no such media\n", 404)
         extension = record.file.rsplit(".", 1)[-1]
         # A media id names one file for good (a new file gets a new id): its bytes never change.
-        headers = {"Cache-Control": "private, max-age=31536000, immutable",
-                   "Content-Disposition": f'inline; filename="{record.id}.{extension}"'}
-        return FileStream(path, record.bytes, record.content_type, f'"{record.id}-{record.bytes}"', request.headers,
-                          self.streams, headers, on_missing=lambda exc: self._unreadable(index, record, exc))
+        return MediaFile(path, record.content_type, f'"{record.id}-{record.bytes}"', self.streams,
+                         {"Cache-Control": "private, max-age=31536000, immutable"}, f"{record.id}.{extension}",
+                         on_missing=lambda exc: self._unreadable(index, record, exc))
 
     @staticmethod
     def _unreadable(index: MediaIndex, record: MediaRecord, exc: OSError) -> None:

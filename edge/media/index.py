@@ -37,12 +37,14 @@ CREATE INDEX IF NOT EXISTS media_created ON media(created);
 """
 
 KINDS = {"snapshot": "snap", "snapshot_overlay": "snapo", "snapshot_thumb": "snapt", "clip": "clip",
-         "clip_poster": "clipp"}
+         "clip_poster": "clipp", "highlights": "reel", "timelapse": "tlapse"}
+DAY_KINDS = ("highlights", "timelapse")  # one video per day; its row's label is the day (YYYY-MM-DD)
 # Children share their parent's group (retention removes them together) and its id after the prefix.
 CHILDREN = {"snapshot": {"snapshot_overlay": "overlay_media_id", "snapshot_thumb": "thumb_media_id"},
             "clip": {"clip_poster": "poster_media_id"}}
-ID_PATTERN = re.compile(r"(snap|snapo|snapt|clip|clipp)-\d{8}T\d{6}-[0-9a-f]{8}")
-FILE_PATTERN = re.compile(r"((?:snap|snapo|snapt|clip|clipp)-\d{8}T\d{6}-[0-9a-f]{8})\.(jpg|mp4)")
+ID_PATTERN = re.compile(r"(snap|snapo|snapt|clip|clipp|reel|tlapse)-\d{8}T\d{6}-[0-9a-f]{8}")
+FILE_PATTERN = re.compile(r"((?:snap|snapo|snapt|clip|clipp|reel|tlapse)-\d{8}T\d{6}-[0-9a-f]{8})\.(jpg|mp4)")
+PARENT_PREFIX = {"snapo": "snap", "snapt": "snap", "clipp": "clip"}
 CONTENT_TYPES = {"jpg": "image/jpeg", "mp4": "video/mp4"}
 
 
@@ -59,7 +61,7 @@ def child_id(parent_id: str, kind: str) -> str:
 def group_of(media_id: str) -> str:
     """The parent id a file belongs to (itself for a parent)."""
     prefix, rest = media_id.split("-", 1)
-    return ("clip" if prefix.startswith("clip") else "snap") + "-" + rest
+    return PARENT_PREFIX.get(prefix, prefix) + "-" + rest
 
 
 def valid_id(text: str) -> bool:
@@ -139,6 +141,22 @@ class MediaIndex:
         sql += " ORDER BY created DESC LIMIT ?"
         args.append(limit)
         return [MediaRecord(*row) for row in self.db.execute(sql, args)]
+
+    def clips_between(self, start: float, end: float) -> list[MediaRecord]:
+        """Clips whose first frame is in [start, end), oldest first."""
+        return [MediaRecord(*row) for row in self.db.execute(
+            f"SELECT {COLUMNS} FROM media WHERE kind = 'clip' AND start >= ? AND start < ? ORDER BY start",
+            (start, end))]
+
+    def day_media(self, day: str) -> dict[str, dict[str, str] | None]:
+        """The day's highlight reel and time-lapse (the newest of each), as the diary shows them:
+        ``{"highlights": {"media_id", "url"} | None, "timelapse": {"media_id", "url"} | None}``."""
+        out: dict[str, dict[str, str] | None] = {}
+        for kind in DAY_KINDS:
+            row = self.db.execute("SELECT id FROM media WHERE kind = ? AND label = ? ORDER BY created DESC LIMIT 1",
+                                  (kind, day)).fetchone()
+            out[kind] = {"media_id": row[0], "url": f"/media/{row[0]}"} if row else None
+        return out
 
     def all(self) -> list[MediaRecord]:
         return [MediaRecord(*row) for row in self.db.execute(f"SELECT {COLUMNS} FROM media ORDER BY created")]

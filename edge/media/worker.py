@@ -32,6 +32,7 @@ from edge.media.handover import FrameInfo, LatestInfo, LiveSink, SnapshotRequest
 from edge.media.index import MediaRecord, child_id, new_id
 from edge.media.planner import ActivityGate, BestFramePicker, ClipPlan, ClipPlanner, Trigger
 from edge.media.ring import AudioChunk, AudioRing, EncodedFrame, FrameRing
+from edge.media.timelapse import TimelapseCollector
 from edge.media.writer import ClipRecorder, JobThread, check_space
 from edge.util.fsutil import atomic_write, fsync_dir
 
@@ -73,6 +74,7 @@ class MediaWorker:
         # 4 s of frames plus 4 s of 0.1 s sound chunks, and room for start/finish jobs
         self.clip_writer = JobThread("media-clips", 4 * int(RECORD_FPS) + 40 + 8)
         self.recorder: ClipRecorder | None = None
+        self.timelapse = TimelapseCollector(folder, config.timelapse_seconds, reserve, self.snap_writer.offer)
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, name="media", daemon=True)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -210,6 +212,7 @@ class MediaWorker:
             jpeg = render.encode_jpeg(image, render.STREAM_QUALITY)
             self.live_encoded += 1
             self._to_loop(self.live.offer, jpeg, info.wall, image.shape[1], image.shape[0])
+        self.timelapse.offer(info)
         for track_id, first_seen, score, _ in info.dogs:
             self.picker.offer(track_id, first_seen, now, score, info)
         centre = info.dogs[0][3] if info.dogs else None
@@ -331,4 +334,5 @@ class MediaWorker:
             "live": {**self.live.telemetry(), "encoded": self.live_encoded},
             "dropped": {"frames": self.slot.dropped, "clip_frames": self.clip_frames_dropped,
                         "requests": self.control_dropped},
+            "timelapse_frames": self.timelapse.telemetry(),
         }

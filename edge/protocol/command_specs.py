@@ -115,13 +115,24 @@ _CATALOGUE: tuple[CommandSpec, ...] = (
     CommandSpec("get_analytics", "one day's analytics", (
         custom_arg("day", string("YYYY-MM-DD, device local time (default: today)", pattern=r"^\d{4}-\d{2}-\d{2}$"),
                    _day),), {"analytics": ref("AnalyticsDay")}, ("invalid_field",)),
+    CommandSpec("get_diary", "one day's diary: episodes, totals, snapshots (today so far, or a finished day)", (
+        custom_arg("day", string("YYYY-MM-DD, device local time (default: today)", pattern=r"^\d{4}-\d{2}-\d{2}$"),
+                   _day),), {"diary": ref("Diary")}, ("invalid_field",)),
     CommandSpec("snapshot", "save a snapshot now; the reply comes once it is on disk",
                 result={**SHAPES["SnapshotSaved"]["properties"], "seq": _seq},
                 errors=("no_frame", "storage_failed", "storage_full", "busy", "timeout", "cooldown")),
     CommandSpec("bookmark", "mark this moment: a bookmark_created event, then a clip with the label",
                 (text_arg("label", MAX_LABEL, "what happened (optional)"),),
                 {"seq": _seq, "label": string("the label as stored")}, ("invalid_field", "cooldown", "storage_full")),
-    CommandSpec("list_media", "stored snapshots and clips, newest first", (
+    CommandSpec("make_highlights", "make a day's highlight reel and time-lapse now (default: today so far); the "
+                "reply comes once both are saved (also announced as highlights_saved / timelapse_saved)", (
+        custom_arg("day", string("YYYY-MM-DD, device local time (default: today)", pattern=r"^\d{4}-\d{2}-\d{2}$"),
+                   _day),), {
+        "day": string("the day made"),
+        "highlights": nullable(obj({"media_id": string(), "url": string()}, "null: no moment with a clip that day")),
+        "timelapse": nullable(obj({"media_id": string(), "url": string()}, "null: no time-lapse frame that day"))},
+        ("invalid_field", "busy", "storage_failed")),
+    CommandSpec("list_media", "stored snapshots, clips, highlight reels and time-lapses, newest first", (
         choice_arg("kind", MEDIA_KINDS, "only this kind"),
         int_arg("limit", 1, 500, 50, "at most this many"),
         time_arg("before", "created before this time (unix s)"),

@@ -41,7 +41,8 @@ class EventSpec:
 # group -> what a person calls it (the tablet's timeline filter), in the order a person looks for them
 GROUPS: dict[str, str] = {
     "presence": "Arrivals and departures", "posture": "Posture", "zone": "Zones", "bark": "Barking",
-    "fetch": "Fetch", "media": "Snapshots, clips, bookmarks", "camera": "Camera", "audio": "Microphone",
+    "fetch": "Fetch", "unusual": "Unusual for her", "media": "Snapshots, clips, bookmarks", "camera": "Camera",
+    "audio": "Microphone",
     "broker": "Broker", "device": "Device problems", "test": "Test events",
 }
 POSTURE_LABELS = {"sit": "Sat down", "stand": "Stood up", "lie": "Lay down"}
@@ -66,6 +67,11 @@ def _posture(kind: str) -> EventSpec:
 
 
 _episode = SHAPES["BarkEpisode"]
+_day_video = {
+    "media_id": string(), "url": string("/media/{media_id}"), "day": string("YYYY-MM-DD, device local time"),
+    "duration": number("seconds"), "bytes": integer(), "width": integer(), "height": integer(),
+    "codec": string("h264 (mp4v only when PyAV cannot encode H.264 here)"), "content_type": string("video/mp4"),
+    "cpu_seconds": number("CPU time the low-priority builder spent on it")}
 _CATALOGUE: tuple[EventSpec, ...] = (
     EventSpec(EventType.DOG_DETECTED, "presence", "Dog arrived", "a dog track is confirmed (3 consistent frames)", obj({
         "track_id": _track, "confidence": number("best detector score of the track"),
@@ -145,6 +151,24 @@ _CATALOGUE: tuple[EventSpec, ...] = (
               "a client asked for a bookmark (a clip_saved follows)", obj({
         "label": string("the label (may be empty)"), "origin": nullable(string("transport: ws, mqtt or rest")),
         "clip": string("reminder that a clip_saved follows")})),
+    EventSpec(EventType.UNUSUAL_ACTIVITY, "unusual", "Unusual for her",
+              "at the end of an hour, a figure of the day so far is outside the range of the last 4 same weekdays "
+              "(silent for the first week; rule in docs/behaviour.md)", ref("Unusual"), dog=True),
+    EventSpec(EventType.HIGHLIGHTS_SAVED, "media", "Highlight reel",
+              "the day's highlight reel is complete on disk (at DOGMON_HIGHLIGHTS_AT or on make_highlights)", obj({
+        **_day_video, "moments": array(obj({
+            "kind": string("what happened", enum=("arrival", "bookmark", "barking", "fetch", "zone")),
+            "at": number("unix s"), "seq": integer("the event"),
+            "label": nullable(string("bookmark label or zone name"))}), "the moments shown, in order"),
+        "left_out": integer("moments with a clip that did not fit in DOGMON_HIGHLIGHTS_MAX_SECONDS"),
+        "copied": integer("cuts copied from their clips without re-encoding"),
+        "reencoded": integer("cuts re-encoded (a clip of another size or encoder)")})),
+    EventSpec(EventType.TIMELAPSE_SAVED, "media", "Time-lapse",
+              "the day's time-lapse is complete on disk (at DOGMON_HIGHLIGHTS_AT or on make_highlights)", obj({
+        **_day_video, "frames": integer("frames shown"), "fps": number(),
+        "first": number("the first frame's time (unix s)"), "last": number("the last frame's time (unix s)"),
+        "interval": number("DOGMON_TIMELAPSE_SECONDS when the frames were taken"),
+        "heatmap": boolean("the day's heat map is blended in")})),
     EventSpec(EventType.ERROR, "device", "Problem", "a part of the device failed in a way the user should know", obj({
         "component": string("store or media"), "detail": string("what failed"),
         "effect": string("what that means"), "disk_full": boolean("media only: the disk is full"),

@@ -58,6 +58,9 @@ class EventType(StrEnum):
     SNAPSHOT_SAVED = "snapshot_saved"
     CLIP_SAVED = "clip_saved"
     BOOKMARK_CREATED = "bookmark_created"
+    UNUSUAL_ACTIVITY = "unusual_activity"
+    HIGHLIGHTS_SAVED = "highlights_saved"
+    TIMELAPSE_SAVED = "timelapse_saved"
     ERROR = "error"
     TEST = "test"
 

@@ -4,8 +4,8 @@ Owns nothing but the mapping: the REST server decides its routes (method, path, 
 arguments come from) and hands them here; each operation's parameters or request body and its
 response are the command's published argument and result schemas (:mod:`.command_specs`), and every
 ``$ref`` points into the same ``components.schemas`` as the AsyncAPI document. A refused command is
-answered with an :data:`ERROR_STATUS` status and ``{"error": {"code", "message"}}``. Routes that are
-not commands (login, health, media) are passed in as ready operations (:func:`plain_operation`).
+answered with ``{"error": {"code", "message"}}`` and its code's status (:data:`edge.protocol.errors.ERRORS`).
+Routes that are not commands (login, health, media) are passed in as ready operations (:func:`plain_operation`).
 """
 
 from __future__ import annotations
@@ -17,17 +17,11 @@ from typing import Any
 from edge import __version__
 from edge.protocol.command_specs import COMMANDS
 from edge.protocol.envelopes import schemas
-from edge.protocol.errors import ERROR_CODES
+from edge.protocol.errors import ERROR_CODES, ERROR_STATUS
 from edge.protocol.schema import Schema, obj, ref, string
 
 OPENAPI_VERSION = "3.1.0"
 SOURCES = ("query", "body", "none")
-# code -> HTTP status of the error response: the one map for every REST answer (others: 400, e.g.
-# invalid_json, invalid_message, invalid_field, invalid_zones, retained)
-ERROR_STATUS: dict[str, int] = {"unknown_type": 404, "unsupported": 501, "disabled": 403, "busy": 503,
-                                "timeout": 504, "no_frame": 503, "storage_failed": 507, "rate_limited": 429,
-                                "storage_full": 507, "cooldown": 429, "too_large": 413, "unauthorized": 401,
-                                "shutting_down": 503, "internal": 500}
 REST_ERROR = obj({"error": obj({"code": string("error code", enum=tuple(ERROR_CODES)),
                                 "message": string("for people")})}, "a refused or failed request")
 _SIMPLE = {"boolean": {"type": "boolean"}, "integer": {"type": "integer"}, "string": {"type": "string"},
@@ -78,8 +72,8 @@ def _operation(route: Route) -> dict[str, Any]:
         else (*spec.errors, "rate_limited", "internal")
     if route.source == "body":
         codes = (*codes, "too_large")
-    for status in sorted({ERROR_STATUS.get(code, 400) for code in codes}):
-        named = sorted(c for c in codes if ERROR_STATUS.get(c, 400) == status)
+    for status in sorted({ERROR_STATUS[code] for code in codes}):
+        named = sorted(c for c in codes if ERROR_STATUS[c] == status)
         operation["responses"][str(status)] = {
             "description": "refused: " + ", ".join(named),
             "content": {"application/json": {"schema": ref("RestError")}}}

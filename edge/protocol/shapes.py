@@ -25,7 +25,7 @@ from edge.protocol.schema import (
 VOCAL_CLASS_NAMES = ("bark", "howl", "growling", "whimper")
 
 POSTURE_VALUES = ("sit", "stand", "lie", "unknown")
-MEDIA_KINDS = ("snapshot", "snapshot_overlay", "snapshot_thumb", "clip", "clip_poster")
+MEDIA_KINDS = ("snapshot", "snapshot_overlay", "snapshot_thumb", "clip", "clip_poster", "highlights", "timelapse")
 ACTIVITY_LEVELS = ("resting", "low", "moderate", "high")
 
 _normalised = {"type": "number", "minimum": 0, "maximum": 1}
@@ -106,6 +106,44 @@ SHAPES: dict[str, Schema] = {
         "activity_minutes": number("active minutes"),
         "event_counts": mapping(integer(), "events per event type"),
     }, "one day's figures"),
+    "Unusual": obj({
+        "metric": string("what", enum=("seen_minutes", "lying_minutes", "bark_episodes", "active_minutes",
+                                        "zone_visits")),
+        "label": string("what, for people"), "direction": string("more or less than usual", enum=("more", "less")),
+        "value": number("how much: the day so far"), "unit": string("min, or empty for a count"),
+        "usual_min": number("the lowest of the compared days"), "usual_max": number("the highest of them"),
+        "usual_mean": number("their mean"), "weekday": string("the weekday compared"),
+        "compared_days": array(string("YYYY-MM-DD"), "compared with these days (same weekday), oldest first"),
+        "until_hour": integer("figures from midnight to the end of this hour (0-23)"),
+        "text": string("one line for people"),
+    }, "an unusual_activity event's data: what, how much, compared with what"),
+    "DiaryEpisode": obj({
+        "kind": string("what it is", enum=("seen", "away", "resting", "zone", "barking", "fetch", "bookmark")),
+        "start": number("unix s"), "end": number("unix s (= start for a moment)"), "seconds": number("length"),
+        "text": string("the line a person reads, times in device local time"),
+        "figures": {"type": "object", "description": "the episode's numbers (barks, returns, zone, label …)"},
+        "snapshot": nullable(obj({"media_id": nullable(string()), "url": nullable(string()),
+                                  "thumb_url": nullable(string())}, "the episode's best snapshot")),
+    }, "one episode of the dog's day"),
+    "Diary": obj({
+        "day": string("device-local day, YYYY-MM-DD"),
+        "episodes": array(ref("DiaryEpisode"), "in the order of the day"),
+        "totals": obj({
+            "seen_seconds": number(), "zone_seconds": mapping(number(), "seconds per zone"),
+            "posture_seconds": mapping(number(), "seconds per posture"), "barking_minutes": number(),
+            "barks": integer("estimated barks"), "fetch_returns": integer(),
+            "bookmarks": array(string(), "bookmark labels"),
+        }, "the day's figures from the event log"),
+        "media": obj({"highlights": nullable(obj({"media_id": nullable(string()), "url": nullable(string())})),
+                      "timelapse": nullable(obj({"media_id": nullable(string()), "url": nullable(string())}))},
+                     "the day's highlight reel and time-lapse, from highlights_saved / timelapse_saved events"),
+        "unusual": array({"type": "object", "description": "an unusual_activity event's data with its ts and seq"},
+                         "the day's unusual_activity events"),
+        "final": boolean("a finished day, stored once after midnight (false: today so far)"),
+        "computed_at": number("unix s"),
+        "baseline": obj({"learning_days_left": integer("0 once the rule speaks"), "rule": string()},
+                        "unusual for her: how far the learning is"),
+    }, "one day of the dog's diary", optional=("baseline",)),
     "Heatmap": obj({
         "cols": integer("grid columns"), "rows": integer("grid rows"),
         "window_seconds": number("how far back it looks"),
@@ -137,9 +175,10 @@ SHAPES: dict[str, Schema] = {
     "MediaItem": obj({
         "media_id": string(), "kind": string(enum=MEDIA_KINDS), "created": number("unix s"),
         "bytes": integer(), "content_type": string(), "url": string("/media/{media_id}"),
-        "width": integer(), "height": integer(), "start": number("clip start (unix s)"),
+        "width": integer(), "height": integer(),
+        "start": number("clip start; the day's start for highlights and timelapse (unix s)"),
         "duration": number("clip length (s)"), "event_seq": integer("triggering event"),
-        "label": string("bookmark labels"),
+        "label": string("bookmark labels; the day (YYYY-MM-DD) of a highlights or timelapse video"),
         "overlay_media_id": string("a snapshot's drawn copy"),
         "thumb_media_id": string("a snapshot's thumbnail"), "poster_media_id": string("a clip's poster frame"),
     }, "one stored snapshot, clip, thumbnail or poster",

@@ -43,6 +43,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("state", "the device state, re-sent on every change", _state(), 1, True),
     TopicSpec("zones", "the zones overlay envelope (re-sent on change and reconnect)", ref("Overlay_zones"), 1, True),
     TopicSpec("analytics", "the newest analytics envelope (today's figures)", ref("Analytics"), 1, True),
+    TopicSpec("diary", "the diary of the last finished day (sent once after midnight)", ref("Diary"), 1, True),
     TopicSpec("heatmap", "the newest heatmap overlay envelope", ref("Overlay_heatmap"), 1, True),
     TopicSpec("snapshot", "the newest clean snapshot as JPEG bytes (Home Assistant image entity)",
               {"type": "string", "format": "binary", "description": "JPEG bytes"}, 1, True,

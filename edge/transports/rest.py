@@ -1,13 +1,13 @@
 """The REST API under ``/api/``: the same commands as WebSocket and MQTT, plus the seed's test broadcasts.
 
 Owns :data:`ROUTES` (method, path, command, where the arguments come from: the single list the
-server registers and the OpenAPI document describes), the translation of a request into a command
-body (query strings typed by the command's own argument schema), and the one map from error codes
-to HTTP statuses (:data:`edge.protocol.openapi.ERROR_STATUS`). A request is validated by
+server registers and the OpenAPI document describes) and the translation of a request into a command
+body (query strings typed by the command's own argument schema). A request is validated by
 :func:`edge.core.commands.validate_command` and run by :meth:`edge.core.bus.Bus.dispatch`, exactly as a
 WebSocket message is: one handler, three transports, the same results and error codes. A REST
-result is the WebSocket reply's ``data`` without ``id`` and ``type``; a refusal is
-``{"error": {"code", "message"}}``.
+result is the WebSocket reply's ``data`` without ``id`` and ``type``; a refusal is a raised
+:class:`~edge.core.commands.CommandError`, which the web server answers with
+``{"error": {"code", "message"}}`` and the code's status (:data:`edge.protocol.errors.ERRORS`).
 
 Test broadcasts (``POST /api/events/broadcast[/overlay|/telemetry]``, only with
 ``DOGMON_TEST_EVENTS=1``) go to every WebSocket client as they are, marked ``"test": true`` and
@@ -35,7 +35,7 @@ from edge.protocol.events import catalogue
 from edge.protocol.messages import PROTOCOL_VERSION, Message, MessageType
 from edge.protocol.openapi import Route, openapi_document
 from edge.util.ratelimit import RateLimiter
-from edge.web.server import WebServer, error_response, json_response, peer_of, read_body
+from edge.web.server import OrjsonResponse, WebServer, error_response, json_response, peer_of, read_body
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/state", "get_state", "none"),
@@ -44,6 +44,7 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", "/api/zones", "set_zones", "body"),
     Route("GET", "/api/analytics", "get_analytics", "query"),
     Route("GET", "/api/heatmap", "get_heatmap", "none"),
+    Route("GET", "/api/diary", "get_diary", "query"),
     Route("GET", "/api/media", "list_media", "query"),
     Route("POST", "/api/snapshot", "snapshot", "none"),
     Route("POST", "/api/bookmark", "bookmark", "body"),
@@ -52,12 +53,6 @@ BROADCAST_PATHS = {"event": "/api/events/broadcast", "overlay": "/api/events/bro
                    "telemetry": "/api/events/broadcast/telemetry"}
 MAX_PEERS = 64                 # peers with a REST rate bucket; the oldest is forgotten first
 TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
-
-
-class RestError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
 
 
 def _typed(schema: dict[str, Any], raw: list[str]) -> Any:
@@ -90,22 +85,18 @@ class RestApi:
             web.add_route(route.path, self._command_endpoint(route), methods=[route.method])
         for kind, path in BROADCAST_PATHS.items():
             web.add_route(path, self._broadcast_endpoint(kind), methods=["POST"])
-        asyncapi = orjson.dumps(asyncapi_document())
-        openapi = orjson.dumps(openapi_document(ROUTES, extra_paths=web_paths()))
+        asyncapi = asyncapi_document()
+        openapi = openapi_document(ROUTES, extra_paths=web_paths())
         web.add_route("/api/asyncapi.json", lambda request: _document(asyncapi), needs_token=False)
         web.add_route("/api/openapi.json", lambda request: _document(openapi), needs_token=False)
-        events = orjson.dumps(catalogue())
+        events = catalogue()
         web.add_route("/api/protocol/events", lambda request: _document(events), needs_token=False)
 
     # --- commands ---
     def _command_endpoint(self, route: Route) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
-            try:
-                self._limit(request)
-                body = await self._arguments(route, request)
-                command = validate_command({**body, "type": route.command})
-            except (CommandError, RestError) as exc:
-                return error_response(exc.code, exc.message)
+            self._limit(request)
+            command = validate_command({**await self._arguments(route, request), "type": route.command})
             reply = await self.bus.dispatch(command, {"transport": "rest"})
             data = reply.data
             if reply.type is MessageType.ERROR:
@@ -123,7 +114,7 @@ class RestApi:
                 self._buckets.popitem(last=False)
         self._buckets.move_to_end(peer)
         if not bucket.allow():
-            raise RestError("rate_limited", f"more than {self.rate:g} requests per second; slow down")
+            raise CommandError("rate_limited", f"more than {self.rate:g} requests per second; slow down")
 
     async def _arguments(self, route: Route, request: Request) -> dict[str, Any]:
         if route.source == "query":
@@ -137,10 +128,10 @@ class RestApi:
     async def _json_body(self, request: Request) -> dict[str, Any]:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            raise RestError("too_large", f"the request body is larger than {self.max_body} bytes")
+            raise CommandError("too_large", f"the request body is larger than {self.max_body} bytes")
         raw = await read_body(request, self.max_body)
         if raw is None:
-            raise RestError("too_large", f"the request body is larger than {self.max_body} bytes")
+            raise CommandError("too_large", f"the request body is larger than {self.max_body} bytes")
         if not raw.strip():
             return {}
         body = decode_object(raw, "request body", "a JSON object")
@@ -151,13 +142,9 @@ class RestApi:
     def _broadcast_endpoint(self, kind: str) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             if not self.test_events:
-                return error_response("disabled", "test broadcasts are off; set DOGMON_TEST_EVENTS=1 to allow them")
-            try:
-                self._limit(request)
-                body = await self._json_body(request)
-                message, payload = self._test_message(kind, body)
-            except (CommandError, RestError) as exc:
-                return error_response(exc.code, exc.message)
+                raise CommandError("disabled", "test broadcasts are off; set DOGMON_TEST_EVENTS=1 to allow them")
+            self._limit(request)
+            message, payload = self._test_message(kind, await self._json_body(request))
             hubs = self.bus_clients()
             clients = sum(len(hub.clients) for hub in hubs)
             for hub in hubs:
@@ -176,14 +163,14 @@ class RestApi:
     def _test_message(self, kind: str, body: dict[str, Any]) -> tuple[Message, bytes]:
         data = body.get("data", {})
         if not isinstance(data, dict):
-            raise RestError("invalid_field", "'data' must be an object")
+            raise CommandError("invalid_field", "'data' must be an object")
         envelope: dict[str, Any] = {"v": PROTOCOL_VERSION, "type": kind}
         message = Message(MessageType(kind), data)
         if kind in ("event", "overlay"):
             field = f"{kind}_type"
             name = body.get(field)
             if not isinstance(name, str) or TYPE_NAME.fullmatch(name) is None:
-                raise RestError("invalid_field", f"'{field}' must be a lower-case name of at most 40 characters")
+                raise CommandError("invalid_field", f"'{field}' must be a lower-case name of at most 40 characters")
             envelope[field] = name
             if kind == "event":
                 message.event_type = name
@@ -193,8 +180,8 @@ class RestApi:
         return message, orjson.dumps(envelope)
 
 
-def _document(body: bytes) -> Response:
-    return Response(body, 200, {"Cache-Control": "no-cache"}, media_type="application/json")
+def _document(document: dict[str, Any]) -> Response:
+    return OrjsonResponse(document, 200, {"Cache-Control": "no-cache"})
 
 
 def web_paths() -> dict[str, dict[str, Any]]:

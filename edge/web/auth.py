@@ -1,6 +1,10 @@
 """Who may use the device: the token (Bearer header, ``?token=``) and the browser session cookie.
 
-Owns :class:`Auth`. ``<img>`` and ``<video>`` cannot send headers, so ``POST /api/login`` trades the
+Owns :class:`Auth` and :class:`TokenBackend`, the backend of Starlette's ``AuthenticationMiddleware``:
+every request and WebSocket is judged once, before routing, and carries the verdict as
+``conn.auth.scopes`` (``"token"`` when it showed the token or the cookie, or when no token is set);
+routes that need it say so (``requires(TOKEN_SCOPE)``), and :func:`authenticated` reads the verdict.
+``<img>`` and ``<video>`` cannot send headers, so ``POST /api/login`` trades the
 token for an HttpOnly, SameSite=Strict cookie. The cookie's value is derived from the token
 (HMAC-SHA256 of a fixed label), so sessions survive a device restart and all end when the token is
 changed; nothing about sessions is stored. Wrong tokens at login are rate limited per peer address.
@@ -12,6 +16,7 @@ import hashlib
 import hmac
 from collections import OrderedDict
 
+from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser, SimpleUser
 from starlette.requests import HTTPConnection
 
 from edge.util.ratelimit import RateLimiter
@@ -21,6 +26,7 @@ SESSION_MAX_AGE = 30 * 86400
 LOGIN_RATE = 1 / 12          # wrong logins per second per peer once the burst is used: 5 a minute
 LOGIN_BURST = 5.0
 MAX_TRACKED_PEERS = 256      # peers with a login bucket; the oldest is forgotten first
+TOKEN_SCOPE = "token"        # the credential a request has when it may use the device
 
 
 class Auth:
@@ -62,3 +68,20 @@ class Auth:
                 self._login_buckets.popitem(last=False)
         self._login_buckets.move_to_end(peer)
         bucket.allow()
+
+
+class TokenBackend(AuthenticationBackend):
+    """The verdict of :meth:`Auth.authorised` for ``AuthenticationMiddleware``: the token scope, or nothing."""
+
+    def __init__(self, auth: Auth) -> None:
+        self.auth = auth
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        if self.auth.authorised(conn):
+            return AuthCredentials([TOKEN_SCOPE]), SimpleUser("owner")
+        return None
+
+
+def authenticated(conn: HTTPConnection) -> bool:
+    """Whether the middleware found the token (or its cookie) on this request."""
+    return TOKEN_SCOPE in conn.auth.scopes

@@ -1,12 +1,19 @@
-"""Media files over HTTP: streamed in chunks, one byte range (206), HEAD, ETag, bounded memory.
+"""Media files over HTTP: Starlette's ``FileResponse`` with the device's bounds.
 
-Owns :class:`FileStream` (an ASGI response) and :class:`StreamSlots`. A body is read CHUNK bytes at
-a time off the event loop and each chunk is handed to uvicorn, whose flow control waits for the
-socket to drain before the next: a response holds at most about CHUNK plus the transport's
-high-water mark, whatever the file size or the reader's speed. At most ``StreamSlots.limit`` bodies
-are sent at once (others get 503 with Retry-After), so the memory bound holds while bodies are
-being sent. A slow but progressing reader has no deadline; one that takes no chunk for
-IDLE_TIMEOUT seconds is cut off (the TCP connection is aborted: the buffer would never drain).
+Owns :class:`MediaFile` and :class:`StreamSlots`. ``FileResponse`` does the HTTP: HEAD, one byte range
+(206, ``Content-Range``), 416 with ``Content-Range: bytes */size``, If-Range, and a body read
+CHUNK bytes at a time off the event loop, each chunk handed to uvicorn, whose flow control waits for
+the socket to drain before the next: a response holds at most about CHUNK plus the transport's
+high-water mark, whatever the file size or the reader's speed. Added here:
+
+- ``If-None-Match`` with the file's ETag answers 304 (a media id names one file for good);
+- one range only: several ranges, another unit or a malformed header get the whole file (200; RFC 9110
+  lets a server ignore Range), a range ending before it starts is a 416, and a number longer than 18
+  digits (``int()`` refuses more than 4300) means beyond any file: a 416 as a start, "to the end" as an end;
+- at most ``StreamSlots.limit`` bodies are sent at once (others get 503 with Retry-After), so the
+  memory bound holds while bodies are being sent, and each download's kernel send buffer is fixed;
+- no deadline for a slow but progressing reader; one that takes no chunk for IDLE_TIMEOUT seconds is
+  cut off (the TCP connection is aborted: its send buffer would never drain).
 """
 
 from __future__ import annotations
@@ -14,15 +21,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import re
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
 
-from starlette.responses import Response
+from starlette.datastructures import Headers
+from starlette.responses import FileResponse, MalformedRangeHeader, PlainTextResponse, RangeNotSatisfiable, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from edge.web.httprange import Unsatisfiable, parse_range
+from edge.web.protocols import connection_of
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +40,8 @@ SOCKET_SEND_BUFFER = 256 * 1024  # the kernel's share per download (Linux would 
 #                                  cgroup counts socket buffers against MemoryHigh)
 IDLE_TIMEOUT = 30.0
 MAX_STREAMS = 32  # bodies sent at once: ~32 x (64 KiB chunk + 64 KiB transport buffer) = 4 MiB at most
+LONG_NUMBER = re.compile(r"\d{19,}")  # more digits than any file's size has
+BEYOND_ANY_FILE = str(10**18)
 
 
 class StreamSlots:
@@ -54,113 +65,79 @@ class StreamSlots:
         self.active -= 1
 
 
-class FileStream(Response):
-    """``path`` (of ``size`` bytes, immutable once named by ``etag``) with Range, HEAD and If-None-Match."""
+class MediaFile(FileResponse):
+    """``path``, immutable once named by ``etag``: ``FileResponse`` plus 304, one range, slots and the idle cut-off.
 
-    def __init__(self, path: Path, size: int, content_type: str, etag: str, request_headers: Any,
-                 slots: StreamSlots, headers: dict[str, str] | None = None,
+    ``on_missing`` is told when the file cannot be read (the answer is then 404 ``no such media``).
+    """
+
+    chunk_size = CHUNK
+    max_ranges = 1
+
+    def __init__(self, path: Path, media_type: str, etag: str, slots: StreamSlots,
+                 headers: dict[str, str] | None = None, filename: str | None = None,
                  on_missing: Callable[[OSError], None] | None = None) -> None:
-        self.path, self.size, self.content_type, self.etag = path, size, content_type, etag
-        self.request_headers, self.slots, self.on_missing = request_headers, slots, on_missing
-        self.extra = {"Accept-Ranges": "bytes", "ETag": etag, **(headers or {})}
-        self.background = None
+        super().__init__(path, headers={**(headers or {}), "ETag": etag}, media_type=media_type,
+                         filename=filename, content_disposition_type="inline")
+        self.etag, self.slots, self.on_missing = etag, slots, on_missing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        head = scope.get("method") == "HEAD"
-        if self.etag in [t.strip() for t in self.request_headers.get("if-none-match", "").split(",")]:
-            await _send_whole(send, 304, self.extra, b"")
+        offered = Headers(scope=scope).get("if-none-match", "")
+        if self.etag in [tag.strip() for tag in offered.split(",")]:
+            kept = ("etag", "cache-control", "accept-ranges", "content-disposition")
+            await Response(status_code=304, headers={k: v for k, v in self.headers.items() if k in kept})(
+                scope, receive, send)
             return
         try:
-            wanted = parse_range(self.request_headers.get("range"), self.size)
-        except Unsatisfiable:
-            await _send_whole(send, 416, {**self.extra, "Content-Range": f"bytes */{self.size}"}, b"")
-            return
-        first, last = wanted if wanted is not None else (0, self.size - 1)
-        length = max(0, last - first + 1)
-        headers = {**self.extra, "Content-Type": self.content_type, "Content-Length": str(length)}
-        status = 200 if wanted is None else 206
-        if wanted is not None:
-            headers["Content-Range"] = f"bytes {first}-{last}/{self.size}"
-        if head:  # the headers a GET would get, no body
-            await send({"type": "http.response.start", "status": status, "headers": _raw(headers)})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        if not self.slots.take():
-            await _send_whole(send, 503, {"Retry-After": "2", "Content-Type": "text/plain"},
-                              b"too many media downloads at once; retry\n")
-            return
-        try:
-            await self._stream(scope, receive, send, status, headers, first, length)
-        finally:
-            self.slots.give()
-
-    async def _stream(self, scope: Scope, receive: Receive, send: Send, status: int, headers: dict[str, str],
-                      first: int, length: int) -> None:
-        try:
-            handle: IO[bytes] = await asyncio.to_thread(_open_at, self.path, first)
+            self.stat_result = await asyncio.to_thread(os.stat, self.path)
         except OSError as exc:
             if self.on_missing is not None:
                 self.on_missing(exc)
-            await _send_whole(send, 404, {"Content-Type": "text/plain", "Cache-Control": "no-store"},
-                              b"no such media\n")
+            await PlainTextResponse("no such media\n", 404, {"Cache-Control": "no-store"})(scope, receive, send)
             return
-        transport = scope.get("dogmon.transport")
-        sock = transport.get_extra_info("socket") if transport is not None else None
+        self.set_stat_headers(self.stat_result)
+        if scope["method"] == "HEAD":  # the headers a GET would get, no body: no slot needed
+            await super().__call__(scope, receive, send)
+            return
+        if not self.slots.take():
+            await PlainTextResponse("too many media downloads at once; retry\n", 503, {"Retry-After": "2"})(
+                scope, receive, send)
+            return
+        try:
+            await super().__call__(scope, receive, self._watched(scope, send))
+        finally:
+            self.slots.give()
+
+    def _watched(self, scope: Scope, send: Send) -> Send:
+        """``send`` with a fixed kernel buffer, aborting the connection when a chunk waits IDLE_TIMEOUT to go."""
+        connection = connection_of(scope)
+        sock = connection.socket if connection is not None else None
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER)
-        gone = asyncio.Event()
-        watcher = asyncio.create_task(_watch_disconnect(receive, gone))
+
+        async def watched(message: Message) -> None:
+            try:
+                async with asyncio.timeout(IDLE_TIMEOUT):
+                    await send(message)
+            except TimeoutError:
+                if connection is None:
+                    raise
+                log.info("media download stalled for %.0fs; connection closed", IDLE_TIMEOUT)
+                connection.abort()  # uvicorn then sees the disconnect: the response ends, later sends are dropped
+
+        return watched
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
         try:
-            await send({"type": "http.response.start", "status": status, "headers": _raw(headers)})
-            remaining = length
-            while remaining > 0 and not gone.is_set():
-                chunk = await asyncio.to_thread(handle.read, min(CHUNK, remaining))
-                if not chunk:  # the file shrank under us: the promised length cannot be kept
-                    _abort(scope)
-                    return
-                remaining -= len(chunk)
-                try:
-                    await asyncio.wait_for(send({"type": "http.response.body", "body": chunk,
-                                                 "more_body": remaining > 0}), IDLE_TIMEOUT)
-                except TimeoutError:
-                    log.info("media download stalled for %.0fs; connection closed", IDLE_TIMEOUT)
-                    _abort(scope)
-                    return
-            if gone.is_set() and remaining > 0:
-                return  # the reader left; uvicorn has dropped the connection
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            await asyncio.to_thread(handle.close)
+            return super()._parse_range_header(LONG_NUMBER.sub(BEYOND_ANY_FILE, http_range), file_size)
+        except MalformedRangeHeader:
+            return []  # another unit, or no range in it: the whole file
 
-
-def _open_at(path: Path, offset: int) -> IO[bytes]:
-    handle = open(path, "rb")  # noqa: SIM115 - closed by the response when the body is sent
-    handle.seek(offset)
-    return handle
-
-
-async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            gone.set()
-            return
-
-
-def _abort(scope: Scope) -> None:
-    transport = scope.get("dogmon.transport")
-    if transport is not None:
-        transport.abort()
-
-
-def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-
-
-async def _send_whole(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": _raw({**headers, "Content-Length": str(len(body))})})
-    await send({"type": "http.response.body", "body": body})
+    @classmethod
+    def _parse_ranges(cls, range_: str, file_size: int) -> list[tuple[int, int]]:
+        ranges = super()._parse_ranges(range_, file_size)
+        if any(start >= end for start, end in ranges):  # the last byte before the first
+            raise RangeNotSatisfiable(file_size)
+        return ranges

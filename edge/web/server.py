@@ -1,10 +1,13 @@
 """The one server on ``DOGMON_WS_PORT``: uvicorn (httptools for HTTP, h11 where it is missing; the
 ``websockets`` library for WebSocket) with Starlette routing.
 
-Owns the listening socket, the route table, admission of every request (token, session cookie,
-origin, WebSocket client limit), the login/session routes, the tablet app's static files and the
-log of refusals (one line per spell, not per request). Features see only :class:`WebHost`:
-``add_route`` for HTTP and ``add_websocket`` for WebSocket paths.
+Owns the listening socket, the route table, admission of every request (token and session cookie
+judged once by ``AuthenticationMiddleware``, routes declaring whether they need them; WebSocket
+origin and client limit), the answers to what no route takes (Starlette exception handlers: 401, 404,
+405, ``HTTPException``, ``CommandError``, a client gone mid-body), the login/session routes, the
+tablet app's static files and the log of refusals (one line per spell, not per request). Every JSON
+body is an :class:`OrjsonResponse`. Features see only :class:`WebHost`: ``add_route`` for HTTP and
+``add_websocket`` for WebSocket paths.
 """
 
 from __future__ import annotations
@@ -14,27 +17,32 @@ import contextlib
 import importlib.util
 import inspect
 import logging
+import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import anyio.to_thread
 import orjson
 import uvicorn
 from starlette.applications import Starlette
+from starlette.authentication import requires
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.requests import HTTPConnection, Request
-from starlette.responses import FileResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from edge.protocol.openapi import ERROR_STATUS
+from edge.protocol.errors import ERROR_STATUS, CommandError
 from edge.util.spell import Spell, Spells
-from edge.web.auth import SESSION_COOKIE, SESSION_MAX_AGE, Auth
-from edge.web.protocols import http_protocol
+from edge.web.auth import SESSION_COOKIE, SESSION_MAX_AGE, TOKEN_SCOPE, Auth, TokenBackend, authenticated
+from edge.web.protocols import connection_of, http_protocol, with_connection
 from edge.web.static import GZIP_EXCLUDED, STATIC_DIR, AppFiles
 from edge.web.wsconn import WsConn
 
@@ -49,6 +57,9 @@ MAX_CONNECTIONS = 256          # uvicorn answers 503 beyond this many connection
 REFUSAL_SPELL_QUIET = 60.0     # refusals this far apart are separate spells (each logged once)
 PING_INTERVAL = 20.0
 MAX_LOGIN_BODY = 4096          # bytes of a POST /api/login body (the token is at most 256 characters)
+# Threads Starlette reads files in (media chunks, static files): asyncio's own default executor size. anyio's
+# default is 40, and each new thread gets its own malloc arena holding 64 KiB chunks: 20 readers cost more.
+FILE_THREADS = min(32, (os.cpu_count() or 1) + 4)
 # uvicorn's HTTP parser: httptools took 40 % less loop CPU per request than h11 (docs/http.md); h11 (pure
 # Python, always installed with uvicorn) only where no httptools wheel could be installed.
 HTTP_IMPL = "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
@@ -105,17 +116,28 @@ def peer_of(conn: HTTPConnection) -> str:
     return conn.client.host if conn.client else "?"
 
 
+class OrjsonResponse(JSONResponse):
+    """A JSON body encoded by orjson (the bus's encoder)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """JSON with orjson (the bus's encoder), never cached."""
-    return Response(orjson.dumps(body), status, {"Cache-Control": "no-store", **(headers or {})},
-                    media_type="application/json")
+    """JSON that is never cached."""
+    return OrjsonResponse(body, status, {"Cache-Control": "no-store", **(headers or {})})
 
 
 def error_response(code: str, message: str, status: int | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
-    """The REST refusal ``{"error": {"code", "message"}}``, its status from the one map of error codes."""
+                   headers: Mapping[str, str] | None = None) -> Response:
+    """The REST refusal ``{"error": {"code", "message"}}``, its status the code's (``edge.protocol.errors``)."""
     return json_response({"error": {"code": code, "message": message}},
-                         ERROR_STATUS.get(code, 400) if status is None else status, headers)
+                         ERROR_STATUS[code] if status is None else status, dict(headers or {}))
+
+
+async def _upgrade_required(request: Request) -> Response:
+    return PlainTextResponse(f"{request.url.path} is a WebSocket: connect with a WebSocket client (ws://)\n", 426,
+                             {"Upgrade": "websocket", "Cache-Control": "no-store"})
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:
@@ -139,75 +161,111 @@ class WebServer:
         self.ws_admit: Callable[[], str | None] = lambda: None  # a reason to refuse a new WebSocket (503), or None
         self.refused: Counter[int] = Counter()
         self.spells = SpellLog()
-        self.app = Starlette(routes=[
-            Route("/", self._index, methods=["GET"]),
-            Route("/api/session", self._session, methods=["GET"]),
-            Route("/api/login", self._login, methods=["POST"]),
-            Route("/api/logout", self._logout, methods=["POST"]),
-            Mount("/static", app=GZipMiddleware(AppFiles(directory=static_dir, check_dir=False),
-                                                minimum_size=512, exclude_content_types=GZIP_EXCLUDED)),
-        ])
-        self.app.router.default = self._not_found
+        self.app = Starlette(
+            routes=[
+                Route("/", self._index, methods=["GET"]),
+                Route("/api/session", self._session, methods=["GET"]),
+                Route("/api/login", self._login, methods=["POST"]),
+                Route("/api/logout", self._logout, methods=["POST"]),
+                Mount("/static", app=GZipMiddleware(AppFiles(directory=static_dir, check_dir=False),
+                                                    minimum_size=512, exclude_content_types=GZIP_EXCLUDED)),
+                # Last, whatever is added later: Starlette's router closes an unknown WebSocket path (403
+                # after the handshake); this refuses it with 404 like any unknown path.
+                WebSocketRoute("/{path:path}", self._no_such_websocket),
+            ],
+            middleware=[Middleware(AuthenticationMiddleware, backend=TokenBackend(self.auth))],
+            exception_handlers={401: self._unauthorized, 404: self._not_found, 405: self._wrong_method,
+                                HTTPException: self._http_error, CommandError: self._command_error,
+                                ClientDisconnect: self._client_left})
         self.server: uvicorn.Server | None = None
         self.socket: socket.socket | None = None
 
     # --- WebHost ---
     def add_route(self, path: str, handler: HttpHandler, methods: Sequence[str] = ("GET",),
                   needs_token: bool = True) -> None:
-        """``path`` in Starlette's syntax (``/media/{media_id}``); GET routes answer HEAD too."""
+        """``path`` in Starlette's syntax (``/media/{media_id}``); GET routes answer HEAD too. Without the
+        token (when ``needs_token``) the answer is 401; a handler may raise ``CommandError`` for a REST refusal."""
         async def endpoint(request: Request) -> Response:
-            if needs_token and not self.auth.authorised(request):
-                return self.refuse(request, 401, "missing or wrong token")
             result = handler(request)
             return await result if inspect.isawaitable(result) else result
 
-        self.app.router.routes.append(Route(path, endpoint, methods=list(methods)))
+        self._add(Route(path, requires(TOKEN_SCOPE, status_code=401)(endpoint) if needs_token else endpoint,
+                        methods=list(methods)))
 
     def add_websocket(self, path: str, handler: WsHandler, needs_token: bool = True) -> None:
+        """A WebSocket path; a plain HTTP request there (no Upgrade) is told it needs a WebSocket client (426)."""
         async def endpoint(websocket: WebSocket) -> None:
-            reason = self._ws_refusal(websocket, needs_token)
-            if reason is not None:
-                status, text = reason
-                await websocket.send_denial_response(self.refuse(websocket, status, text))
+            refusal = self._ws_refusal(websocket, needs_token)
+            if refusal is not None:
+                await websocket.send_denial_response(refusal)
                 return
             await websocket.accept()
-            conn = WsConn(websocket, websocket.scope.get("dogmon.transport"))
+            conn = WsConn(websocket, connection_of(websocket.scope))
             try:
                 await handler(conn)
             finally:
                 await conn.close(1000)
 
-        self.app.router.routes.append(WebSocketRoute(path, endpoint))
+        self._add(WebSocketRoute(path, endpoint), Route(path, _upgrade_required, methods=None))
 
-    # --- admission ---
-    def _ws_refusal(self, websocket: WebSocket, needs_token: bool) -> tuple[int, str] | None:
-        if needs_token and not self.auth.authorised(websocket):
-            return 401, "missing or wrong token"
+    def _add(self, *routes: BaseRoute) -> None:
+        table = self.app.router.routes
+        table[len(table) - 1:len(table) - 1] = routes  # before the unknown-WebSocket catch-all
+
+    # --- admission and refusals ---
+    def _ws_refusal(self, websocket: WebSocket, needs_token: bool) -> Response | None:
+        if needs_token and not authenticated(websocket):
+            return self.refuse(websocket, "unauthorized", "missing or wrong token")
         origin = websocket.headers.get("origin")
         if self.origins and origin is not None and origin not in self.origins:
-            return 403, "origin not allowed"
+            return self.refuse(websocket, "unauthorized", "origin not allowed", status=403)
         full = self.ws_admit()
         if full is not None:
-            return 503, full
+            return self.refuse(websocket, "busy", full)
         return None
 
-    def refuse(self, conn: HTTPConnection, status: int, reason: str) -> Response:
-        """Counted and logged per spell; under ``/api/`` the REST error body, elsewhere plain text."""
+    def refuse(self, conn: HTTPConnection, code: str, reason: str, status: int | None = None,
+               headers: Mapping[str, str] | None = None) -> Response:
+        """Counted and logged per spell; under ``/api/`` the REST error body ``code`` (status: the code's
+        unless given), elsewhere plain text."""
+        status = ERROR_STATUS[code] if status is None else status
         self.refused[status] += 1
         self.spells.refused(status, reason, peer_of(conn), conn.url.path)
         if conn.url.path.startswith("/api/") and conn.scope["type"] == "http":
-            code = {401: "unauthorized", 404: "unknown_type", 429: "rate_limited"}.get(status, "invalid_message")
-            return error_response(code, reason, status)
-        return PlainTextResponse(reason + "\n", status, {"Cache-Control": "no-store"})
+            return error_response(code, reason, status, headers)
+        return PlainTextResponse(reason + "\n", status, {"Cache-Control": "no-store", **(headers or {})})
 
-    async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            websocket = WebSocket(scope, receive, send)
-            await websocket.send_denial_response(self.refuse(websocket, 404, "no such path"))
-        elif scope["type"] == "http":
-            request = Request(scope, receive)
-            reason = "no such path" + ("; see /api/openapi.json" if request.url.path.startswith("/api/") else "")
-            await self.refuse(request, 404, reason)(scope, receive, send)
+    async def _unauthorized(self, conn: HTTPConnection, exc: Exception) -> Response:
+        return self.refuse(conn, "unauthorized", "missing or wrong token")
+
+    async def _not_found(self, conn: HTTPConnection, exc: Exception) -> Response:
+        api = conn.url.path.startswith("/api/")
+        return self.refuse(conn, "unknown_type", "no such path" + ("; see /api/openapi.json" if api else ""))
+
+    async def _wrong_method(self, conn: HTTPConnection, exc: Exception) -> Response:
+        allowed = exc.headers if isinstance(exc, HTTPException) else None
+        method = conn.scope.get("method", "?")
+        return self.refuse(conn, "unknown_type", f"{method} is not allowed on this path", 405, allowed)
+
+    async def _no_such_websocket(self, websocket: WebSocket) -> None:
+        raise HTTPException(404)
+
+    async def _http_error(self, conn: HTTPConnection, exc: Exception) -> Response:
+        """Any other ``HTTPException`` (Starlette's own): its status and detail, as a REST body under /api/."""
+        assert isinstance(exc, HTTPException)
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        if conn.url.path.startswith("/api/"):
+            return error_response("invalid_message", exc.detail, exc.status_code, exc.headers)
+        return PlainTextResponse(exc.detail + "\n", exc.status_code, exc.headers)
+
+    async def _command_error(self, conn: HTTPConnection, exc: Exception) -> Response:
+        assert isinstance(exc, CommandError)
+        return error_response(exc.code, exc.message)
+
+    async def _client_left(self, conn: HTTPConnection, exc: Exception) -> None:
+        # The peer went away while sending its body (an aborted upload or login): nobody to answer.
+        log.debug("client %s left while sending %s %s", peer_of(conn), conn.scope.get("method"), conn.url.path)
 
     # --- the page and its session ---
     async def _index(self, request: Request) -> Response:
@@ -217,7 +275,7 @@ class WebServer:
         return FileResponse(index, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
     async def _session(self, request: Request) -> Response:
-        return json_response({"auth_required": self.auth.required, "authenticated": self.auth.authorised(request)})
+        return json_response({"auth_required": self.auth.required, "authenticated": authenticated(request)})
 
     async def _login(self, request: Request) -> Response:
         peer = peer_of(request)
@@ -226,7 +284,7 @@ class WebServer:
             self._set_cookie(response, "open")
             return response
         if not self.auth.login_allowed(peer):
-            self.refuse(request, 429, "too many wrong logins")
+            self.refuse(request, "rate_limited", "too many wrong logins")
             return error_response("rate_limited", "too many wrong logins; wait a minute", headers={"Retry-After": "60"})
         raw = await read_body(request, MAX_LOGIN_BODY)  # anyone may post here: a token's worth, never more
         if raw is None:
@@ -238,7 +296,7 @@ class WebServer:
             offered = None
         if not isinstance(offered, str) or not self.auth.token_ok(offered):
             self.auth.login_failed(peer)
-            self.refuse(request, 401, "wrong token at login")
+            self.refuse(request, "unauthorized", "wrong token at login")
             return error_response("unauthorized", "wrong token")
         response = json_response({"authenticated": True, "auth_required": True})
         self._set_cookie(response, self.auth.session)
@@ -255,12 +313,6 @@ class WebServer:
                             samesite="strict")
 
     # --- lifecycle ---
-    async def _asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # uvicorn's send is a bound method of the connection's protocol object: its transport is how a
-        # stalled peer is aborted (ASGI has no abort) and how the WebSocket's send buffer is sized.
-        scope["dogmon.transport"] = getattr(getattr(send, "__self__", None), "transport", None)
-        await self.app(scope, receive, send)
-
     def _bind(self) -> socket.socket:
         family, kind, proto, _, address = socket.getaddrinfo(
             self.host or None, self.requested_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
@@ -276,8 +328,10 @@ class WebServer:
         return sock
 
     async def start(self) -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = FILE_THREADS
         config = uvicorn.Config(
-            self._asgi, interface="asgi3", http=http_protocol(HTTP_IMPL), ws="websockets-sansio", lifespan="off",
+            with_connection(self.app), interface="asgi3", http=http_protocol(HTTP_IMPL), ws="websockets-sansio",
+            lifespan="off",
             log_config=None, access_log=False, server_header=False, date_header=False, proxy_headers=False,
             ws_max_size=self.max_message_bytes,
             ws_ping_interval=PING_INTERVAL, ws_ping_timeout=PING_INTERVAL, ws_per_message_deflate=False,

@@ -3,18 +3,19 @@
 Owns :class:`WsConn`, the adapter between the ASGI WebSocket (uvicorn's ``websockets`` protocol under
 Starlette) and the device's handlers (``/ws/ui``, ``/ws/video``). A close that cannot be sent within
 ``close_timeout`` (the peer stopped reading, so the send buffer never drains) aborts the TCP
-connection instead of waiting for ever.
+connection (:class:`edge.web.protocols.Connection`) instead of waiting for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from edge.web.protocols import Connection
 
 CLOSE_TIMEOUT = 2.0
 
@@ -24,9 +25,9 @@ class Closed(Exception):
 
 
 class WsConn:
-    def __init__(self, websocket: WebSocket, transport: asyncio.Transport | None) -> None:
+    def __init__(self, websocket: WebSocket, connection: Connection | None) -> None:
         self.websocket = websocket
-        self.transport = transport
+        self.connection = connection
         self.close_timeout = CLOSE_TIMEOUT
         self.closed = False
         self.close_code: int | None = None
@@ -46,7 +47,7 @@ class WsConn:
         return parse_qs(self.websocket.scope.get("query_string", b"").decode("latin-1"))
 
     def socket(self) -> Any:
-        return self.transport.get_extra_info("socket") if self.transport is not None else None
+        return self.connection.socket if self.connection is not None else None
 
     async def send(self, data: bytes | str, text: bool = True) -> None:
         """One message; ``text`` bytes must be UTF-8 (the bus's encoded payloads are)."""
@@ -92,6 +93,5 @@ class WsConn:
             pass
 
     def abort(self) -> None:
-        if self.transport is not None:
-            with contextlib.suppress(Exception):
-                self.transport.abort()
+        if self.connection is not None:
+            self.connection.abort()

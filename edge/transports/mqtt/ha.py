@@ -30,6 +30,7 @@ DOG_EVENT_TYPES = event_types(dog=True)
 PRESENCE_EVENT_TYPES = event_types(group="presence")
 POSTURE_EVENT_TYPES = event_types(group="posture")
 ZONE_EVENT_TYPES = event_types(group="zone")
+UNUSUAL_EVENT_TYPES = event_types(group="unusual")  # offered from the start where the diary feature runs
 
 COMPONENTS = ("binary_sensor", "sensor", "event", "button", "image")
 REQUIRED_KEYS = {
@@ -261,6 +262,8 @@ def discovery(info: DeviceInfo, *, posture_options: list[str] | tuple[str, ...] 
               event_types: list[str] | tuple[str, ...] = PRESENCE_EVENT_TYPES) -> dict[str, dict[str, Any]]:
     """Every config this device should have in Home Assistant right now."""
     out = presence_entities(info)
+    if "get_diary" in commands:
+        event_types = [*event_types, *(t for t in UNUSUAL_EVENT_TYPES if t not in event_types)]
     out.update(event_entity(info, event_types))
     out.update(diagnostic_entities(info))
     if posture_options:

@@ -1,11 +1,12 @@
 // The tablet app's entry point: sign-in (once: the device sets a session cookie), the /ws/ui connection
-// and the store that folds it, the live feed, the five screens behind hash routes (#live, #timeline,
-// #zones, #analytics, #device), the offline banner and the media viewer. Each screen gets the store
+// and the store that folds it, the live feed, the six screens behind hash routes (#live, #timeline,
+// #diary, #zones, #analytics, #device), the offline banner and the media viewer. Each screen gets the store
 // (and the feed or viewer it shows things in) and nothing else.
 
 import { AnalyticsScreen } from "./analytics.js";
 import { DeviceConnection, login, session } from "./conn.js";
 import { DeviceScreen } from "./device.js";
+import { DiaryScreen } from "./diary.js";
 import { LiveScreen } from "./live.js";
 import { Store } from "./store.js";
 import { TimelineScreen } from "./timeline.js";
@@ -35,6 +36,7 @@ document.getElementById("viewer-close").addEventListener("click", () => viewer.d
 const screens = {
   live: new LiveScreen(store, feed, viewer),
   timeline: new TimelineScreen(store, viewer),
+  diary: new DiaryScreen(store, viewer),
   zones: new ZonesScreen(store, feed),
   analytics: new AnalyticsScreen(store),
   device: new DeviceScreen(store, feed),

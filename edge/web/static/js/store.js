@@ -12,6 +12,7 @@
 //   detections  detection overlays, oldest first         poses    pose overlays, oldest first
 //   heatmap, motion, telemetry, poseModel               the newest of each
 //   analytics   Map day -> that day's figures (today's kept live by `analytics` messages)
+//   diaries     Map day -> that day's diary (get_diary replies; the Diary screen asks again as events arrive)
 //   catalogue   event groups and labels for people, from GET /api/protocol/events
 //   healthz     the newest GET /healthz answer (checkHealth())
 // Besides "change", the store hands on "event" (each event once, in seq order), "gap" and "reset".
@@ -41,6 +42,7 @@ export class Store extends EventTarget {
     this.motion = null;
     this.telemetry = null;
     this.analytics = new Map();
+    this.diaries = new Map();
     this.poseModel = null;
     this.health = { camera: null, cameraReason: null, broker: null, audio: null };
     this.bark = { active: false, since: null, last: null };
@@ -76,6 +78,7 @@ export class Store extends EventTarget {
         break;
       case "get_heatmap": this.heatmap = r.heatmap; this.changed("heatmap"); break;
       case "get_analytics": this.setAnalytics(r.analytics); break;
+      case "get_diary": this.diaries.set(r.diary.day, r.diary); this.changed("diary"); break;
       default: break;
     }
     return r;
