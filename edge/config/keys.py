@@ -24,6 +24,7 @@ from edge.config.parse import (
     _device_id,
     _event_names,
     _float_range,
+    _home_secret,
     _host,
     _int_range,
     _mqtt_url,
@@ -105,6 +106,11 @@ class Config:
         "MQTT topic prefix")
     mqtt_overlay_hz: float = key("DOGMON_MQTT_OVERLAY_HZ", "2", _float_range(0, 30),
         "overlays of each type per second mirrored to MQTT (0: none)")
+    device_name: str = key("DOGMON_DEVICE_NAME", "", _text(64),
+        "name people see for this device on every page of the home (default: the device id)")
+    home_secret: str = key("DOGMON_HOME_SECRET", "", _home_secret,
+        "shared by the devices of one home (16+ characters): they list, relay for and trust each other through "
+        "the broker (empty: no peers)")
     model_dir: Path = key("DOGMON_MODEL_DIR", "./models-data", _path, "where fetched models and demo media live")
     mirror: Path | None = key("DOGMON_MIRROR", "", _optional_path,
         "local folder holding models/ and media/ to fetch from instead of the network")

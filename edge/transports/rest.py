@@ -48,6 +48,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/media", "list_media", "query"),
     Route("POST", "/api/snapshot", "snapshot", "none"),
     Route("POST", "/api/bookmark", "bookmark", "body"),
+    Route("GET", "/api/peers", "get_peers", "none"),
 )
 BROADCAST_PATHS = {"event": "/api/events/broadcast", "overlay": "/api/events/broadcast/overlay",
                    "telemetry": "/api/events/broadcast/telemetry"}

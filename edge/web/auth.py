@@ -34,13 +34,21 @@ class Auth:
         self.token = token.encode()
         self.session = hmac.new(self.token, b"dogmon_session v1", hashlib.sha256).hexdigest() if token else ""
         self._login_buckets: OrderedDict[str, RateLimiter] = OrderedDict()
+        self.also: list[bytes] = []  # other tokens taken like the token (the home's, for peer devices)
 
     @property
     def required(self) -> bool:
         return bool(self.token)
 
+    def accept_also(self, token: str) -> None:
+        """Take ``token`` like the token itself (the devices of the home show one derived from its secret)."""
+        if token:
+            self.also.append(token.encode())
+
     def token_ok(self, offered: str) -> bool:
-        return not self.token or hmac.compare_digest(offered.encode(), self.token)
+        raw = offered.encode()
+        return not self.token or hmac.compare_digest(raw, self.token) or any(
+            hmac.compare_digest(raw, other) for other in self.also)
 
     def authorised(self, conn: HTTPConnection) -> bool:
         """The token as ``Authorization: Bearer``, as ``?token=`` or the session cookie (any one)."""
