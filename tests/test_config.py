@@ -56,12 +56,12 @@ def test_mqtt_url_parsing() -> None:
 
 @pytest.mark.e2e
 def test_check_config_masks_secrets_and_exits_2_on_invalid(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "DOGMON_WS_TOKEN": "hunter2",
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "DOGMON_WS_TOKEN": "hunter2-hunter2-hunter2",
            "DOGMON_MQTT_URL": "mqtt://bob:secret@broker:1883"}
     ok = subprocess.run([sys.executable, "-m", "edge", "check-config"], env=env, cwd=tmp_path,
                         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
-    assert "hunter2" not in ok.stdout and "secret" not in ok.stdout
+    assert "hunter2-hunter2-hunter2" not in ok.stdout and "secret" not in ok.stdout
     assert "DOGMON_WS_TOKEN" in ok.stdout and "mqtt://***@broker:1883" in ok.stdout
     for command in ("check-config", "run"):
         bad = subprocess.run([sys.executable, "-m", "edge", command], env={**env, "DOGMON_WS_PORT": "http"},
