@@ -182,7 +182,8 @@ def test_tokens_never_reach_the_log_and_refusals_log_once(start_device, room_vid
     with ws_connect(device.ws_url, token=token) as ws:
         ws.recv(timeout=10)
     assert request(device.port, "GET", f"/healthz?token={token}")[0] == 200
-    _, _, _, cookies = request(device.port, "POST", "/api/login", body=orjson.dumps({"token": token}))
+    _, _, _, cookies = request(device.port, "POST", "/api/login", {"Content-Type": "application/json"},
+                               orjson.dumps({"token": token}))
     assert request(device.port, "GET", "/api/session", {"Cookie": cookies[0].split(";")[0]})[0] == 200
     before = len(device.logs().splitlines())
     for _ in range(200):  # refused: 401, then 429 once the address used up its allowance
