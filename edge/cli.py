@@ -130,7 +130,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if url is None:
         try:
             config = _config(args)
-            token = token or _token_of(config)
+            from edge.web.pairing import local_token
+
+            token = token or local_token(config.ws_token, config.data_dir)
             host = "127.0.0.1" if config.ws_host in ("0.0.0.0", "::") else config.ws_host
             url = f"ws://{host}:{config.ws_port}/ws/ui"
         except ConfigError:
@@ -140,18 +142,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
         return Watch(url, headers, show_all=args.all).run()
     except KeyboardInterrupt:
         return 0
-
-
-def _token_of(config: Config) -> str:
-    """The token a local client presents: the configured one, or the one the device made in its data dir."""
-    if config.ws_token == "open":
-        return ""
-    if config.ws_token:
-        return config.ws_token
-    try:
-        return (config.data_dir / "token").read_text().strip()
-    except OSError:
-        return ""
 
 
 def cmd_pair(args: argparse.Namespace) -> int:

@@ -59,6 +59,19 @@ def device_token(configured: str, data_dir: Path) -> str:
     return token
 
 
+def local_token(configured: str, data_dir: Path) -> str:
+    """The token a client on the device itself presents (``watch``, ``diag``): the configured one, or the one
+    the device made; empty with auth off or before the first start."""
+    if configured == OPEN:
+        return ""
+    if configured:
+        return configured
+    try:
+        return (data_dir / TOKEN_FILE).read_text().strip()
+    except OSError:
+        return ""
+
+
 def normalise(code: str) -> str:
     """What a person typed, as the code is stored: upper case, spaces and dashes dropped."""
     return "".join(code.split()).replace("-", "").upper()
