@@ -72,6 +72,22 @@ def test_check_config_masks_secrets_and_exits_2_on_invalid(tmp_path: Path) -> No
 
 
 @pytest.mark.e2e
+def test_check_config_refuses_a_short_token_and_auth_off_beyond_loopback(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    for bad in ({"DOGMON_WS_TOKEN": "fifteen-chars-x"},
+                {"DOGMON_WS_TOKEN": "open", "DOGMON_WS_HOST": "0.0.0.0"}):
+        done = subprocess.run([sys.executable, "-m", "edge", "check-config"], env={**env, **bad}, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and "DOGMON_WS_TOKEN" in done.stderr, (bad, done.stderr)
+        assert "fifteen" not in done.stderr + done.stdout
+    for good in ({"DOGMON_WS_TOKEN": "sixteen-chars-xy"}, {"DOGMON_WS_TOKEN": "open", "DOGMON_WS_HOST": "127.0.0.1"},
+                 {"DOGMON_WS_TOKEN": ""}):
+        done = subprocess.run([sys.executable, "-m", "edge", "check-config"], env={**env, **good}, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (good, done.stderr)
+
+
+@pytest.mark.e2e
 def test_every_key_is_documented_in_device_env_and_docs_configuration_md() -> None:
     device_env = (REPO / "device.env").read_text()
     missing_env = [k.name for k in KEYS if f"{k.name}=" not in device_env]
