@@ -137,7 +137,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             url = f"ws://{host}:{config.ws_port}/ws/ui"
         except ConfigError:
             url = "ws://127.0.0.1:8765/ws/ui"
-    headers = {"Authorization": f"Bearer {token}"} if token else None
+    headers = {"Authorization": f"Bearer {token}"} if token and token != "open" else None
     try:
         return Watch(url, headers, show_all=args.all).run()
     except KeyboardInterrupt:

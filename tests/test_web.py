@@ -171,6 +171,11 @@ def test_login_with_auth_off_always_succeeds(start_device, room_video: Path) -> 
     status, body, _, cookies = request(device.port, "POST", "/api/login", {"Content-Type": "application/json"},
                                        b"anything")
     assert status == 200 and orjson.loads(body)["authenticated"] is True and cookies
+    assert "WARNING edge.device: AUTH OFF (DOGMON_WS_TOKEN=open)" in device.logs()
+    # auth off is still no open door for other pages in the same browser
+    with pytest.raises(InvalidStatus) as refused:
+        ws_connect(device.ws_url, additional_headers={"Origin": "http://evil.example"})
+    assert refused.value.response.status_code == 403
 
 
 def test_tokens_never_reach_the_log_and_refusals_log_once(start_device, room_video: Path) -> None:

@@ -138,8 +138,7 @@ def http_protocol(name: str, per_address: PerAddress | None = None) -> type[asyn
             super().data_received(data)
 
         def connection_lost(self, exc: Exception | None) -> None:
-            if self._connection is not None:
-                limits.forget(self._connection._transport)
+            limits.forget(self.transport)
             if self._deadline is not None:
                 self._deadline.cancel()
                 self._deadline = None
