@@ -46,6 +46,7 @@ from edge.vision.gating import DetectGate
 from edge.vision.pipeline import FramePipeline
 from edge.vision.runtime import create_session
 from edge.vision.tracking import DogTracker
+from edge.web.pairing import device_token, pairing_lines
 from edge.web.portcheck import PortInUseError, ensure_port_free
 from edge.web.server import WebServer
 
@@ -224,8 +225,8 @@ class Device:
     def _build_web(self) -> None:
         """The one web server, with the tablets' WebSocket hub and the REST API on it."""
         config = self.config
-        self.web = WebServer(config.ws_host, config.ws_port, config.ws_token, config.ws_origins,
-                             config.ws_max_message_bytes)
+        self.web = WebServer(config.ws_host, config.ws_port, device_token(config.ws_token, config.data_dir),
+                             config.ws_origins, config.ws_max_message_bytes, data_dir=config.data_dir)
         self.hub = WebSocketHub(self.bus, max_clients=config.ws_max_clients, max_pending=config.ws_max_pending,
                                 rate=config.ws_rate, burst=2 * config.ws_rate, web=self.web)
         self.rest = RestApi(self.bus, self.web, config.test_events, rate=config.ws_rate, burst=2 * config.ws_rate,
@@ -310,6 +311,8 @@ class Device:
         log.info("dogmonitor %s: device %s, source %s, WebSocket ws://%s:%d/ws/ui%s", __version__,
                  config.device_id, self.capture.spec.display, config.ws_host, self.web.port,
                  f", MQTT {config.mqtt.host}:{config.mqtt.port}" if config.mqtt else ", MQTT off")
+        for line in pairing_lines(self.web.names.urls(), self.web.pairing, self.web.auth.required):
+            log.log(logging.INFO if self.web.auth.required else logging.WARNING, "%s", line)
         if self.mqtt is not None:
             self.mqtt.start()
         for feature in self.features:
