@@ -56,12 +56,12 @@ def test_one_home_two_devices_through_the_broker(start_device, mosquitto, media:
     common = {"DOGMON_MQTT_URL": mosquitto.url, "DOGMON_HOME_SECRET": SECRET, "DOGMON_CLIP_EVENTS": "",
               "DOGMON_ABSENCE_SECONDS": "3"}
     living = start_device({**common, "DOGMON_SOURCE": "demo", "DOGMON_DEVICE_ID": "living",
-                           "DOGMON_DEVICE_NAME": "Living room", "DOGMON_WS_TOKEN": "token-a",
+                           "DOGMON_DEVICE_NAME": "Living room", "DOGMON_WS_TOKEN": "living-room-token-a",
                            "DOGMON_DATA_DIR": str(tmp_path / "living")})
     clip = compose_video(tmp_path / "kitchen.mp4", [(None, 1.0), (media / LABRADOR, 20.0)])
     kitchen_env = {**common, "DOGMON_SOURCE": str(clip), "DOGMON_DEVICE_ID": "kitchen", "DOGMON_DEVICE_NAME":
-                   "Kitchen", "DOGMON_WS_TOKEN": "token-b", "DOGMON_DATA_DIR": str(tmp_path / "kitchen")}
-    with ws_connect(living.ws_url + "?since=0", token="token-a") as ws:
+                   "Kitchen", "DOGMON_WS_TOKEN": "kitchen-device-token-b", "DOGMON_DATA_DIR": str(tmp_path / "kitchen")}
+    with ws_connect(living.ws_url + "?since=0", token="living-room-token-a") as ws:
         msgs: list[Msg] = []
         assert command(ws, msgs, {"type": "get_peers", "id": "p0"})["data"]["peers"] == []
 
@@ -84,7 +84,7 @@ def test_one_home_two_devices_through_the_broker(start_device, mosquitto, media:
         assert not [m for m in msgs if m["type"] == "event" and m["device_id"] == "kitchen" and "seq" not in m]
 
         # get_events with device=kitchen through A: B's own log, exactly as B answers it, resumable by seq.
-        direct = get(f"{b.http_url}/api/events?limit=50", "token-b")[2]
+        direct = get(f"{b.http_url}/api/events?limit=50", "kitchen-device-token-b")[2]
         own = orjson.loads(direct)["events"]
         assert own and all(e["device_id"] == "kitchen" for e in own)
         relayed = command(ws, msgs, {"type": "get_events", "id": "e1", "device": "kitchen", "limit": len(own)})
@@ -106,15 +106,15 @@ def test_one_home_two_devices_through_the_broker(start_device, mosquitto, media:
         assert unknown["type"] == "error" and unknown["data"]["code"] == "unknown_device"
 
         # B's pictures through A, with A's token only (the browser never talks to B).
-        status, headers, body = get(f"{living.http_url}/peer/kitchen/snapshot.jpg", "token-a")
+        status, headers, body = get(f"{living.http_url}/peer/kitchen/snapshot.jpg", "living-room-token-a")
         assert status == 200 and body[:2] == b"\xff\xd8" and headers["content-type"] == "image/jpeg"
-        status, headers, body = get(f"{living.http_url}/peer/kitchen/media/{snap['data']['media_id']}", "token-a",
+        status, headers, body = get(f"{living.http_url}/peer/kitchen/media/{snap['data']['media_id']}", "living-room-token-a",
                                     {"Range": "bytes=0-99"})
         assert status == 206 and len(body) == 100 and headers["content-range"].startswith("bytes 0-99/")
-        assert get(f"{living.http_url}/peer/nowhere/snapshot.jpg", "token-a")[0] == 404
+        assert get(f"{living.http_url}/peer/nowhere/snapshot.jpg", "living-room-token-a")[0] == 404
         assert get(f"{living.http_url}/peer/kitchen/snapshot.jpg", "wrong")[0] == 401
         with connect(f"ws://127.0.0.1:{living.port}/peer/kitchen/ws/video",
-                     additional_headers={"Authorization": "Bearer token-a"}) as video:
+                     additional_headers={"Authorization": "Bearer living-room-token-a"}) as video:
             meta = orjson.loads(video.recv(timeout=15))
             jpeg = video.recv(timeout=15)
             assert meta["type"] == "frame" and isinstance(jpeg, bytes) and jpeg[:2] == b"\xff\xd8"
@@ -130,7 +130,7 @@ def test_one_home_two_devices_through_the_broker(start_device, mosquitto, media:
         time.sleep(1.0)
         listed = command(ws, msgs, {"type": "get_peers", "id": "p1"})["data"]["peers"]
         assert [p["device_id"] for p in listed] == ["kitchen"]
-        assert get(f"{living.http_url}/peer/intruder/snapshot.jpg", "token-a")[0] == 404
+        assert get(f"{living.http_url}/peer/intruder/snapshot.jpg", "living-room-token-a")[0] == 404
         for leaf in ("availability", "info"):
             rogue.publish(f"dogmonitor/intruder/{leaf}", b"", qos=1, retain=True).wait_for_publish(5)
         rogue.loop_stop()
