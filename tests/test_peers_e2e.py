@@ -108,8 +108,8 @@ def test_one_home_two_devices_through_the_broker(start_device, mosquitto, media:
         # B's pictures through A, with A's token only (the browser never talks to B).
         status, headers, body = get(f"{living.http_url}/peer/kitchen/snapshot.jpg", "living-room-token-a")
         assert status == 200 and body[:2] == b"\xff\xd8" and headers["content-type"] == "image/jpeg"
-        status, headers, body = get(f"{living.http_url}/peer/kitchen/media/{snap['data']['media_id']}", "living-room-token-a",
-                                    {"Range": "bytes=0-99"})
+        status, headers, body = get(f"{living.http_url}/peer/kitchen/media/{snap['data']['media_id']}",
+                                    "living-room-token-a", {"Range": "bytes=0-99"})
         assert status == 206 and len(body) == 100 and headers["content-range"].startswith("bytes 0-99/")
         assert get(f"{living.http_url}/peer/nowhere/snapshot.jpg", "living-room-token-a")[0] == 404
         assert get(f"{living.http_url}/peer/kitchen/snapshot.jpg", "wrong")[0] == 401
