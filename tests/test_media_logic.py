@@ -131,12 +131,14 @@ def test_index_only_accepts_generated_ids_and_names_files_itself(tmp_path: Path)
 
 
 def test_command_validation_of_bookmark_and_list_media() -> None:
-    assert validate_bookmark({"label": " zoomies\x00 "}) == {"label": "zoomies"}
-    assert validate_bookmark({}) == {"label": ""}
+    # ``device`` (absent: this device) names a peer of the home the command is relayed to
+    assert validate_bookmark({"label": " zoomies\x00 "}) == {"label": "zoomies", "device": None}
+    assert validate_bookmark({}) == {"label": "", "device": None}
+    assert validate_bookmark({"device": "kitchen"}) == {"label": "", "device": "kitchen"}
     for bad in ({"label": 5}, {"label": "x" * 101}):
         with pytest.raises(CommandError):
             validate_bookmark(bad)
-    assert validate_list_media({"kind": "clip"}) == {"kind": "clip", "limit": 50, "before": None}
+    assert validate_list_media({"kind": "clip"}) == {"kind": "clip", "limit": 50, "before": None, "device": None}
     with pytest.raises(CommandError):
         validate_list_media({"kind": "../x"})
 

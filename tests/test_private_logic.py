@@ -82,3 +82,10 @@ def test_the_made_token_is_long_private_and_kept(tmp_path: Path) -> None:
     assert device_token("", tmp_path) == token == local_token("", tmp_path)
     assert device_token("open", tmp_path) == "" == local_token("open", tmp_path)
     assert device_token("configured-0123456789", tmp_path) == "configured-0123456789"
+
+
+def test_only_an_answer_to_an_explicit_token_may_be_embedded_by_another_origin() -> None:
+    from edge.web.gate import security_headers
+
+    assert security_headers("pi.local:8765")["Cross-Origin-Resource-Policy"] == "same-origin"  # cookie, or none
+    assert security_headers("pi.local:8765", explicit_credential=True)["Cross-Origin-Resource-Policy"] == "cross-origin"

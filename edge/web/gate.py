@@ -35,14 +35,17 @@ RETRY_AFTER = 60
 Refuse = Callable[[HTTPConnection, str, str, int], Response]
 
 
-def security_headers(host: str) -> dict[str, str]:
+def security_headers(host: str, explicit_credential: bool = False) -> dict[str, str]:
     """For every answer; ``host`` (already checked to be the device's) names the WebSocket origin, which
-    not every browser counts as ``'self'``."""
+    not every browser counts as ``'self'``. A request that carries the token itself (``?token=``, Bearer) may
+    be embedded by another origin — a dashboard showing ``/snapshot.jpg?token=…`` or a clip — so its answer is
+    ``Cross-Origin-Resource-Policy: cross-origin``; anything authorised by the cookie alone stays same-origin."""
     csp = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
            f"media-src 'self' blob:; connect-src 'self' ws://{host} wss://{host}; worker-src 'self'; "
            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
     return {"Content-Security-Policy": csp, "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
-            "X-Content-Type-Options": "nosniff", "Cross-Origin-Resource-Policy": "same-origin",
+            "X-Content-Type-Options": "nosniff",
+            "Cross-Origin-Resource-Policy": "cross-origin" if explicit_credential else "same-origin",
             "Cross-Origin-Opener-Policy": "same-origin"}
 
 
@@ -57,7 +60,8 @@ class Gate:
         conn = HTTPConnection(scope)
         refusal = self._refusal(conn)
         host = conn.headers.get("host", "")
-        extra = security_headers(host) if refusal is None or refusal.status_code != 421 else {}
+        explicit = "token" in conn.query_params or conn.headers.get("authorization", "")[:7].lower() == "bearer "
+        extra = security_headers(host, explicit) if refusal is None or refusal.status_code != 421 else {}
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] in ("http.response.start", "websocket.http.response.start"):
