@@ -43,7 +43,7 @@ from edge.protocol.errors import ERROR_STATUS, CommandError
 from edge.util.spell import Spell, Spells
 from edge.web.auth import SESSION_COOKIE, SESSION_MAX_AGE, TOKEN_SCOPE, Auth, TokenBackend, authenticated
 from edge.web.protocols import connection_of, http_protocol, with_connection
-from edge.web.static import GZIP_EXCLUDED, STATIC_DIR, AppFiles
+from edge.web.static import GZIP_EXCLUDED, STATIC_DIR, AppFiles, service_worker
 from edge.web.wsconn import WsConn
 
 log = logging.getLogger(__name__)
@@ -158,12 +158,14 @@ class WebServer:
         self.origins = origins
         self.max_message_bytes = max_message_bytes
         self.static_dir = static_dir
+        self._worker: bytes | None = None  # /sw.js as served: read at its first request
         self.ws_admit: Callable[[], str | None] = lambda: None  # a reason to refuse a new WebSocket (503), or None
         self.refused: Counter[int] = Counter()
         self.spells = SpellLog()
         self.app = Starlette(
             routes=[
                 Route("/", self._index, methods=["GET"]),
+                Route("/sw.js", self._service_worker, methods=["GET"]),
                 Route("/api/session", self._session, methods=["GET"]),
                 Route("/api/login", self._login, methods=["POST"]),
                 Route("/api/logout", self._logout, methods=["POST"]),
@@ -273,6 +275,15 @@ class WebServer:
         if not index.is_file():
             return PlainTextResponse("the tablet app is not installed (edge/web/static/index.html)\n", 404)
         return FileResponse(index, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+
+    async def _service_worker(self, request: Request) -> Response:
+        # At the root so that its scope is the whole app; read once (the files do not change while running).
+        if self._worker is None:
+            self._worker = await anyio.to_thread.run_sync(service_worker, self.static_dir) or b""
+        if not self._worker:
+            return PlainTextResponse("the tablet app has no service worker\n", 404)
+        return Response(self._worker, media_type="text/javascript; charset=utf-8",
+                        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"})
 
     async def _session(self, request: Request) -> Response:
         return json_response({"auth_required": self.auth.required, "authenticated": authenticated(request)})
