@@ -3,8 +3,9 @@
 
 Owns the folder, the content types and the app shell: the files the service worker keeps
 (:func:`shell_files`, never camera data) and the version that names its cache (:func:`shell_version`, a
-hash of every static file, so a release that changes any of them replaces the cache). Served by Starlette's ``StaticFiles`` (it refuses paths that
-leave the folder, ``..`` or symlinks out, and answers ETag/If-None-Match), gzipped for text types.
+hash of every static file, so a release that changes any of them replaces the cache). Served by
+Starlette's ``StaticFiles`` (it refuses paths that leave the folder, ``..`` or symlinks out, and answers
+ETag/If-None-Match), gzipped for text types.
 No token is needed: the page must load before it can ask for one. The types are set here because
 Python's ``mimetypes`` (and ``/etc/mime.types``) differ between versions and lack ``.webmanifest``.
 """

@@ -49,7 +49,7 @@ export class KeepAwake {
     v.muted = true; // autoplay is allowed for muted media only
     try {
       await v.play();
-      if (this.wanted) this.say("Screen kept on with a silent video (see below)");
+      if (this.wanted) this.say("Screen kept on with a silent video (see “Not a secure connection”)");
     } catch {
       // the browser wants a tap before any video plays: the next tap anywhere starts it
       this.say("Tap anywhere to keep the screen on", true);
