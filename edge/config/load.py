@@ -91,6 +91,11 @@ def load_config(env_file: Path | None = None, environ: Mapping[str, str] | None 
 
 def check_combinations(fields: Mapping[str, Any]) -> None:
     """Keys that are valid alone but not together; the error names both keys."""
+    if (fields["tls_cert"] is None) != (fields["tls_key"] is None):
+        given, missing = ("DOGMON_TLS_CERT", "DOGMON_TLS_KEY") if fields["tls_key"] is None else \
+            ("DOGMON_TLS_KEY", "DOGMON_TLS_CERT")
+        raise ConfigError(missing, "", f"a path: {given} is set, and a certificate needs its key (and the key its "
+                          "certificate)")
     fps, absence = fields["detect_fps"], fields["absence_seconds"]
     if fps > 0 and absence < 2.0 / fps:
         # with fewer than two capped detector runs per absence period, one missed run would end presence

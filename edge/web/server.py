@@ -19,6 +19,7 @@ import inspect
 import logging
 import os
 import socket
+import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -150,6 +151,22 @@ async def read_body(request: Request, limit: int) -> bytes | None:
     return bytes(raw)
 
 
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening, non-blocking TCP socket on ``host``:``port`` (the first address ``host`` resolves to)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class WebServer:
     def __init__(self, host: str, port: int, token: str = "", origins: tuple[str, ...] = (),
                  max_message_bytes: int = 64 * 1024, static_dir: Path = STATIC_DIR) -> None:
@@ -179,6 +196,7 @@ class WebServer:
                                 ClientDisconnect: self._client_left})
         self.server: uvicorn.Server | None = None
         self.socket: socket.socket | None = None
+        self.ssl_context: ssl.SSLContext | None = None  # set before start: the port speaks HTTPS (edge/web/tls.py)
 
     # --- WebHost ---
     def add_route(self, path: str, handler: HttpHandler, methods: Sequence[str] = ("GET",),
@@ -314,18 +332,7 @@ class WebServer:
 
     # --- lifecycle ---
     def _bind(self) -> socket.socket:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            self.host or None, self.requested_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-            sock.listen(128)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        return sock
+        return bind_socket(self.host, self.requested_port)
 
     async def start(self) -> None:
         anyio.to_thread.current_default_thread_limiter().total_tokens = FILE_THREADS
@@ -338,6 +345,7 @@ class WebServer:
             timeout_keep_alive=int(IDLE_TIMEOUT), timeout_graceful_shutdown=int(SHUTDOWN_TIMEOUT) or 1,
             limit_concurrency=MAX_CONNECTIONS)
         config.load()
+        config.ssl = self.ssl_context
         uvicorn_log = logging.getLogger("uvicorn.error")
         if not any(isinstance(f, RepeatFilter) for f in uvicorn_log.filters):
             uvicorn_log.addFilter(RepeatFilter())
