@@ -14,13 +14,14 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
 
 from edge.web import certs
-from tests.conftest import free_port
+from tests.conftest import DeviceProcess, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +33,8 @@ def trusting(cafile: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(cafile))
 
 
-def wait_https(url: str, context_of: callable, device, timeout: float = 30.0) -> bytes:  # type: ignore[valid-type]
+def wait_https(url: str, context_of: Callable[[], ssl.SSLContext], device: DeviceProcess,
+               timeout: float = 30.0) -> bytes:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -118,7 +120,7 @@ def test_own_ca_verifies_the_port_and_the_setup_port_hands_it_out(start_device, 
     assert "evil.example" not in forged.value.headers["Location"]
     # The start line says what to open.
     logs = device.logs()
-    assert f"https://localhost:{port}/" in logs and f"/setup" in logs and f"wss://127.0.0.1:{port}/ws/ui" in logs
+    assert f"https://localhost:{port}/" in logs and "/setup" in logs and f"wss://127.0.0.1:{port}/ws/ui" in logs
     assert stat_mode(tmp_path / "data" / "tls" / "ca.key") == 0o600
 
 
