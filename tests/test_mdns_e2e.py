@@ -50,7 +50,8 @@ if "_dogmonitor._tcp.local." in found:
     context = ssl.create_default_context(cafile=sys.argv[2])
     with socket.create_connection((info.parsed_addresses()[0], info.port), timeout=5) as raw, \
             context.wrap_socket(raw, server_hostname=info.server.rstrip(".")) as tls:
-        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: " + info.server.rstrip(".").encode() + b"\r\nConnection: close\r\n\r\n")
+        host = info.server.rstrip(".").encode()
+        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
         out["healthz"] = tls.recv(200).decode(errors="replace").split("\r\n")[0]
 zc.close()
 print(json.dumps(out))
