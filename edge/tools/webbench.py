@@ -9,7 +9,7 @@ threads are not counted) until every client has every message, divided by N, is 
 message with that many clients; the slope between 1 and C clients is the cost per added client.
 HTTP: sequential keep-alive GETs of ``/api/session`` from the child, loop CPU per request.
 The script only uses names both the old hub (``websockets`` handshake hook) and the new server
-have, so the same file measures either tree (``PYTHONPATH=<old tree> python edge/webbench.py``).
+have, so the same file measures either tree (``PYTHONPATH=<old tree> python edge/tools/webbench.py``).
 """
 
 from __future__ import annotations
