@@ -88,7 +88,8 @@ def test_a_zeroconf_browser_on_the_lan_finds_the_device_and_opens_it_by_name(two
                                                                              tmp_path: Path) -> None:
     device_ns, client_ns = two_hosts
     device = start_device({"DOGMON_WS_HOST": "0.0.0.0", "DOGMON_WS_TOKEN": "netns-lan-token-0123456789",
-                           "DOGMON_MDNS": "1", "DOGMON_TLS": "auto", "DOGMON_SETUP_PORT": "0"}, wait=False, wrapper=["ip", "netns", "exec", device_ns])
+                           "DOGMON_MDNS": "1", "DOGMON_TLS": "auto", "DOGMON_SETUP_PORT": "0"},
+                          wait=False, wrapper=["ip", "netns", "exec", device_ns])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
     ca_file = tmp_path / "data" / "tls" / "ca.crt"
     result = None
