@@ -1,4 +1,4 @@
-"""Command line: ``dogmonitor [--env FILE] {run,fetch-models,check-config,watch,diag} [--env FILE]``.
+"""Command line: ``dogmonitor [--env FILE] {run,fetch-models,check-config,watch,diag,pair} [--env FILE]``.
 
 Exit codes: 0 success, 1 runtime failure (with a line saying what to do), 2 invalid configuration.
 """
@@ -130,16 +130,38 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if url is None:
         try:
             config = _config(args)
-            token = token or config.ws_token
+            from edge.web.pairing import local_token
+
+            token = token or local_token(config.ws_token, config.data_dir)
             host = "127.0.0.1" if config.ws_host in ("0.0.0.0", "::") else config.ws_host
             url = f"ws://{host}:{config.ws_port}/ws/ui"
         except ConfigError:
             url = "ws://127.0.0.1:8765/ws/ui"
-    headers = {"Authorization": f"Bearer {token}"} if token else None
+    headers = {"Authorization": f"Bearer {token}"} if token and token != "open" else None
     try:
         return Watch(url, headers, show_all=args.all).run()
     except KeyboardInterrupt:
         return 0
+
+
+def cmd_pair(args: argparse.Namespace) -> int:
+    """A new one-time pairing code, written where the device reads it (its data dir), and the URL to open."""
+    from edge.web.origins import DeviceNames
+    from edge.web.pairing import Pairing, pairing_lines
+
+    config = _config(args)
+    if config.ws_token == "open":
+        print("auth is off (DOGMON_WS_TOKEN=open): nothing to pair; open the page directly", file=sys.stderr)
+        return 1
+    names = DeviceNames(config.ws_host, lambda: config.ws_port, config.ws_origins)
+    try:
+        lines = pairing_lines(names.urls(), Pairing(config.data_dir), True)
+    except OSError as exc:
+        print(f"dogmonitor: cannot write a pairing code to {config.data_dir}: {exc} (run as the device's user)",
+              file=sys.stderr)
+        return 1
+    print("\n".join(lines[:1]))
+    return 0
 
 
 ENV_HELP = "env file (default ./device.env, then /etc/dogmonitor/device.env; /dev/null: none)"
@@ -168,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--json", action="store_true", help="machine-readable report")
     diag.add_argument("--service", default="dogmonitor.service", help="systemd unit to inspect")
     diag.set_defaults(func=cmd_diag)
+    sub.add_parser("pair", parents=[common], help="print a new one-time pairing code and the URL to open it at "
+                   "(the running device reads it from DOGMON_DATA_DIR)").set_defaults(func=cmd_pair)
     return parser
 
 

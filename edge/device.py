@@ -35,14 +35,19 @@ from edge.protocol import messages
 from edge.protocol.messages import EventType
 from edge.transports.live import LiveView
 from edge.transports.mqtt import HomeAssistantDiscovery, MqttBridge, MqttCommands
+from edge.transports.mqtt.peers import MqttPeers
+from edge.transports.peerproxy import PeerProxy
 from edge.transports.rest import RestApi
 from edge.transports.ws import WebSocketHub
+from edge.util.homesig import peer_token
 from edge.vision.capture import CaptureThread, LatestFrame, resolve_source
 from edge.vision.detector import Detector
 from edge.vision.gating import DetectGate
 from edge.vision.pipeline import FramePipeline
 from edge.vision.runtime import create_session
 from edge.vision.tracking import DogTracker
+from edge.web.access import WebAccess
+from edge.web.pairing import device_token, pairing_lines
 from edge.web.portcheck import PortInUseError, ensure_port_free
 from edge.web.server import WebServer
 
@@ -165,6 +170,7 @@ class Device:
     store: EventStore
     bus: Bus
     web: WebServer
+    access: WebAccess
     hub: WebSocketHub
     rest: RestApi
     mqtt: MqttBridge | None
@@ -202,6 +208,8 @@ class Device:
         """Before the model loads and the data dir opens: a second instance fails at once, and says why."""
         try:
             ensure_port_free(self.config.ws_host, self.config.ws_port)
+            if self.config.tls != "off" and self.config.setup_port:
+                ensure_port_free(self.config.ws_host, self.config.setup_port, "DOGMON_SETUP_PORT")
         except PortInUseError as exc:
             raise StartupError(str(exc)) from None
 
@@ -221,8 +229,12 @@ class Device:
     def _build_web(self) -> None:
         """The one web server, with the tablets' WebSocket hub and the REST API on it."""
         config = self.config
-        self.web = WebServer(config.ws_host, config.ws_port, config.ws_token, config.ws_origins,
-                             config.ws_max_message_bytes)
+        self.web = WebServer(config.ws_host, config.ws_port, device_token(config.ws_token, config.data_dir),
+                             config.ws_origins, config.ws_max_message_bytes, data_dir=config.data_dir)
+        self.access = WebAccess(config, self.web)  # HTTPS, the setup port, mDNS
+        self.access.prepare()
+        if self.access.scheme == "https":  # origins, Host checks and printed URLs are the HTTPS ones
+            self.web.names.schemes = ("https",)
         self.hub = WebSocketHub(self.bus, max_clients=config.ws_max_clients, max_pending=config.ws_max_pending,
                                 rate=config.ws_rate, burst=2 * config.ws_rate, web=self.web)
         self.rest = RestApi(self.bus, self.web, config.test_events, rate=config.ws_rate, burst=2 * config.ws_rate,
@@ -235,10 +247,37 @@ class Device:
             self.mqtt = mqtt = MqttBridge(self.bus, self.store, config.mqtt, config.mqtt_prefix, config.device_id,
                                           config.mqtt_overlay_hz)
             bus = self.bus
-            mqtt.add(MqttCommands(mqtt, bus.dispatch, lambda: bus.handlers, config.device_id))
+            mqtt.add(MqttCommands(mqtt, bus.dispatch, lambda: bus.handlers, config.device_id,
+                                  home_secret=config.home_secret))
             # With discovery off it still runs, to clear the entities it announced before.
             mqtt.add(HomeAssistantDiscovery(mqtt, config, commands=lambda: bus.handlers, features=lambda: self.features,
                                             web_port=lambda: self.hub.port, enabled=config.ha_discovery))
+        self._build_peers()
+
+    def _build_peers(self) -> None:
+        """The other devices of the home (DOGMON_HOME_SECRET and a broker): their list, their events, commands
+        relayed to them, and their pictures through this device's web server."""
+        config, mqtt = self.config, self.mqtt
+        if mqtt is None or not config.home_secret:
+            async def no_peers(command: Any, context: dict[str, Any]) -> dict[str, Any]:
+                return {"peers": []}
+            self.bus.handle("get_peers", no_peers)
+            return
+        peers = MqttPeers(mqtt, self.bus, config.mqtt_prefix, config.device_id, config.home_secret,
+                          config.device_name or config.device_id, __version__, self._own_urls)
+        mqtt.add(peers)
+        token = peer_token(config.home_secret)
+        self.web.auth.accept_also(token)
+        PeerProxy(self.web, peers.peer, token)
+
+    def _own_urls(self) -> list[str]:
+        """This device's base URL as the home's network reaches it: the bound address, else the one the broker sees."""
+        host = self.config.ws_host
+        if host in ("", "0.0.0.0", "::") and self.mqtt is not None:
+            host = self.mqtt.local_address() or ""
+        if not host:
+            return []
+        return [f"http://{f'[{host}]' if ':' in host else host}:{self.web.port}/"]
 
     def _build_pipeline(self) -> None:
         """Capture → newest frame → inference (detect, track, then each feature's stage); nothing runs yet.
@@ -277,9 +316,14 @@ class Device:
         """Transports first, then the features, then the threads that feed them; then the timers."""
         config, loop = self.config, asyncio.get_running_loop()
         await self.web.start()
-        log.info("dogmonitor %s: device %s, source %s, WebSocket ws://%s:%d/ws/ui%s", __version__,
-                 config.device_id, self.capture.spec.display, config.ws_host, self.web.port,
-                 f", MQTT {config.mqtt.host}:{config.mqtt.port}" if config.mqtt else ", MQTT off")
+        await self.access.start()
+        ws = "wss" if self.access.scheme == "https" else "ws"
+        log.info("dogmonitor %s: device %s, source %s, WebSocket %s://%s:%d/ws/ui%s; open %s", __version__,
+                 config.device_id, self.capture.spec.display, ws, config.ws_host, self.web.port,
+                 f", MQTT {config.mqtt.host}:{config.mqtt.port}" if config.mqtt else ", MQTT off",
+                 "  ".join(self.access.urls()))
+        for line in pairing_lines(self.web.names.urls(), self.web.pairing, self.web.auth.required):
+            log.log(logging.INFO if self.web.auth.required else logging.WARNING, "%s", line)
         if self.mqtt is not None:
             self.mqtt.start()
         for feature in self.features:
@@ -310,6 +354,7 @@ class Device:
             except Exception:
                 log.exception("feature %s failed to stop", feature.name)
         await self.hub.stop()
+        await self.access.stop()
         await self.web.stop()
         if self.mqtt is not None:
             await self.mqtt.aclose()

@@ -207,7 +207,11 @@ class DeviceProcess:
 
 @pytest.fixture
 def start_device(model_dir: Path, mirror: Path, tmp_path: Path) -> Iterator:
-    """Factory: ``start_device(env)`` starts a device (waits for /healthz) and stops it at teardown."""
+    """Factory: ``start_device(env)`` starts a device (waits for /healthz) and stops it at teardown.
+
+    Unless ``env`` says otherwise the device runs with auth off (``DOGMON_WS_TOKEN=open``, allowed because
+    it binds 127.0.0.1): tests about other things need no sign-in. ``{"DOGMON_WS_TOKEN": ""}`` gives the
+    shipped default (a token made at first start, pairing codes)."""
     started: list[DeviceProcess] = []
 
     def start(env: dict[str, str] | None = None, wait: bool = True, wrapper: list[str] | None = None) -> DeviceProcess:
@@ -219,10 +223,13 @@ def start_device(model_dir: Path, mirror: Path, tmp_path: Path) -> Iterator:
             "DOGMON_DATA_DIR": str(tmp_path / "data"),
             "DOGMON_WS_HOST": "127.0.0.1",
             "DOGMON_WS_PORT": str(free_port()),
+            "DOGMON_WS_TOKEN": "open",
             "DOGMON_TELEMETRY_INTERVAL": "1",
             "DOGMON_INFERENCE_THREADS": "1",
             "DOGMON_LOG_LEVEL": "info",
-            "PYTHONPATH": str(REPO),
+            "DOGMON_TLS": "off",   # tests over plain HTTP on loopback; the TLS tests turn it on
+            "DOGMON_MDNS": "0",    # never multicast on the machine's network (the mDNS test uses a namespace)
+            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
         })
         full.update(env or {})
         device = DeviceProcess(full, tmp_path, wrapper)

@@ -41,23 +41,25 @@ def test_missing_camera_and_broker_show_as_offline_chips_and_health_problems(sta
 
 
 def test_too_many_wrong_tokens_show_the_devices_message_and_the_wait(start_device, tmp_path: Path) -> None:
-    device = start_device({"DOGMON_SOURCE": str(tmp_path / "no-such-camera.mp4"), "DOGMON_WS_TOKEN": "right"})
+    device = start_device({"DOGMON_SOURCE": str(tmp_path / "no-such-camera.mp4"),
+                           "DOGMON_WS_TOKEN": "right-0123456789ab"})
     with open_app(device.http_url) as page:
         page.wait_for_selector("#login[open]", timeout=15_000)
         statuses = []
-        while 429 not in statuses:      # five wrong tries are allowed, then one per 12 s
-            assert len(statuses) < 8, f"no 429 after {statuses}"
+        while 429 not in statuses:      # ten wrong tries are allowed, then one per 6 s
+            assert len(statuses) < 13, f"no 429 after {statuses}"
             page.fill("#login-token", "wrong")
             with page.expect_response("**/api/login") as response:
                 page.press("#login-token", "Enter")
             statuses.append(response.value.status)
             if statuses[-1] == 401:
                 page.wait_for_selector("#login-error:has-text('That token is not right.')")
-        assert statuses == [401] * 5 + [429], statuses
+        assert statuses == [401] * 10 + [429], statuses
         page.wait_for_selector("#login-error:has-text('Sign-in failed')", timeout=5_000)
         shown = page.text_content("#login-error")
         # what the device says to anyone on this address now (it is still refusing)
-        request = urllib.request.Request(device.http_url + "/api/login", data=b'{"token": "wrong"}', method="POST")
+        request = urllib.request.Request(device.http_url + "/api/login", data=b'{"token": "wrong"}', method="POST",
+                                         headers={"Content-Type": "application/json"})
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request)
         body = orjson.loads(refused.value.read())

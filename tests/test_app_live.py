@@ -31,7 +31,7 @@ from tests.test_media_e2e import LABRADOR
 
 pytestmark = pytest.mark.browser
 
-TOKEN = "tablet-s3cret"
+TOKEN = "tablet-s3cret-0123"
 
 
 class OverlayRecorder:

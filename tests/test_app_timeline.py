@@ -155,5 +155,6 @@ def test_scrolling_back_loads_every_earlier_event_once(start_device, dog_comes_a
         assert "whole day" in page.text_content("#tl-status"), page.text_content("#tl-status")
         seqs = shown_seqs(page)
     assert seqs == sorted(set(seqs), reverse=True)
-    assert sorted(seqs) == stored_seqs(device.ws_url, 0)
+    # every stored event up to the newest shown (the device's own events may be stored after the page was read)
+    assert sorted(seqs) == [s for s in stored_seqs(device.ws_url, 0) if s <= max(seqs)]
     assert len(seqs) >= 75

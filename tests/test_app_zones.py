@@ -41,7 +41,7 @@ def test_the_app_is_installable_manifest_and_icons_served_without_a_token(start_
     import cv2
     import numpy as np
 
-    device = start_device({"DOGMON_SOURCE": str(room_with_dog), "DOGMON_WS_TOKEN": "tok"})
+    device = start_device({"DOGMON_SOURCE": str(room_with_dog), "DOGMON_WS_TOKEN": "tok-0123456789abcdef"})
     with urllib.request.urlopen(device.http_url + "/") as r:
         html = r.read().decode()
     assert '<link rel="manifest" href="/static/manifest.webmanifest">' in html

@@ -97,7 +97,7 @@ def play_in_chromium(device_port: int, token: str, clip_url: str) -> dict[str, A
 @pytest.mark.browser
 def test_a_bookmark_clip_plays_in_chromium_with_poster_and_thumbnails_removed_by_retention(
         start_device, room_with_dog: Path, tmp_path: Path) -> None:
-    token = "t0ken"
+    token = "t0ken-t0ken-t0ken"
     data_dir = tmp_path / "data"
     device = start_device({
         "DOGMON_SOURCE": str(room_with_dog), "DOGMON_DATA_DIR": str(data_dir), "DOGMON_WS_TOKEN": token,

@@ -56,12 +56,12 @@ def test_mqtt_url_parsing() -> None:
 
 @pytest.mark.e2e
 def test_check_config_masks_secrets_and_exits_2_on_invalid(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "DOGMON_WS_TOKEN": "hunter2",
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "DOGMON_WS_TOKEN": "hunter2-hunter2-hunter2",
            "DOGMON_MQTT_URL": "mqtt://bob:secret@broker:1883"}
     ok = subprocess.run([sys.executable, "-m", "edge", "check-config"], env=env, cwd=tmp_path,
                         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
-    assert "hunter2" not in ok.stdout and "secret" not in ok.stdout
+    assert "hunter2-hunter2-hunter2" not in ok.stdout and "secret" not in ok.stdout
     assert "DOGMON_WS_TOKEN" in ok.stdout and "mqtt://***@broker:1883" in ok.stdout
     for command in ("check-config", "run"):
         bad = subprocess.run([sys.executable, "-m", "edge", command], env={**env, "DOGMON_WS_PORT": "http"},
@@ -69,6 +69,22 @@ def test_check_config_masks_secrets_and_exits_2_on_invalid(tmp_path: Path) -> No
         assert bad.returncode == 2
         lines = bad.stderr.strip().splitlines()
         assert len(lines) == 1 and "DOGMON_WS_PORT" in lines[0] and "'http'" in lines[0], bad.stderr
+
+
+@pytest.mark.e2e
+def test_check_config_refuses_a_short_token_and_auth_off_beyond_loopback(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    for bad in ({"DOGMON_WS_TOKEN": "fifteen-chars-x"},
+                {"DOGMON_WS_TOKEN": "open", "DOGMON_WS_HOST": "0.0.0.0"}):
+        done = subprocess.run([sys.executable, "-m", "edge", "check-config"], env={**env, **bad}, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and "DOGMON_WS_TOKEN" in done.stderr, (bad, done.stderr)
+        assert "fifteen" not in done.stderr + done.stdout
+    for good in ({"DOGMON_WS_TOKEN": "sixteen-chars-xy"}, {"DOGMON_WS_TOKEN": "open", "DOGMON_WS_HOST": "127.0.0.1"},
+                 {"DOGMON_WS_TOKEN": ""}):
+        done = subprocess.run([sys.executable, "-m", "edge", "check-config"], env={**env, **good}, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (good, done.stderr)
 
 
 @pytest.mark.e2e

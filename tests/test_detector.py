@@ -64,3 +64,38 @@ def test_quadruped_classes_raise_recall_on_the_clip(model_dir: Path, media: Path
     hits = [sum(any(d.label == "dog" for d in det.detect(f)) for f in frames) for det in (plain, wide)]
     assert len(frames) == 32
     assert hits[0] == 17 and hits[1] >= 29, hits
+
+
+def test_grey_frames_are_recognised_and_stretched_colour_frames_untouched(detector: Detector, media: Path) -> None:
+    """Night mode: a grey copy of a photo is seen as infrared and its contrast stretched; the colour photo is not;
+    a dim grey scene (as a dark infrared room) is stretched back to the full range."""
+    import numpy as np
+
+    from edge.vision import night
+
+    photo = cv2.imread(str(media / "dog_lying_nursing_pups_wikimedia.jpg"))
+    grey = cv2.cvtColor(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    assert night.is_gray(grey) and not night.is_gray(photo)
+    dim = (grey.astype(np.float32) * 0.35 + 30).astype(np.uint8)
+    stretched = night.enhance(dim)
+    assert dim.max() - dim.min() < 100 and np.percentile(stretched, 99) - np.percentile(stretched, 1) > 240
+    detector.detect(photo)
+    assert not detector.last_night
+    detector.detect(grey)
+    assert detector.last_night
+
+
+def test_a_curled_dog_the_model_calls_cat_comes_back_as_a_candidate_not_a_dog(detector: Detector,
+                                                                              media: Path) -> None:
+    pups = cv2.imread(str(media / "dogs_lying_sleeping_pups_wikimedia.jpg"))
+    found = detector.detect(pups)
+    assert not [d for d in found if d.label == "dog"]
+    assert {d.label for d in found if d.label in detector.candidate_labels} == {"cat"}   # two pups, two cats
+    assert detector.candidate_labels == {"cat", "bear", "sheep", "teddy bear"}
+
+
+def test_a_flipped_look_maps_boxes_back_to_the_frame(detector: Detector, media: Path) -> None:
+    photo = cv2.imread(str(media / "dog_sitting_bike_darknet.jpg"))
+    (plain,) = [d for d in detector.detect(photo) if d.label == "dog"]
+    (mirrored,) = [d for d in detector.detect(photo, flip=True) if d.label == "dog"]
+    assert iou((plain.x1, plain.y1, plain.x2, plain.y2), (mirrored.x1, mirrored.y1, mirrored.x2, mirrored.y2)) > 0.8

@@ -67,7 +67,8 @@ def run_diag(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, floa
 
 @pytest.mark.e2e
 def test_a_healthy_device_passes_every_essential_check(start_device, mosquitto, tmp_path: Path) -> None:
-    device = start_device({"DOGMON_SOURCE": "demo", "DOGMON_MQTT_URL": mosquitto.url, "DOGMON_WS_TOKEN": "s3cret"})
+    device = start_device({"DOGMON_SOURCE": "demo", "DOGMON_MQTT_URL": mosquitto.url,
+                           "DOGMON_WS_TOKEN": "s3cret-0123456789"})
     deadline = time.monotonic() + 20  # poll until frames flow and the broker is connected
     while (health := _healthz(device))["status"] != "ok" and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -97,7 +98,7 @@ def test_a_healthy_device_passes_every_essential_check(start_device, mosquitto, 
     assert "all device checks passed" in text
 
     # A tablet with another token is refused: the WebSocket row says so and which key to compare.
-    code, out, _ = run_diag({**env, "DOGMON_WS_TOKEN": "guess123"}, tmp_path, "diag", "--json")
+    code, out, _ = run_diag({**env, "DOGMON_WS_TOKEN": "guess123-guess123-guess123"}, tmp_path, "diag", "--json")
     websocket = {c["name"]: c for c in json.loads(out)["checks"]}["websocket"]
     assert websocket["status"] == FAIL and "refused the token (401)" in websocket["detail"], websocket
     assert "DOGMON_WS_TOKEN" in websocket["advice"] and code == 1

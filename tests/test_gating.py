@@ -77,6 +77,20 @@ def test_small_motion_in_a_wide_frame_gets_a_square_crop_and_a_regular_full_fram
 
 
 @pytest.mark.unit
+def test_crops_never_postpone_the_idle_whole_frame_look() -> None:
+    """Small motion for 2.9 s gets crops (a whole frame every 2 s); once it stops, the next whole-frame
+    look comes idle_seconds after the last whole frame, not after the last crop."""
+    gate = DetectGate(idle_seconds=3.0, min_side=416, full_frame_seconds=2.0)
+    decisions = [(t / 30, gate.decide(t / 30, MOVING, [], False, SIZE)) for t in range(88)]
+    last_full = max(t for t, d in decisions if d.run and d.region is None)
+    assert any(d.region is not None for _, d in decisions[60:])        # crops after the last whole frame
+    still = [(t / 30, gate.decide(t / 30, STILL, [], False, SIZE)) for t in range(88, 300)]
+    first = next((t, d) for t, d in still if d.run)
+    assert first[1].reason == "idle" and first[1].region is None
+    assert first[0] == pytest.approx(last_full + 3.0, abs=0.04)
+
+
+@pytest.mark.unit
 def test_detect_fps_below_what_the_tracker_needs_is_a_clear_config_error() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(None, {"DOGMON_DETECT_FPS": "1"})

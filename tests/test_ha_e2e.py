@@ -11,7 +11,7 @@ import pytest
 
 from edge.transports.mqtt import ha
 from tests.helpers import MqttCollector
-from tests.test_ha_discovery import render
+from tests.test_ha_discovery import render, render_command
 
 pytestmark = pytest.mark.e2e
 
@@ -39,11 +39,15 @@ def test_home_assistant_sees_a_complete_device_whose_entities_follow_the_dog(sta
     # A stale retained command left on the broker must not run when the device connects.
     mqtt_publish.single("dogmonitor/testdog/cmd/emit_test_event", '{"id": "stale", "data": {"x": 1}}',
                         hostname=mosquitto.host, port=mosquitto.port, retain=True)
+    # A CPU temperature entity announced earlier (another version, another machine's disk in this device).
+    temperature_topic = "homeassistant/sensor/dogmonitor_testdog/cpu_temperature/config"
+    mqtt_publish.single(temperature_topic, '{"name": "CPU temperature", "state_topic": "dogmonitor/testdog/telemetry"}',
+                        hostname=mosquitto.host, port=mosquitto.port, retain=True)
     ha_view = MqttCollector(mosquitto.host, mosquitto.port, ["homeassistant/#", "dogmonitor/testdog/#"])
     device = start_device({"DOGMON_SOURCE": "demo", "DOGMON_MQTT_URL": mosquitto.url, "DOGMON_TEST_EVENTS": "1"})
     ha_view.wait_for(lambda s: any(e.get("event_type") == "dog_detected" for e in s.json_on("/ha_event")), 30,
                      "dog_detected on the HA event topic")
-    configs = {t: orjson.loads(p) for t, p in _configs(ha_view, "dogmonitor_testdog").items()}
+    configs = {t: orjson.loads(p) for t, p in _configs(ha_view, "dogmonitor_testdog").items() if p}
     assert len(configs) >= 8
     for topic, payload in configs.items():
         assert ha.validate(topic, payload) == [], topic
@@ -64,6 +68,11 @@ def test_home_assistant_sees_a_complete_device_whose_entities_follow_the_dog(sta
     fps = configs["homeassistant/sensor/dogmonitor_testdog/inference_fps/config"]
     assert float(render(fps["value_template"], orjson.dumps(telemetry))) \
         == telemetry["data"]["pipeline"]["inference_fps"]
+    # A CPU temperature entity exactly when the machine has a sensor (this test VM has none): an entity
+    # that would stay unknown forever is not announced, and one announced before is removed.
+    has_sensor = telemetry["data"]["cpu_temperature_c"] is not None
+    ha_view.wait_for(lambda s: bool(_configs(s, "dogmonitor_testdog").get(temperature_topic)) is has_sensor, 10,
+                     f"CPU temperature entity {'announced' if has_sensor else 'removed'}")
 
     # Commands over MQTT: answered with the request id; malformed ones are refused and change nothing.
     def cmd(name: str, payload: str) -> None:
@@ -93,9 +102,10 @@ def test_home_assistant_sees_a_complete_device_whose_entities_follow_the_dog(sta
 
     # The posture stage is announced as an enum sensor whose state follows the device's.
     posture = configs["homeassistant/sensor/dogmonitor_testdog/posture/config"]
-    assert posture["options"] == ["sit", "stand", "lie"]
     state_now = orjson.loads(_latest(ha_view, "dogmonitor/testdog/state"))
-    expected = state_now["posture"] if state_now.get("posture") in posture["options"] else "None"
+    options = orjson.loads(render(posture["json_attributes_template"], orjson.dumps(state_now)))["options"]
+    assert options == ["sit", "stand", "lie"]
+    expected = state_now["posture"] if state_now.get("posture") in options else "unknown"
     assert render(posture["value_template"], orjson.dumps(state_now)) == expected
 
     # Zones drawn on a tablet (here: set over MQTT) become occupancy sensors, and vanish when deleted.
@@ -112,17 +122,51 @@ def test_home_assistant_sees_a_complete_device_whose_entities_follow_the_dog(sta
     ha_view.wait_for(lambda s: render(room_cfg["value_template"], _latest(s, "dogmonitor/testdog/state")) == "ON",
                      15, "the dog inside the whole-room zone")
     assert render(door_cfg["value_template"], _latest(ha_view, "dogmonitor/testdog/state")) == "OFF"
+    event_topic = "homeassistant/event/dogmonitor_testdog/dog_event/config"
+    assert "zone_enter" in orjson.loads(_configs(ha_view, "dogmonitor_testdog")[event_topic])["event_types"]
     cmd("set_zones", '{"id": "z2", "zones": [' + room + "]}")
     ha_view.wait_for(lambda s: _configs(s, "dogmonitor_testdog").get(door_topic) == b"", 10, "door zone removed")
     assert _configs(ha_view, "dogmonitor_testdog")[room_topic] != b""
 
+    # Names that differ only in punctuation are two zones, so two entities.
+    sofa = '{"name": "Sofa bed", "points": [[0, 0], [0.5, 0], [0.5, 0.5]]}'
+    sofa2 = '{"name": "Sofa-bed", "points": [[0.5, 0.5], [1, 0.5], [1, 1]]}'
+    cmd("set_zones", '{"id": "z3", "zones": [' + sofa + ", " + sofa2 + "]}")
+
+    def zone_names(s: MqttCollector) -> list[str]:
+        return sorted(orjson.loads(p)["name"] for t, p in _configs(s, "dogmonitor_testdog").items()
+                      if "/zone_" in t and p)
+
+    ha_view.wait_for(lambda s: zone_names(s) == ["Sofa bed occupied", "Sofa-bed occupied"], 10, "two sofa zones")
+    sofa_configs = [orjson.loads(p) for t, p in _configs(ha_view, "dogmonitor_testdog").items() if "/zone_" in t and p]
+    assert len({c["unique_id"] for c in sofa_configs}) == 2
+
+    # Every zone deleted: no zone entity, and the event entity no longer offers zone events.
+    cmd("set_zones", '{"id": "z4", "zones": []}')
+    ha_view.wait_for(lambda s: zone_names(s) == [] and "zone_enter" not in orjson.loads(
+        _configs(s, "dogmonitor_testdog")[event_topic])["event_types"], 10, "zone entities and event types gone")
+    assert _results(ha_view)["z4"]["ok"] is True
+
     # Buttons exist for the device's one-press commands; pressing one (as HA does) runs the command.
+    # Pressed twice at once: each press has its own id, and the refused one shows in "Last command".
     snapshot = configs["homeassistant/button/dogmonitor_testdog/snapshot/config"]
     assert "homeassistant/button/dogmonitor_testdog/bookmark/config" in configs
-    mqtt_publish.single(snapshot["command_topic"], snapshot["payload_press"], hostname=mosquitto.host,
-                        port=mosquitto.port, qos=1)
-    ha_view.wait_for(lambda s: "ha-snapshot" in _results(s), 10, "snapshot button answered")
-    assert _results(ha_view)["ha-snapshot"]["ok"] is True, _results(ha_view)["ha-snapshot"]
+    presses = [render_command(snapshot["command_template"], snapshot["payload_press"]) for _ in range(2)]
+    ids = [orjson.loads(p)["id"] for p in presses]
+    assert ids[0] != ids[1]
+    for press in presses:
+        mqtt_publish.single(snapshot["command_topic"], press, hostname=mosquitto.host, port=mosquitto.port, qos=1)
+    ha_view.wait_for(lambda s: set(ids) <= set(_results(s)), 15, "both snapshot presses answered")
+    answers = [_results(ha_view)[i] for i in ids]
+    assert answers[0]["ok"] is True, answers[0]
+    assert answers[1]["ok"] is False and answers[1]["error"]["code"] == "cooldown", answers[1]
+    last = configs["homeassistant/sensor/dogmonitor_testdog/last_command/config"]
+    newest = _latest(ha_view, last["state_topic"]) or b"{}"
+    shown = orjson.loads(newest)["id"]
+    assert render(last["value_template"], newest) == ("cooldown" if shown == ids[1] else "ok")
+    refused = orjson.dumps(answers[1])
+    assert render(last["value_template"], refused) == "cooldown"
+    assert orjson.loads(render(last["json_attributes_template"], refused))["id"] == ids[1]
 
     # Home Assistant restarts: it says "online" and gets the configs again after a short random delay.
     before = len([1 for t, _, _ in ha_view.snapshot() if t.endswith("dog_present/config")])

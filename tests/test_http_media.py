@@ -19,7 +19,7 @@ from tests.media import compose_video
 
 pytestmark = pytest.mark.e2e
 
-TOKEN = "s3cret"
+TOKEN = "s3cret-0123456789"
 CLIP_ID = "clip-20260101T000000-0123abcd"
 QUIET_MEDIA = {"DOGMON_SNAPSHOT_EVENTS": "", "DOGMON_CLIP_EVENTS": ""}
 
@@ -114,7 +114,7 @@ def test_twenty_slow_readers_all_get_the_whole_clip_with_bounded_memory(device_w
             sock = socket.socket()
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
             sock.connect(("127.0.0.1", device.port))
-            sock.sendall(f"GET /media/{CLIP_ID} HTTP/1.1\r\nHost: device\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+            sock.sendall(f"GET /media/{CLIP_ID} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
                          .encode())
             sock.settimeout(20)
             raw = b""

@@ -195,7 +195,7 @@ def test_snapshots_and_clips_are_on_disk_before_their_events_and_bookmarks_recor
 
 
 def test_media_http_live_view_and_a_full_disk(start_device, visit_video: Path, tmp_path: Path) -> None:
-    token = "s3cret"
+    token = "s3cret-0123456789"
     data_dir = tmp_path / "data"
     device = start_device({
         "DOGMON_SOURCE": str(visit_video), "DOGMON_DATA_DIR": str(data_dir), "DOGMON_WS_TOKEN": token,

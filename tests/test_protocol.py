@@ -81,7 +81,7 @@ def test_every_public_name_is_declared_exactly_once() -> None:
     mqtt = {c["address"].split("/", 2)[2] for c in document["channels"].values()
             if c["address"] not in ("/ws/ui", "/ws/video")}
     assert mqtt == {"availability", "events", "overlay", "telemetry", "state", "zones", "analytics", "heatmap",
-                    "diary", "snapshot", "ha_event", "cmd/{command}", "cmd/result"}
+                    "diary", "snapshot", "ha_event", "cmd/{command}", "cmd/result", "info"}
 
 
 @pytest.mark.unit

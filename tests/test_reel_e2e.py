@@ -20,7 +20,7 @@ from tests.helpers import Msg, events, ws_collect, ws_connect
 from tests.test_clips_e2e import clip_of, play_in_chromium, reply
 from tests.test_media_e2e import LABRADOR, http_get
 
-TOKEN = "reel-t0ken"
+TOKEN = "reel-t0ken-reel-t0ken"
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from tests.media import compose_video
 
 pytestmark = pytest.mark.e2e
 
-TOKEN = "s3cret"
+TOKEN = "s3cret-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 QUIET_MEDIA = {"DOGMON_SNAPSHOT_EVENTS": "", "DOGMON_CLIP_EVENTS": ""}
 OPENAPI_SCHEMA = Path(__file__).parent / "data" / "openapi-3.1.schema.json.gz"

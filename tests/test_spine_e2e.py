@@ -87,19 +87,20 @@ def test_dog_appears_then_leaves_on_websocket_and_mqtt(start_device, mosquitto, 
 
 
 def test_token_is_required_when_configured(start_device, dog_visit_video: Path) -> None:
-    device = start_device({"DOGMON_SOURCE": str(dog_visit_video), "DOGMON_WS_TOKEN": "s3cret"})
+    device = start_device({"DOGMON_SOURCE": str(dog_visit_video), "DOGMON_WS_TOKEN": "s3cret-0123456789"})
     for token in (None, "wrong"):
         with pytest.raises(InvalidStatus) as info:
             ws_connect(device.ws_url, token=token)
         assert info.value.response.status_code == 401
-    with ws_connect(device.ws_url, token="s3cret") as ws:
+    with ws_connect(device.ws_url, token="s3cret-0123456789") as ws:
         assert orjson.loads(ws.recv(timeout=10))["type"] == "connection"
-    with ws_connect(device.ws_url + "?token=s3cret") as ws:
+    with ws_connect(device.ws_url + "?token=s3cret-0123456789") as ws:
         assert orjson.loads(ws.recv(timeout=10))["type"] == "connection"
     # health stays open for probes and tells them only the status (issue 15 item 4); details need the token
     with urllib.request.urlopen(device.http_url + "/healthz", timeout=5) as response:
         assert set(orjson.loads(response.read())) == {"status"}
-    request = urllib.request.Request(device.http_url + "/healthz", headers={"Authorization": "Bearer s3cret"})
+    request = urllib.request.Request(device.http_url + "/healthz",
+                                     headers={"Authorization": "Bearer s3cret-0123456789"})
     with urllib.request.urlopen(request, timeout=5) as response:
         health = orjson.loads(response.read())
     assert health["device_id"] == "testdog" and isinstance(health["problems"], list)

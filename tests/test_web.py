@@ -28,6 +28,7 @@ from tests.media import compose_video
 pytestmark = pytest.mark.e2e
 
 QUIET_MEDIA = {"DOGMON_SNAPSHOT_EVENTS": "", "DOGMON_CLIP_EVENTS": ""}
+SECRET = "s3cret-0123456789"
 
 
 @contextmanager
@@ -109,8 +110,8 @@ def test_refusals_are_logged_once_per_spell(static_dir: Path, caplog: pytest.Log
     with caplog.at_level("INFO", logger="edge.web.server"), \
             running(WebServer("127.0.0.1", 0, token="s3cret", static_dir=static_dir)) as server:
         server.add_route("/secret", lambda request: None)  # type: ignore[arg-type,return-value]
-        for _ in range(50):
-            assert request(server.port, "GET", "/secret?token=guess123")[0] == 401
+        for _ in range(50):  # 401 until the address used up its wrong-credential allowance, then 429
+            assert request(server.port, "GET", "/secret?token=guess123")[0] in (401, 429)
     lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert len(lines) == 2, lines  # the first of the spell, and the count of the rest when it is over
     assert "401" in lines[0] and "49 more" in lines[1]
@@ -118,10 +119,10 @@ def test_refusals_are_logged_once_per_spell(static_dir: Path, caplog: pytest.Log
 
 
 def test_browser_login_sets_a_cookie_every_path_accepts(start_device, room_video: Path) -> None:
-    device = start_device({**QUIET_MEDIA, "DOGMON_SOURCE": str(room_video), "DOGMON_WS_TOKEN": "s3cret"})
+    device = start_device({**QUIET_MEDIA, "DOGMON_SOURCE": str(room_video), "DOGMON_WS_TOKEN": SECRET})
     port = device.port
     status, body, _, _ = request(port, "GET", "/api/session")
-    assert status == 200 and orjson.loads(body) == {"auth_required": True, "authenticated": False}
+    assert status == 200 and orjson.loads(body) == {"auth_required": True, "authenticated": False, "pairing": True}
     # without a token or cookie: refused everywhere that needs one
     assert request(port, "GET", "/snapshot.jpg")[0] == 401
     with pytest.raises(InvalidStatus) as info:
@@ -133,39 +134,48 @@ def test_browser_login_sets_a_cookie_every_path_accepts(start_device, room_video
         assert b"WebSocket client" in body and body.count(b"\n") == 1 and body.endswith(b"\n"), body
 
     status, body, _, cookies = request(port, "POST", "/api/login", {"Content-Type": "application/json"},
-                                       orjson.dumps({"token": "s3cret"}))
+                                       orjson.dumps({"token": SECRET}))
     assert status == 200 and orjson.loads(body)["authenticated"] is True
     [cookie] = cookies
     assert cookie.startswith("dogmon_session=") and "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
-    assert "s3cret" not in cookie
+    assert SECRET not in cookie
     session = cookie.split(";")[0]
     jar = {"Cookie": session}
+    page = {**jar, "Origin": f"http://127.0.0.1:{port}"}  # what a browser sends with the cookie
     assert orjson.loads(request(port, "GET", "/api/session", jar)[1])["authenticated"] is True
     assert request(port, "GET", "/media/snap-20260101T000000-deadbeef", jar)[0] == 404  # past admission
     assert request(port, "GET", "/snapshot.jpg", jar)[0] in (200, 503)
-    with ws_connect(device.ws_url, additional_headers=jar) as ws:
+    with ws_connect(device.ws_url, additional_headers=page) as ws:
         assert orjson.loads(ws.recv(timeout=10))["type"] == "connection"
     health = orjson.loads(request(port, "GET", "/healthz", jar)[1])
     assert health["device_id"] == "testdog"
     assert set(orjson.loads(request(port, "GET", "/healthz")[1])) == {"status"}
 
-    status, _, _, cookies = request(port, "POST", "/api/logout", jar)
+    status, _, _, cookies = request(port, "POST", "/api/logout", page)
     assert status == 200 and cookies[0].startswith("dogmon_session=") and "Max-Age=0" in cookies[0]
+    assert request(port, "GET", "/snapshot.jpg", jar)[0] == 401  # the session ended: a copied cookie is worthless
 
-    assert request(port, "POST", "/api/login", body=b"x" * 100_000)[0] == 413  # never read whole
+    json = {"Content-Type": "application/json"}
+    assert request(port, "POST", "/api/login", json, body=b"x" * 100_000)[0] == 413  # never read whole
     # wrong tokens: 401, and after a few the peer is told to wait
-    statuses = [request(port, "POST", "/api/login", body=orjson.dumps({"token": f"guess{i}"}))[0] for i in range(8)]
+    statuses = [request(port, "POST", "/api/login", json, orjson.dumps({"token": f"guess{i}"}))[0] for i in range(12)]
     assert statuses[:5] == [401] * 5 and statuses[-1] == 429, statuses
-    assert request(port, "POST", "/api/login", body=b"not json")[0] == 429
-    assert "s3cret" not in device.logs()
+    assert request(port, "POST", "/api/login", json, body=b"not json")[0] == 429
+    assert SECRET not in device.logs()
 
 
-def test_login_without_a_configured_token_always_succeeds(start_device, room_video: Path) -> None:
-    device = start_device({**QUIET_MEDIA, "DOGMON_SOURCE": str(room_video)})
+def test_login_with_auth_off_always_succeeds(start_device, room_video: Path) -> None:
+    device = start_device({**QUIET_MEDIA, "DOGMON_SOURCE": str(room_video), "DOGMON_WS_TOKEN": "open"})
     status, body, _, _ = request(device.port, "GET", "/api/session")
-    assert orjson.loads(body) == {"auth_required": False, "authenticated": True}
-    status, body, _, cookies = request(device.port, "POST", "/api/login", body=b"anything")
+    assert orjson.loads(body) == {"auth_required": False, "authenticated": True, "pairing": True}
+    status, body, _, cookies = request(device.port, "POST", "/api/login", {"Content-Type": "application/json"},
+                                       b"anything")
     assert status == 200 and orjson.loads(body)["authenticated"] is True and cookies
+    assert "WARNING edge.device: AUTH OFF (DOGMON_WS_TOKEN=open)" in device.logs()
+    # auth off is still no open door for other pages in the same browser
+    with pytest.raises(InvalidStatus) as refused:
+        ws_connect(device.ws_url, additional_headers={"Origin": "http://evil.example"})
+    assert refused.value.response.status_code == 403
 
 
 def test_tokens_never_reach_the_log_and_refusals_log_once(start_device, room_video: Path) -> None:
@@ -177,11 +187,12 @@ def test_tokens_never_reach_the_log_and_refusals_log_once(start_device, room_vid
     with ws_connect(device.ws_url, token=token) as ws:
         ws.recv(timeout=10)
     assert request(device.port, "GET", f"/healthz?token={token}")[0] == 200
-    _, _, _, cookies = request(device.port, "POST", "/api/login", body=orjson.dumps({"token": token}))
+    _, _, _, cookies = request(device.port, "POST", "/api/login", {"Content-Type": "application/json"},
+                               orjson.dumps({"token": token}))
     assert request(device.port, "GET", "/api/session", {"Cookie": cookies[0].split(";")[0]})[0] == 200
     before = len(device.logs().splitlines())
-    for _ in range(200):
-        assert request(device.port, "GET", "/snapshot.jpg?token=nope")[0] == 401
+    for _ in range(200):  # refused: 401, then 429 once the address used up its allowance
+        assert request(device.port, "GET", "/snapshot.jpg?token=nope")[0] in (401, 429)
     for _ in range(20):
         with pytest.raises(InvalidStatus):
             ws_connect(device.ws_url, token="nope")
@@ -221,7 +232,7 @@ def test_a_stalled_download_is_cut_off_a_slow_one_is_not_and_bodies_are_bounded(
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
         sock.connect(("127.0.0.1", server.port))
-        sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         return sock
 
     with running(server):
@@ -252,7 +263,7 @@ def test_a_stalled_download_is_cut_off_a_slow_one_is_not_and_bodies_are_bounded(
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
         sock.connect(("127.0.0.1", server.port))
-        sock.sendall(b"GET /small.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /small.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         started, raw = time.monotonic(), b""
         while len(raw) < small.stat().st_size + 100:
             chunk = sock.recv(24 * 1024)
@@ -285,9 +296,9 @@ def test_a_peer_that_never_finishes_its_headers_is_closed_but_websockets_stay(st
     with running(server):
         silent = socket.create_connection(("127.0.0.1", server.port))
         partial = socket.create_connection(("127.0.0.1", server.port))
-        partial.sendall(b"GET /api/session HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        partial.sendall(b"GET /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line
         kept = socket.create_connection(("127.0.0.1", server.port))
-        kept.sendall(b"GET /api/session HTTP/1.1\r\nHost: x\r\n\r\n")
+        kept.sendall(b"GET /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         first = b""
         while not first.endswith(b"}"):  # the whole first answer (headers and JSON body)
             first += kept.recv(4096)
@@ -315,14 +326,15 @@ def test_a_login_body_cut_off_midway_is_one_debug_line_and_the_server_goes_on(st
     with caplog.at_level("DEBUG"), running(WebServer("127.0.0.1", 0, token="s3cret", static_dir=static_dir)) as server:
         for _ in range(3):
             with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-                sock.sendall(b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                sock.sendall(b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                              b'Content-Length: 1000\r\n\r\n{"token": "s3c')  # and the peer is gone
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and sum("left while sending" in r.getMessage() for r in caplog.records) < 3:
             time.sleep(0.05)
         status, body, _, _ = request(server.port, "GET", "/api/session")
-        assert status == 200 and orjson.loads(body) == {"auth_required": True, "authenticated": False}
-        status, _, _, cookies = request(server.port, "POST", "/api/login", body=orjson.dumps({"token": "s3cret"}))
+        assert status == 200 and orjson.loads(body) == {"auth_required": True, "authenticated": False, "pairing": False}
+        status, _, _, cookies = request(server.port, "POST", "/api/login", {"Content-Type": "application/json"},
+                                        orjson.dumps({"token": "s3cret"}))
         assert status == 200 and cookies
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
     assert loud == [], [(r.name, r.getMessage()) for r in loud]

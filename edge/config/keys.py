@@ -24,6 +24,7 @@ from edge.config.parse import (
     _device_id,
     _event_names,
     _float_range,
+    _home_secret,
     _host,
     _int_range,
     _mqtt_url,
@@ -36,6 +37,7 @@ from edge.config.parse import (
 from edge.util.masking import mask_credentials
 
 T = TypeVar("T")
+TOKEN_RULE = "empty (a token is made at first start), open (loopback binds only), or 16 to 256 characters"
 
 DEFAULT_ENV_FILES = (Path("device.env"), Path("/etc/dogmonitor/device.env"))
 # DOGMON_* variables read by scripts/install.sh and scripts/setup, not by the device: never "unknown keys".
@@ -84,16 +86,32 @@ class Config:
         "no frame for this long means the camera is offline")
     ws_host: str = key("DOGMON_WS_HOST", "0.0.0.0", _host, "WebSocket/HTTP bind address")
     ws_port: int = key("DOGMON_WS_PORT", "8765", _int_range(0, 65535), "WebSocket/HTTP port (0: any free port)")
-    ws_token: str = key("DOGMON_WS_TOKEN", "", _text(256), "token clients must present (empty: no auth)")
+    ws_token: str = key("DOGMON_WS_TOKEN", "", _text(256, r"|open|.{16,256}", TOKEN_RULE),
+        "token clients must present, at least 16 characters (empty: the device makes one at first start, keeps "
+        "it in DOGMON_DATA_DIR/token and prints a pairing code; open: no auth, only with a loopback "
+        "DOGMON_WS_HOST)")
     ws_max_clients: int = key("DOGMON_WS_MAX_CLIENTS", "16", _int_range(1, 1000), "WebSocket clients at once")
     ws_origins: tuple[str, ...] = key("DOGMON_WS_ORIGINS", "", _csv,
-        "comma list of allowed browser Origins (empty: any; clients without Origin are allowed)")
+        "comma list of browser Origins allowed besides the device's own names and addresses, e.g. a reverse "
+        "proxy's https://dog.example.org (their hosts are accepted in Host too)")
     ws_max_message_bytes: int = key("DOGMON_WS_MAX_MESSAGE_BYTES", "65536", _int_range(1024, 16 * 2**20),
         "largest inbound WebSocket message; larger closes the connection with 1009")
     ws_rate: float = key("DOGMON_WS_RATE", "20", _float_range(0.1, 10000),
         "inbound messages per second per client (burst: twice that); abuse closes with 1008")
     ws_max_pending: int = key("DOGMON_WS_MAX_PENDING", "512", _int_range(16, 100000),
         "events queued for one client before it is closed as too slow (1013)")
+    tls: str = key("DOGMON_TLS", "auto", _choice("off", "auto"),
+        "HTTPS on DOGMON_WS_PORT: auto (DOGMON_TLS_CERT if set, else the device's own CA in DOGMON_DATA_DIR/tls, "
+        "certificate issued for its names and addresses) or off (plain HTTP; scripts/demo on 127.0.0.1)")
+    tls_cert: Path | None = key("DOGMON_TLS_CERT", "", _optional_path,
+        "your own certificate chain (PEM), e.g. from an ACME DNS-01 client or `tailscale cert`; "
+        "read again when the file changes (empty: the device's own CA)")
+    tls_key: Path | None = key("DOGMON_TLS_KEY", "", _optional_path, "the private key of DOGMON_TLS_CERT (PEM)")
+    setup_port: int = key("DOGMON_SETUP_PORT", "8766", _int_range(0, 65535),
+        "plain-HTTP setup port while HTTPS is on: the CA certificate and how to trust it; everything else "
+        "redirects to HTTPS (0: no setup port)")
+    mdns: bool = key("DOGMON_MDNS", "1", _bool,
+        "announce the device on the local network by mDNS/DNS-SD (NAME.local, _https._tcp, _dogmonitor._tcp)")
     test_events: bool = key("DOGMON_TEST_EVENTS", "0", _bool,
         "allow authenticated clients to emit `test` events and the REST test broadcasts (docs/http.md)")
     event_retention_days: float = key("DOGMON_EVENT_RETENTION_DAYS", "30", _float_range(0.001, 3650),
@@ -105,6 +123,11 @@ class Config:
         "MQTT topic prefix")
     mqtt_overlay_hz: float = key("DOGMON_MQTT_OVERLAY_HZ", "2", _float_range(0, 30),
         "overlays of each type per second mirrored to MQTT (0: none)")
+    device_name: str = key("DOGMON_DEVICE_NAME", "", _text(64),
+        "name people see for this device on every page of the home (default: the device id)")
+    home_secret: str = key("DOGMON_HOME_SECRET", "", _home_secret,
+        "shared by the devices of one home (16+ characters): they list, relay for and trust each other through "
+        "the broker (empty: no peers)")
     model_dir: Path = key("DOGMON_MODEL_DIR", "./models-data", _path, "where fetched models and demo media live")
     mirror: Path | None = key("DOGMON_MIRROR", "", _optional_path,
         "local folder holding models/ and media/ to fetch from instead of the network")

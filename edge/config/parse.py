@@ -15,7 +15,7 @@ from edge.util.masking import mask_credentials
 
 T = TypeVar("T")
 
-SECRET_KEYS = frozenset({"DOGMON_WS_TOKEN"})
+SECRET_KEYS = frozenset({"DOGMON_WS_TOKEN", "DOGMON_HOME_SECRET"})
 
 
 class ConfigError(ValueError):
@@ -135,6 +135,13 @@ def _device_id(raw: str) -> str:
         value = re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().lower()).strip("-_")[:64] or "dogmonitor"
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", value):
         raise ValueError("1-64 characters from a-z, 0-9, '_' and '-' (it becomes an MQTT topic level)")
+    return value
+
+
+def _home_secret(raw: str) -> str:
+    value = raw.strip()
+    if value and not 16 <= len(value) <= 256:
+        raise ValueError("empty (no peers) or 16 to 256 characters, the same on every device of the home")
     return value
 
 

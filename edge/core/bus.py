@@ -36,6 +36,8 @@ from edge.protocol.messages import EventType, Message
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Command, dict[str, Any]], Awaitable[dict[str, Any]]]
+# Runs a command on another device of the home (``device`` names it) and returns its result; raises CommandError.
+Remote = Callable[[Command, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 @dataclasses.dataclass
@@ -80,6 +82,7 @@ class Bus:
         self.counts: Counter[str] = Counter()
         self.timers: StageTimers | None = None  # set to measure hand-over and end-to-end latency
         self.outage: Outage | None = None   # events are not being stored just now
+        self.remote: Remote | None = None   # set when peers are on (DOGMON_HOME_SECRET and a broker)
         store.on_recreated.append(self._store_recreated)
 
     def attach(self, transport: Transport) -> None:
@@ -120,6 +123,16 @@ class Bus:
                 log.exception("listener failed on %s", message.type)
         if changed:
             self._notify_state()
+
+    def relay(self, message: Message, payload: bytes) -> None:
+        """A peer's message as it came (``message.origin`` names the peer): to the transports that show peers'
+        messages (``shows_peers``), never stored, counted in state, mirrored or heard by listeners."""
+        for transport in self.transports:
+            if getattr(transport, "shows_peers", False):
+                try:
+                    transport.deliver(message, payload)
+                except Exception:
+                    log.exception("transport %r failed to take a peer's message", transport)
 
     def update_state(self, **values: Any) -> None:
         """Set state keys (posture, zones, bark …) from the loop thread; subscribers hear of changes."""
@@ -215,7 +228,10 @@ class Bus:
 
     async def dispatch(self, command: Command, context: dict[str, Any]) -> Message:
         """Run a validated command; always returns a ``reply`` or an ``error`` message."""
+        device = command.args.get("device")
         handler = self.handlers.get(command.type)
+        if device is not None and device != self.device_id:
+            handler = self._remote_handler(context)
         if handler is None:
             return messages.error("unsupported", f"{command.type} is not available on this device", command.id)
         try:
@@ -226,3 +242,13 @@ class Bus:
             log.exception("command %s failed", command.type)
             return messages.error("internal", f"{command.type} failed: {exc}", command.id)
         return messages.reply(command.id, {"type": command.type, **result})
+
+    def _remote_handler(self, context: dict[str, Any]) -> Handler:
+        remote = self.remote
+        if remote is not None and context.get("transport") != "mqtt":  # a relayed command is never relayed on
+            return remote
+
+        async def refuse(command: Command, context: dict[str, Any]) -> dict[str, Any]:
+            raise CommandError("unknown_device", f"{command.args['device']!r} is no peer this device relays to "
+                                                 "(peers need DOGMON_HOME_SECRET and a broker)")
+        return refuse

@@ -142,6 +142,7 @@ class DeviceReport:
         capture, store = self.capture, self.store
         return {
             **system,
+            "health": self.health()["status"],  # what the other devices of the home show for this one
             "pipeline": {
                 "capture_fps": self.timers.rate("capture"),
                 "source_fps": round(capture.source_fps, 2),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from typing import Any
 
 from edge.protocol.errors import CommandError
@@ -82,6 +83,21 @@ def _day(value: Any) -> str:
         raise CommandError("invalid_field", "'day' must be a date as YYYY-MM-DD (device local time)") from None
 
 
+DEVICE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# Commands a page may send to another device of the home through this one (``device``: the peer's id).
+RELAYED = frozenset({"get_state", "get_events", "snapshot", "bookmark", "get_zones", "set_zones", "get_analytics",
+                     "get_diary", "list_media"})
+
+
+def _device(value: Any) -> str:
+    if not isinstance(value, str) or re.fullmatch(DEVICE_PATTERN, value) is None:
+        raise CommandError("invalid_field", "'device' must be a device id (1-64 of a-z, 0-9, '_', '-')")
+    return value
+
+
+DEVICE_ARG = custom_arg("device", string("another device of the home (its device_id): the command is relayed to it "
+                                         "and its reply returned; absent or this device's id: run here",
+                                         pattern=DEVICE_PATTERN), _device)
 _last_seq = integer("newest event seq")
 _seq = integer("seq of the event it created")
 
@@ -138,5 +154,12 @@ _CATALOGUE: tuple[CommandSpec, ...] = (
         time_arg("before", "created before this time (unix s)"),
     ), {"media": array(ref("MediaItem"))}, ("invalid_field",)),
 )
+
+_CATALOGUE += (
+    CommandSpec("get_peers", "the other devices of the home this device knows from the broker (also pushed as "
+                "`peers` on every change)", result={"peers": array(ref("Peer"), "this device not included")}),
+)
+_CATALOGUE = tuple(dataclasses.replace(spec, args=(*spec.args, DEVICE_ARG), errors=(*spec.errors, "unknown_device"))
+                   if spec.name in RELAYED else spec for spec in _CATALOGUE)
 
 COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in _CATALOGUE}

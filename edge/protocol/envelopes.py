@@ -129,6 +129,9 @@ MESSAGES: dict[str, PayloadSpec] = {spec.name: spec for spec in (
         "reason": string()})),
     PayloadSpec("analytics", "today's figures changed (at most every DOGMON_ANALYTICS_INTERVAL s)",
                 ref("AnalyticsDay")),
+    PayloadSpec("peers", "the other devices of the home changed (joined, left, went offline, new state or health); "
+                "the same list as get_peers", obj({"peers": array(ref("Peer"), "every known peer, this device "
+                                                                              "not included")})),
 )}
 
 for _names, _table in (({str(t) for t in WIRE_TYPES}, MESSAGES), ({str(t) for t in OverlayType}, OVERLAYS)):
@@ -172,6 +175,7 @@ def message_schemas() -> dict[str, Schema]:
     out["Telemetry"] = envelope("telemetry", ref("TelemetryData"), description=MESSAGES["telemetry"].summary)
     out["Analytics"] = envelope("analytics", ref("AnalyticsDay"), description=MESSAGES["analytics"].summary)
     out["Gap"] = envelope("gap", MESSAGES["gap"].data, description=MESSAGES["gap"].summary)
+    out["Peers"] = envelope("peers", MESSAGES["peers"].data, description=MESSAGES["peers"].summary)
     out["Error"] = envelope("error", MESSAGES["error"].data, description=MESSAGES["error"].summary)
     for name in COMMANDS:
         out[f"Reply_{name}"] = envelope("reply", reply_data(name), description=f"reply to {name}")
@@ -221,7 +225,7 @@ def message_name(message: dict) -> str | None:
         data = message.get("data")
         return f"Reply_{data.get('type')}" if isinstance(data, dict) else None
     return {"connection": "Connection", "telemetry": "Telemetry", "analytics": "Analytics", "gap": "Gap",
-            "error": "Error"}.get(kind) if isinstance(kind, str) else None
+            "error": "Error", "peers": "Peers"}.get(kind) if isinstance(kind, str) else None
 
 
 def schemas() -> dict[str, Schema]:

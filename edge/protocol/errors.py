@@ -62,6 +62,8 @@ ERRORS: dict[str, ErrorCode] = {
                               "WebSocket handshakes are refused with 401"),
     "storage_full": ErrorCode(507, "the event could not be stored (the data disk is full); "
                                    "it was sent live only, with no seq"),
+    "unknown_device": ErrorCode(404, "`device` names no verified peer of this home (DOGMON_HOME_SECRET), or the "
+                                     "peer is offline"),
     "internal": ErrorCode(500, "the handler failed unexpectedly; the device logged it"),
 }
 ERROR_CODES: dict[str, str] = {code: error.meaning for code, error in ERRORS.items()}

@@ -26,6 +26,7 @@ class MessageType(StrEnum):
     REPLY = "reply"
     GAP = "gap"
     ANALYTICS = "analytics"
+    PEERS = "peers"
     # The newest value of a piece of retained state that is no message of its own (the newest snapshot's
     # JPEG, the zones before any overlay). Never sent as an envelope: each transport maps it (MQTT: the
     # retained topic ``retain``; WebSocket and REST: nothing, the ``connection`` message and replies carry it).
@@ -89,6 +90,8 @@ class Message:
     # analytics, snapshot); transports that keep state for late subscribers keep these bytes (MQTT topic).
     retain: str | None = None
     body: Message | bytes | None = None  # RETAINED only: what is kept (a message is encoded, bytes kept as they are)
+    # A peer's message relayed as it came (its own device_id and seq): not this device's, never stored or mirrored.
+    origin: str | None = None
 
     @property
     def is_event(self) -> bool:
@@ -140,6 +143,10 @@ def telemetry(data: dict[str, Any]) -> Message:
 
 def connection(data: dict[str, Any]) -> Message:
     return Message(MessageType.CONNECTION, data)
+
+
+def peers(peers: list[dict[str, Any]]) -> Message:
+    return Message(MessageType.PEERS, {"peers": peers})
 
 
 def retained(key: str, content: Message | bytes) -> Message:

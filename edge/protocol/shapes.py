@@ -190,4 +190,14 @@ SHAPES: dict[str, Schema] = {
     "Posture": obj({"track_id": integer(), "posture": string(enum=POSTURE_VALUES),
                     "since": nullable(number()), "source": nullable(string()), "confidence": nullable(number())},
                    "one dog's current posture", closed=False),
+    "Peer": obj({
+        "device_id": string("the peer's DOGMON_DEVICE_ID"), "name": string("its DOGMON_DEVICE_NAME"),
+        "version": string("its software version"),
+        "urls": array(string(), "its own base URLs (http://host:port/); reach it through /peer/{device_id}/…"),
+        "online": nullable(boolean("its availability on the broker; null while unknown (no broker, not yet said)")),
+        "last_seen": nullable(number("when anything last came from it (unix s)")),
+        "state": {"type": "object", "description": "its retained state (dog presence, posture, zones …), as it "
+                                                   "published it: fields of newer versions may be there"},
+        "health": nullable(string("from its telemetry", enum=("ok", "degraded"))),
+    }, "another device of the home, learnt from the broker (signed with DOGMON_HOME_SECRET)"),
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from edge.protocol.errors import ERROR_CODES
-from edge.protocol.schema import Schema, const, integer, nullable, number, obj, ref, string
+from edge.protocol.schema import Schema, array, const, integer, nullable, number, obj, ref, string
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +34,11 @@ def _state() -> Schema:
 
 
 TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec("info", "who the device is, for the other devices of the home (with DOGMON_HOME_SECRET): re-sent on "
+              "connect and hourly; `sig` is the HMAC-SHA256 (hex) of the other fields' sorted-key JSON", obj({
+                  "device_id": string(), "name": string("DOGMON_DEVICE_NAME"), "version": string(),
+                  "urls": array(string(), "its own base URLs"), "ts": number(), "sig": string()},
+                  closed=False), 1, True),
     TopicSpec("availability", "online / offline; also the last will, and `offline` on clean shutdown",
               string("online or offline", enum=("online", "offline")), 1, True, content_type="text/plain"),
     TopicSpec("events", "every event envelope, in seq order, from the outbox (deduplicate on seq)",

@@ -26,7 +26,10 @@ def device_url(config: Config) -> str:
 
 
 def auth_headers(config: Config) -> dict[str, str] | None:
-    return {"Authorization": f"Bearer {config.ws_token}"} if config.ws_token else None
+    from edge.web.pairing import local_token
+
+    token = local_token(config.ws_token, config.data_dir)  # configured, or the one the device made
+    return {"Authorization": f"Bearer {token}"} if token else None
 
 
 def check_device(config: Config, wait_telemetry: float) -> Check:

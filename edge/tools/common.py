@@ -1,10 +1,14 @@
-"""What the measuring tools share: a whole device run inside the tool's own event loop, and a client that
-reads a WebSocket as a tablet would."""
+"""What the measuring tools share: a whole device run inside the tool's own event loop, a client that
+reads a WebSocket as a tablet would, and frames of a video looped to a count."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable
+from pathlib import Path
+
+import cv2
+import numpy as np
 
 from edge.config import Config
 from edge.device import Device
@@ -27,3 +31,18 @@ async def drain(ws: AsyncIterable[object]) -> int:
     async for _ in ws:
         count += 1
     return count
+
+
+def looped_frames(video: Path, count: int, size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """``count`` decoded frames of ``video``, from the start again when it ends; resized to ``size`` if given."""
+    capture = cv2.VideoCapture(str(video))
+    frames: list[np.ndarray] = []
+    while len(frames) < count:
+        ok, image = capture.read()
+        if not ok:
+            if not frames:
+                raise SystemExit(f"cannot read frames from {video}")
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            continue
+        frames.append(image if size is None else cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+    return frames

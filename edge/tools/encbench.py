@@ -19,23 +19,10 @@ import numpy as np
 from edge.config import load_config
 from edge.device import ensure_models
 from edge.media.encoder import choose_encoders, open_clip
+from edge.tools.common import looped_frames
 
 SIZES = ((640, 480), (1280, 720))
 FPS = 10.0
-
-
-def read_frames(video: Path, count: int) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(video))
-    frames: list[np.ndarray] = []
-    while len(frames) < count:
-        ok, image = capture.read()
-        if not ok:
-            if not frames:
-                raise SystemExit(f"cannot read frames from {video}")
-            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            continue
-        frames.append(image)
-    return frames
 
 
 def bench(name: str, frames: list[np.ndarray], size: tuple[int, int]) -> dict[str, float]:
@@ -65,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.video:
         ensure_models(config)
     video = Path(args.video) if args.video else config.model_dir / "dog_walking_vidtome.mp4"
-    frames = read_frames(video, args.frames)
+    frames = looped_frames(video, args.frames)
     working, refused = choose_encoders("auto")
     for name, reason in refused.items():
         print(f"{name}: not usable here ({reason})")

@@ -22,7 +22,6 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge.config import load_config
@@ -34,20 +33,7 @@ from edge.media.reel import ClipSpan, Moment, day_of
 from edge.media.reelmaker import keyframe_times
 from edge.media.timelapse import HEAT_FILE, QUALITY, WIDTH, day_folder
 from edge.media.worker import RECORD_FPS
-
-
-def demo_frames(video: Path, count: int, size: tuple[int, int]) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(video))
-    frames: list[np.ndarray] = []
-    while len(frames) < count:
-        ok, image = capture.read()
-        if not ok:
-            if not frames:
-                raise SystemExit(f"cannot read frames from {video}")
-            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            continue
-        frames.append(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
-    return frames
+from edge.tools.common import looped_frames
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     encoders, _ = choose_encoders("auto")
     encoder = encoders[0]
     per_clip = int(args.clip_seconds * RECORD_FPS)
-    frames = demo_frames(config.model_dir / "dog_walking_vidtome.mp4", per_clip, (640, 480))
+    frames = looped_frames(config.model_dir / "dog_walking_vidtome.mp4", per_clip, (640, 480))
     day_start = time.time() - args.hours * 3600
     day = day_of(time.time())
     with tempfile.TemporaryDirectory(prefix="reelbench-") as tmp:

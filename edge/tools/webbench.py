@@ -9,7 +9,7 @@ threads are not counted) until every client has every message, divided by N, is 
 message with that many clients; the slope between 1 and C clients is the cost per added client.
 HTTP: sequential keep-alive GETs of ``/api/session`` from the child, loop CPU per request.
 The script only uses names both the old hub (``websockets`` handshake hook) and the new server
-have, so the same file measures either tree (``PYTHONPATH=<old tree> python edge/webbench.py``).
+have, so the same file measures either tree (``PYTHONPATH=<old tree> python edge/tools/webbench.py``).
 """
 
 from __future__ import annotations
@@ -136,6 +136,7 @@ def startup(video: Path, model_dir: Path, mirror: Path | None, runs: int = 3) ->
             port = probe.getsockname()[1]
         with tempfile.TemporaryDirectory() as tmp:
             env = {**os.environ, "DOGMON_SOURCE": str(video.resolve()), "DOGMON_WS_HOST": "127.0.0.1",
+                   "DOGMON_TLS": "off", "DOGMON_MDNS": "0",
                    "DOGMON_WS_PORT": str(port), "DOGMON_DATA_DIR": str(Path(tmp) / "data"),
                    "DOGMON_MODEL_DIR": str(model_dir.resolve()), "DOGMON_MQTT_URL": "",
                    "DOGMON_LOG_LEVEL": "warning", "DOGMON_SOURCE_REALTIME": "1"}

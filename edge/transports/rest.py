@@ -48,6 +48,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/media", "list_media", "query"),
     Route("POST", "/api/snapshot", "snapshot", "none"),
     Route("POST", "/api/bookmark", "bookmark", "body"),
+    Route("GET", "/api/peers", "get_peers", "none"),
 )
 BROADCAST_PATHS = {"event": "/api/events/broadcast", "overlay": "/api/events/broadcast/overlay",
                    "telemetry": "/api/events/broadcast/telemetry"}
@@ -191,11 +192,17 @@ def web_paths() -> dict[str, dict[str, Any]]:
     return {
         "/healthz": {"get": op("health: status only without the token; problems and details with it", False)},
         "/api/session": {"get": op("whether a token is needed and whether this client has one (no token needed)",
-                                   False, {"auth_required": "boolean", "authenticated": "boolean"})},
-        "/api/login": {"post": op("trade the token for the HttpOnly session cookie `dogmon_session`; wrong tokens "
-                                  "are rate limited (429)", False, {"authenticated": "boolean"},
-                                  body={"token": "string"})},
-        "/api/logout": {"post": op("clear the session cookie", False, {"authenticated": "boolean"})},
+                                   False, {"auth_required": "boolean", "authenticated": "boolean",
+                                           "pairing": "boolean"})},
+        "/api/login": {"post": op("trade the token or a pairing code for a session (the HttpOnly cookie "
+                                  "`dogmon_session`); wrong ones are rate limited (429)", False,
+                                  {"authenticated": "boolean"}, body={"token": "string", "code": "string"})},
+        "/api/pair": {"post": op("trade a one-time pairing code (printed by the device and `dogmonitor pair`) "
+                                 "for a session", False, {"authenticated": "boolean"}, body={"code": "string"})},
+        "/pair": {"get": op("the printed pairing link `/pair?code=`: a session, then 303 to /", False,
+                            content="text/plain")},
+        "/api/logout": {"post": op("end this session and clear its cookie; ?all=1 ends every session (sign out "
+                                   "everywhere)", False, {"authenticated": "boolean", "ended": "integer"})},
         "/media/{media_id}": {"get": op("a stored snapshot, thumbnail or clip: streamed, single byte range "
                                         "(206), HEAD, ETag; immutable", True, content="application/octet-stream")},
         "/snapshot.jpg": {"get": op("the newest camera frame as JPEG (503 when there is none)", True,

@@ -130,6 +130,8 @@ class Client:
 
 
 class WebSocketHub:
+    shows_peers = True  # the other devices' events (Bus.relay) reach the tablets too, with their own device_id
+
     def __init__(self, bus: Bus, host: str = "127.0.0.1", port: int = 0, token: str = "", max_clients: int = 16,
                  origins: tuple[str, ...] = (), connection_info: Callable[[], dict[str, Any]] | None = None,
                  max_message_bytes: int = 64 * 1024, max_pending: int = 512, rate: float = 20.0,

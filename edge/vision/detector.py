@@ -6,7 +6,12 @@ raw grid output ``[tx, ty, tw, th, obj, p_0..p_79]`` with obj and class scores a
 
 The dog score is read directly from the classes configured as the dog (``obj * p_dog``), not
 from the arg-max class: this model often gives a dog a higher sheep or cow score, and the arg-max
-would drop it. Other classes (toys for fetch) are reported with their own scores.
+would drop it. Other classes (toys for fetch) are reported with their own scores, and so are the
+*candidate* classes (``cat``, ``bear``, ``sheep``, ``teddy bear``: what the model calls a curled or
+sleeping dog), which the tracker may use only to keep a dog it already knows (never to report one).
+
+A grey (infrared) frame is contrast-equalised first (:mod:`edge.vision.night`); ``flip`` looks at the
+mirrored picture (a second look that sees the dog from the model's other side).
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ import numpy as np
 import onnxruntime as ort
 
 from edge.core.frames import Detection
+from edge.vision import night
+
+CANDIDATE_CLASSES = ("cat", "bear", "sheep", "teddy bear")  # boxes the model gives lying and curled dogs
 
 
 def letterbox(frame: np.ndarray, width: int, height: int, pad_value: int = 114) -> tuple[np.ndarray, float]:
@@ -77,7 +85,8 @@ class Detector:
     """One YOLOX session plus its decoding constants; ``detect(frame)`` returns dogs and toys."""
 
     def __init__(self, session: ort.InferenceSession, spec: dict, dog_classes: Sequence[str],
-                 threshold: float, other_classes: Sequence[str] = ("sports ball", "frisbee")) -> None:
+                 threshold: float, other_classes: Sequence[str] = ("sports ball", "frisbee"),
+                 candidate_classes: Sequence[str] = CANDIDATE_CLASSES, night_mode: bool = True) -> None:
         self.session = session
         self.input_name = session.get_inputs()[0].name
         self.width = int(spec["input"]["width"])
@@ -88,7 +97,12 @@ class Detector:
         if unknown:
             raise ValueError(f"classes not in the model: {', '.join(unknown)}")
         self.dog_ids = [self.class_names.index(c) for c in dog_classes]
-        self.other_ids = [self.class_names.index(c) for c in other_classes if c not in dog_classes]
+        # a candidate class the user counts as the dog (DOGMON_DETECT_CLASSES) is simply a dog
+        candidates = [c for c in candidate_classes if c in self.class_names and c not in dog_classes]
+        self.candidate_labels = frozenset(candidates)
+        self.other_ids = [self.class_names.index(c) for c in (*other_classes, *candidates) if c not in dog_classes]
+        self.night_mode = night_mode
+        self.last_night = False  # whether the last frame looked at was grey (infrared)
         self.threshold = threshold
         self.grid, self.strides = make_grid(self.width, self.height, spec.get("strides", (8, 16, 32)))
 
@@ -97,15 +111,22 @@ class Detector:
         return self.session.run(None, {self.input_name: tensor})[0], ratio
 
     def detect(self, frame: np.ndarray, threshold: float | None = None,
-               region: tuple[int, int, int, int] | None = None) -> list[Detection]:
-        """Boxes in ``frame`` pixels; with ``region`` (x1, y1, x2, y2) only that crop is looked at."""
-        if region is None:
-            output, ratio = self.infer(frame)
-        else:
-            output, ratio = self.infer(frame[region[1]:region[3], region[0]:region[2]])
+               region: tuple[int, int, int, int] | None = None, flip: bool = False) -> list[Detection]:
+        """Boxes in ``frame`` pixels; with ``region`` (x1, y1, x2, y2) only that crop is looked at,
+        with ``flip`` its mirror image (boxes are mapped back)."""
+        image = frame if region is None else frame[region[1]:region[3], region[0]:region[2]]
+        self.last_night = self.night_mode and night.is_gray(image)
+        if self.last_night:
+            image = night.enhance(image)
+        if flip:
+            image = np.ascontiguousarray(image[:, ::-1])
+        output, ratio = self.infer(image)
         found = decode(output, self.grid, self.strides, ratio, self.class_names, self.dog_ids, self.other_ids,
                        self.threshold if threshold is None else threshold)
-        if region is None or region[:2] == (0, 0):
+        width = image.shape[1]
+        dx, dy = (0, 0) if region is None else region[:2]
+        if flip:
+            found = [dataclasses.replace(d, x1=width - d.x2, x2=width - d.x1) for d in found]
+        if dx == dy == 0:
             return found
-        dx, dy = region[0], region[1]
         return [dataclasses.replace(d, x1=d.x1 + dx, y1=d.y1 + dy, x2=d.x2 + dx, y2=d.y2 + dy) for d in found]

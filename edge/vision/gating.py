@@ -6,8 +6,9 @@ decides whether the detector runs on it, why, and whether on the whole frame or 
 The detector runs while something moves, after the scene changed at once (re-learned background),
 while any dog track is live (confirmed, coasting or still collecting hits), while presence is on (so
 ``dog_left`` comes only after ``absence_seconds`` of real detector runs that found no dog, exactly as
-without gating: a dog lying still never "leaves"), and at least every ``idle_seconds`` otherwise (a
-dog that arrived unseen is found). ``max_fps`` caps the rate (0: no cap). ``idle_seconds`` 0 turns
+without gating: a dog lying still never "leaves"), and otherwise with a whole-frame run at least every
+``idle_seconds`` (a dog that arrived unseen is found): counted from the last *whole-frame* run, so crops
+around motion or a track never postpone it. ``max_fps`` caps the rate (0: no cap). ``idle_seconds`` 0 turns
 gating off: every frame is detected (still capped by ``max_fps``).
 
 Regions: when the motion and track boxes cover a small part of a frame much larger than the model's
@@ -76,7 +77,7 @@ class DetectGate:
             return "track"
         if present:
             return "present"
-        if self.last_run is None or now - self.last_run >= self.idle_seconds - 1e-6:
+        if self.last_full is None or now - self.last_full >= self.idle_seconds - 1e-6:
             return "idle"
         return None
 

@@ -8,6 +8,15 @@ Motion gating (``edge/vision/gating.py``) decides per frame whether the detector
 region. A frame the detector skips still goes to every feature (pre-roll, live view), with the
 tracks as they are after the last detector run; the tracker only moves on detector runs, so absence
 is counted from frames that were really looked at.
+
+Boxes of the detector's candidate classes (a curled dog the model calls ``cat``) go to the tracker as
+candidates, which only keep a known dog. When a run finds nothing where a known dog should be, the
+detector takes a *second look* on the same frame at a square around the dog's last box (the model's
+input size or more), at most every ``LOOK_INTERVAL`` seconds and only when that square is much smaller
+than the frame, i.e. when it gives the model more pixels of the dog. What it finds is a candidate too,
+so a second look can keep a dog but never report a new one. It is an extra inference on that frame only
+and leaves the gate's schedule (idle full-frame runs) as is. A mirrored whole-frame look was measured
+on the composed lying-dog scenes and kept no dog the first run had missed, so it is not made.
 """
 
 from __future__ import annotations
@@ -27,17 +36,34 @@ from edge.vision.capture import Frame
 from edge.vision.detector import Detection, Detector
 from edge.vision.gating import DetectGate, GateDecision
 from edge.vision.motion import MotionDetector, MotionResult
-from edge.vision.tracking import DogTracker, Track
+from edge.vision.tracking import DogTracker, Track, iou
 
 MOTION_OVERLAY_INTERVAL = 0.2  # at most 5 motion overlays a second (a debug view needs no more)
 FRAME_TIMED = (OverlayType.DETECTION, OverlayType.POSE)  # overlays that carry frame_ts
 DUTY_WINDOW = 300              # frames the duty cycle is measured over
+LOOK_PADDING = 0.25            # second look: margin around the dog's last box, as a share of its size
+LOOK_MAX_SHARE = 0.75          # a square wider than this share of the frame: look at the whole frame
+LOOK_INTERVAL = 0.5            # at most two second looks a second: enough to keep a track (2 s coast)
 
 log = logging.getLogger(__name__)
 
 def track_box(track: Track) -> dict[str, Any]:
     x1, y1, x2, y2 = track.box
     return messages.box(x1, y1, x2, y2, "dog", track.score, track.track_id)
+
+
+def look_region(box: tuple[float, float, float, float], frame_size: tuple[int, int],
+                min_side: int) -> tuple[int, int, int, int] | None:
+    """A square of at least ``min_side`` source pixels around ``box``, or None for the whole frame."""
+    width, height = frame_size
+    side = max(min_side, (1 + 2 * LOOK_PADDING) * max(box[2] - box[0], box[3] - box[1]))
+    if side > LOOK_MAX_SHARE * max(width, height):
+        return None
+    side_x, side_y = min(side, width), min(side, height)
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    left = int(min(max(0.0, cx - side_x / 2), width - side_x))
+    top = int(min(max(0.0, cy - side_y / 2), height - side_y))
+    return left, top, int(left + side_x), int(top + side_y)
 
 
 class FramePipeline:
@@ -58,6 +84,8 @@ class FramePipeline:
         self.frames = 0
         self.frames_detected = 0
         self.region_runs = 0
+        self.second_looks = 0
+        self._look_at = -math.inf
         self.reasons: dict[str, int] = {}
         self._duty: deque[bool] = deque(maxlen=DUTY_WINDOW)
         self._motion_overlay_at = -math.inf
@@ -110,10 +138,22 @@ class FramePipeline:
         detections = self.detector.detect(frame.image, region=decision.region)
         detected = time.monotonic()
         self.timers.record("detect", detected - started)
+        candidate_labels = self.detector.candidate_labels
+        dogs = [d for d in detections if d.label == "dog"]
+        candidates = [d for d in detections if d.label in candidate_labels]
+        expected = self.tracker.expected()
+        if (expected and frame.captured - self._look_at >= LOOK_INTERVAL
+                and not any(iou(box, (d.x1, d.y1, d.x2, d.y2)) >= self.tracker.match_iou
+                            for box in expected for d in (*dogs, *candidates))):
+            region = look_region(expected[0], self.frame_size, max(self.detector.width, self.detector.height))
+            if region is not None and region != decision.region:
+                self._look_at = frame.captured
+                candidates += self.second_look(frame.image, region)
+        # features and overlays see dogs and toys; a candidate shows as the track it kept
+        detections = [d for d in detections if d.label not in candidate_labels]
         self.last_detections = detections
         self.last_detected_at = frame.captured
-        dogs = [d for d in detections if d.label == "dog"]
-        update = self.tracker.update(dogs, frame.captured)
+        update = self.tracker.update(dogs, frame.captured, candidates)
         out = self._presence_events(update.arrived, update.left, frame.wall)
         boxes = [track_box(t) for t in update.tracks if t.last_seen == frame.captured]
         boxes += [messages.box(d.x1, d.y1, d.x2, d.y2, d.label, d.score, None) for d in detections if d.label != "dog"]
@@ -122,6 +162,14 @@ class FramePipeline:
                                               sum(t.confirmed for t in update.tracks)))
         self.timers.record("track", time.monotonic() - detected)
         return out
+
+    def second_look(self, image: Any, region: tuple[int, int, int, int]) -> list[Detection]:
+        """The crop ``region`` (see the module doc): its dog and candidate boxes."""
+        started = time.monotonic()
+        self.second_looks += 1
+        found = self.detector.detect(image, region=region)
+        self.timers.record("second_look", time.monotonic() - started)
+        return [d for d in found if d.label == "dog" or d.label in self.detector.candidate_labels]
 
     def _count(self, motion: MotionResult, decision: GateDecision) -> None:
         self.frames += 1
@@ -154,6 +202,7 @@ class FramePipeline:
             "frames_detected": self.frames_detected,
             "frames_skipped": self.frames - self.frames_detected,
             "region_runs": self.region_runs,
+            "second_looks": self.second_looks,
             "reasons": dict(self.reasons),
         }
 

@@ -5,6 +5,15 @@ code runs live and in tests. A track is *confirmed* after ``confirm_hits`` match
 ``confirm_window`` seconds, and survives ``max_coast`` seconds without a match (the detector misses
 frames; presence must not flicker). Presence turns on at the first confirmed track and off when no
 dog has been seen for ``absence_seconds``.
+
+*Candidates* are boxes the model gives a dog it does not call ``dog`` (``cat``, ``bear``, ``sheep``,
+``teddy bear`` for a curled or sleeping dog; a second look's boxes). They never start a track and never
+bring ``dog_detected`` on their own: a candidate only counts where a dog is already known, i.e. it
+keeps a confirmed track (live, or lost less than ``absence_seconds`` ago while the dog is still
+present) when it overlaps it by ``match_iou``, and it adds a hit to an unconfirmed track a real ``dog``
+box started when its size and shape fit the household's dog (:class:`HouseholdDog`, learned from the
+real dog boxes of confirmed tracks). A candidate overlapping a ``dog`` box of the same frame is the
+same animal and is dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +24,9 @@ from typing import Any
 
 from edge.core.frames import Track
 from edge.vision.detector import Detection
+from edge.vision.household import HouseholdDog
+
+SAME_ANIMAL_IOU = 0.5  # a candidate box this close to a dog box is that dog, scored under another class
 
 
 def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
@@ -50,9 +62,11 @@ class DogTracker:
         self.last_dog_seen: float | None = None
         self._last_confirmed_id: int | None = None
         self._next_id = 1
+        self.household = HouseholdDog()
+        self.lost: list[Track] = []   # confirmed tracks that stopped coasting while the dog is still present
 
-    def update(self, dogs: Sequence[Detection], now: float) -> TrackerUpdate:
-        """Match this frame's dog boxes to tracks (greedy by IoU) and decide presence."""
+    def update(self, dogs: Sequence[Detection], now: float, candidates: Sequence[Detection] = ()) -> TrackerUpdate:
+        """Match this frame's dog boxes to tracks (greedy by IoU), then the candidates, and decide presence."""
         unmatched = list(range(len(dogs)))
         pairs = sorted(
             ((iou(t.box, (d.x1, d.y1, d.x2, d.y2)), ti, di)
@@ -67,17 +81,12 @@ class DogTracker:
             used_tracks.add(ti)
             unmatched.remove(di)
             track, det = self.tracks[ti], dogs[di]
-            a = self.smoothing
-            track.box = tuple(a * n + (1 - a) * o for n, o in zip((det.x1, det.y1, det.x2, det.y2), track.box,
-                                                                   strict=True))  # type: ignore[assignment]
             track.score = det.score
             track.best_score = max(track.best_score, det.score)
-            track.last_seen = now
-            track.hits += 1
-            track.misses = 0
-            if not track.confirmed and track.hits >= self.confirm_hits:
-                track.confirmed = True
-                newly.append(track)
+            self._hit(track, det, now, newly)
+            if track.confirmed:
+                self.household.learn(track.box, now)
+        extended = self._candidates(candidates, dogs, used_tracks, now, newly)
         for ti, track in enumerate(self.tracks):
             if ti not in used_tracks:
                 track.misses += 1
@@ -87,10 +96,66 @@ class DogTracker:
                                      best_score=d.score))
             self._next_id += 1
         # Unconfirmed tracks must collect their hits quickly; confirmed ones coast through misses.
-        self.tracks = [t for t in self.tracks if self._alive(t, now)]
-        if dogs and any(t.confirmed for t in self.tracks):
+        self._retire([t for t in self.tracks if not self._alive(t, now)])
+        if (dogs or extended) and any(t.confirmed for t in self.tracks):
             self.last_dog_seen = now
         return self._presence(now, newly)
+
+    def _hit(self, track: Track, det: Detection, now: float, newly: list[Track]) -> None:
+        a = self.smoothing
+        track.box = tuple(a * n + (1 - a) * o for n, o in zip((det.x1, det.y1, det.x2, det.y2), track.box,
+                                                               strict=True))  # type: ignore[assignment]
+        track.last_seen = now
+        track.hits += 1
+        track.misses = 0
+        if not track.confirmed and track.hits >= self.confirm_hits:
+            track.confirmed = True
+            newly.append(track)
+
+    def _candidates(self, candidates: Sequence[Detection], dogs: Sequence[Detection], used: set[int], now: float,
+                    newly: list[Track]) -> bool:
+        """Let candidates keep known dogs (see the module doc); True when one did. Marks used tracks."""
+        boxes = [(c, (c.x1, c.y1, c.x2, c.y2)) for c in candidates]
+        boxes = [(c, b) for c, b in boxes if all(iou(b, (d.x1, d.y1, d.x2, d.y2)) < SAME_ANIMAL_IOU for d in dogs)]
+        if not boxes:
+            return False
+        self.lost = [t for t in self.lost if self.present and now - t.last_seen < self.absence_seconds]
+        known = [(t, ti) for ti, t in enumerate(self.tracks) if ti not in used] + [(t, None) for t in self.lost]
+        pairs = sorted(((iou(t.box, b), k, ci) for k, (t, _) in enumerate(known) for ci, (_, b) in enumerate(boxes)),
+                       key=lambda p: p[0], reverse=True)
+        taken: set[int] = set()
+        extended = False
+        for overlap, k, ci in pairs:
+            track, ti = known[k]
+            if overlap < self.match_iou or ci in taken or (ti is not None and ti in used):
+                continue
+            if ti is None and not any(t is track for t in self.lost):
+                continue   # a lost track already revived by a better candidate
+            if not track.confirmed and not self.household.fits(boxes[ci][1]):
+                continue   # an unconfirmed track only takes a candidate shaped like the household's dog
+            taken.add(ci)
+            if ti is None:
+                self.lost = [t for t in self.lost if t is not track]
+                self.tracks.append(track)
+                used.add(len(self.tracks) - 1)
+            else:
+                used.add(ti)
+            self._hit(track, boxes[ci][0], now, newly)
+            extended = extended or track.confirmed
+        return extended
+
+    def _retire(self, dead: list[Track]) -> None:
+        """Drop tracks that stopped; confirmed ones are kept aside while presence lasts (candidates may revive them)."""
+        if not dead:
+            return
+        gone = {id(t) for t in dead}
+        self.tracks = [t for t in self.tracks if id(t) not in gone]
+        self.lost += [t for t in dead if t.confirmed]
+
+    def expected(self) -> list[tuple[float, float, float, float]]:
+        """Where a known dog should be: confirmed tracks, live or lost while present, last seen first."""
+        known = [t for t in self.tracks if t.confirmed] + (self.lost if self.present else [])
+        return [t.box for t in sorted(known, key=lambda t: t.last_seen, reverse=True)]
 
     def _alive(self, track: Track, now: float) -> bool:
         if track.confirmed:
@@ -99,7 +164,7 @@ class DogTracker:
 
     def tick(self, now: float) -> TrackerUpdate:
         """Advance time without a frame (camera slow or gone) so absence still ends presence."""
-        self.tracks = [t for t in self.tracks if now - t.last_seen <= self.max_coast]
+        self._retire([t for t in self.tracks if now - t.last_seen > self.max_coast])
         return self._presence(now, [])
 
     def _presence(self, now: float, newly: list[Track]) -> TrackerUpdate:
@@ -121,4 +186,5 @@ class DogTracker:
                 "absent_seconds": round(now - self.last_dog_seen, 2),
             }
             self.present_since = None
+            self.lost = []
         return TrackerUpdate(tracks=list(self.tracks), newly_confirmed=newly, arrived=arrived, left=left)

@@ -1,87 +1,132 @@
-"""Who may use the device: the token (Bearer header, ``?token=``) and the browser session cookie.
+"""Who may use the device: the token (Bearer header, ``?token=``), the browser session cookie, and the
+per-address limit on wrong credentials.
 
 Owns :class:`Auth` and :class:`TokenBackend`, the backend of Starlette's ``AuthenticationMiddleware``:
 every request and WebSocket is judged once, before routing, and carries the verdict as
-``conn.auth.scopes`` (``"token"`` when it showed the token or the cookie, or when no token is set);
+``conn.auth.scopes`` (``"token"`` when it showed the token or a live session, or when auth is off);
 routes that need it say so (``requires(TOKEN_SCOPE)``), and :func:`authenticated` reads the verdict.
-``<img>`` and ``<video>`` cannot send headers, so ``POST /api/login`` trades the
-token for an HttpOnly, SameSite=Strict cookie. The cookie's value is derived from the token
-(HMAC-SHA256 of a fixed label), so sessions survive a device restart and all end when the token is
-changed; nothing about sessions is stored. Wrong tokens at login are rate limited per peer address.
+``<img>`` and ``<video>`` cannot send headers, so ``POST /api/login`` (the token or a pairing code) opens
+a server-side session (:class:`edge.web.sessions.SessionStore`) named by an HttpOnly, SameSite=Strict cookie.
+
+Every wrong credential — Bearer, ``?token=``, a cookie naming no live session, a wrong login or pairing
+code, on any path, WebSocket handshakes and ``/healthz`` included — spends from one bucket per peer
+address; while it is empty, anything that carries a credential is answered 429 without being checked
+(:mod:`edge.web.gate`), so the answers stop telling right from wrong.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections import OrderedDict
+from collections.abc import Mapping
 
 from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser, SimpleUser
 from starlette.requests import HTTPConnection
 
 from edge.util.ratelimit import RateLimiter
+from edge.web.sessions import SESSION_MAX_AGE, SessionStore
+
+__all__ = ["SESSION_COOKIE", "SESSION_MAX_AGE", "TOKEN_SCOPE", "Auth", "TokenBackend", "authenticated"]
 
 SESSION_COOKIE = "dogmon_session"
-SESSION_MAX_AGE = 30 * 86400
-LOGIN_RATE = 1 / 12          # wrong logins per second per peer once the burst is used: 5 a minute
-LOGIN_BURST = 5.0
-MAX_TRACKED_PEERS = 256      # peers with a login bucket; the oldest is forgotten first
+FAILURE_RATE = 1 / 6         # wrong credentials per second per peer once the burst is used: 10 a minute
+FAILURE_BURST = 10.0
+MAX_TRACKED_PEERS = 1024     # peers with a bucket; the oldest is forgotten first
 TOKEN_SCOPE = "token"        # the credential a request has when it may use the device
+STALE_COOKIE = "dogmon_stale_cookie"  # scope["state"] flag: the answer deletes the cookie
+
+
+def offered_credentials(headers: Mapping[str, str], query: Mapping[str, str], cookies: Mapping[str, str]) -> set[str]:
+    """Which credentials a request carries: ``bearer``, ``query``, ``cookie``."""
+    found = set()
+    if headers.get("authorization", "")[:7].lower() == "bearer ":
+        found.add("bearer")
+    if "token" in query:
+        found.add("query")
+    if SESSION_COOKIE in cookies:
+        found.add("cookie")
+    return found
 
 
 class Auth:
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, sessions: SessionStore | None = None) -> None:
         self.token = token.encode()
-        self.session = hmac.new(self.token, b"dogmon_session v1", hashlib.sha256).hexdigest() if token else ""
-        self._login_buckets: OrderedDict[str, RateLimiter] = OrderedDict()
+        self.sessions = sessions if sessions is not None else SessionStore(None, token)
+        self._failures: OrderedDict[str, RateLimiter] = OrderedDict()
+        self.also: list[bytes] = []  # other tokens taken like the token (the home's, for peer devices)
 
     @property
     def required(self) -> bool:
         return bool(self.token)
 
+    def accept_also(self, token: str) -> None:
+        """Take ``token`` like the token itself (the devices of the home show one derived from its secret)."""
+        if token:
+            self.also.append(token.encode())
+
     def token_ok(self, offered: str) -> bool:
-        return not self.token or hmac.compare_digest(offered.encode(), self.token)
+        raw = offered.encode()
+        return not self.token or hmac.compare_digest(raw, self.token) or any(
+            hmac.compare_digest(raw, other) for other in self.also)
 
-    def authorised(self, conn: HTTPConnection) -> bool:
-        """The token as ``Authorization: Bearer``, as ``?token=`` or the session cookie (any one)."""
+    def judge(self, conn: HTTPConnection) -> tuple[bool, bool]:
+        """(authorised, showed a wrong credential): any one right credential authorises; a wrong one that
+        came with no right one is counted against the peer."""
         if not self.token:
-            return True
+            return True, False
+        wrong = False
         header = conn.headers.get("authorization", "")
-        if header[:7].lower() == "bearer " and self.token_ok(header[7:].strip()):
-            return True
+        if header[:7].lower() == "bearer ":
+            if self.token_ok(header[7:].strip()):
+                return True, False
+            wrong = True
         query = conn.query_params.get("token")
-        if query is not None and self.token_ok(query):
-            return True
+        if query is not None:
+            if self.token_ok(query):
+                return True, False
+            wrong = True
         cookie = conn.cookies.get(SESSION_COOKIE)
-        return cookie is not None and hmac.compare_digest(cookie.encode(), self.session.encode())
+        if cookie is not None:
+            if self.sessions.valid(cookie):
+                return True, False
+            conn.scope.setdefault("state", {})[STALE_COOKIE] = True
+            wrong = True
+        return False, wrong
 
-    def login_allowed(self, peer: str) -> bool:
-        """False while ``peer`` has used up its wrong-login allowance (checked before the token is)."""
-        bucket = self._login_buckets.get(peer)
-        return bucket is None or bucket.available()
+    def open_session(self) -> str:
+        return self.sessions.open()
 
-    def login_failed(self, peer: str) -> None:
-        bucket = self._login_buckets.get(peer)
+    # --- wrong credentials per peer address ---
+    def blocked(self, peer: str) -> bool:
+        """True while ``peer`` has used up its allowance of wrong credentials (checked before any is)."""
+        bucket = self._failures.get(peer)
+        return bucket is not None and not bucket.available()
+
+    def failed(self, peer: str) -> None:
+        bucket = self._failures.get(peer)
         if bucket is None:
-            bucket = self._login_buckets[peer] = RateLimiter(LOGIN_RATE, LOGIN_BURST)
-            while len(self._login_buckets) > MAX_TRACKED_PEERS:
-                self._login_buckets.popitem(last=False)
-        self._login_buckets.move_to_end(peer)
+            bucket = self._failures[peer] = RateLimiter(FAILURE_RATE, FAILURE_BURST)
+            while len(self._failures) > MAX_TRACKED_PEERS:
+                self._failures.popitem(last=False)
+        self._failures.move_to_end(peer)
         bucket.allow()
 
 
 class TokenBackend(AuthenticationBackend):
-    """The verdict of :meth:`Auth.authorised` for ``AuthenticationMiddleware``: the token scope, or nothing."""
+    """The verdict of :meth:`Auth.judge` for ``AuthenticationMiddleware``: the token scope, or nothing."""
 
     def __init__(self, auth: Auth) -> None:
         self.auth = auth
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
-        if self.auth.authorised(conn):
+        ok, wrong = self.auth.judge(conn)
+        if ok:
             return AuthCredentials([TOKEN_SCOPE]), SimpleUser("owner")
+        if wrong:
+            self.auth.failed(conn.client.host if conn.client else "?")
         return None
 
 
 def authenticated(conn: HTTPConnection) -> bool:
-    """Whether the middleware found the token (or its cookie) on this request."""
+    """Whether the middleware found the token (or a live session) on this request."""
     return TOKEN_SCOPE in conn.auth.scopes

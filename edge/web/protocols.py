@@ -5,7 +5,11 @@ Owns :func:`http_protocol` and :class:`Connection`. uvicorn arms its keep-alive 
 response, so a peer that connects and sends nothing, or half a request line, would hold a connection
 (and one of ``limit_concurrency``'s places) for ever; the ``websockets`` server this replaced closed such a peer
 after 10 s. Here every connection, and every next request on a kept-alive one, must complete its
-headers within HEADER_TIMEOUT; a body then has no deadline (the idle timeout of ``edge.web.files``).
+headers within HEADER_TIMEOUT; a body then has ``edge.web.server.read_body``'s deadline.
+
+One peer address may hold at most ``MAX_PER_ADDRESS`` connections (HTTP and WebSocket alike), well
+below uvicorn's global ``limit_concurrency``: a further one is answered 503 and closed at once, so one
+slow or hostile address can never take the places ``/healthz`` and the owner's tablet need.
 
 ASGI has no way to abort a connection or size its socket buffers, and a peer that stops reading
 needs both (a graceful close waits for a send buffer that never drains). The protocol learns its
@@ -24,7 +28,40 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 HEADER_TIMEOUT = 10.0
+MAX_PER_ADDRESS = 64
 EXTENSION = "dogmon.connection"
+_TOO_MANY_BODY = b"too many connections from your address\n"
+TOO_MANY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 10\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(_TOO_MANY_BODY), _TOO_MANY_BODY))
+
+
+class PerAddress:
+    """Open transports by peer address; a transport counts until it is closing (an upgraded WebSocket
+    keeps counting: its transport is the same)."""
+
+    def __init__(self, limit: int = MAX_PER_ADDRESS) -> None:
+        self.limit = limit
+        self.open: dict[str, set[asyncio.BaseTransport]] = {}
+
+    def admit(self, transport: asyncio.BaseTransport) -> bool:
+        peer = transport.get_extra_info("peername")
+        address = peer[0] if isinstance(peer, tuple) and peer else "?"
+        held = {t for t in self.open.get(address, ()) if not t.is_closing()}
+        if len(held) >= self.limit:
+            self.open[address] = held
+            return False
+        held.add(transport)
+        self.open[address] = held
+        return True
+
+    def forget(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        address = peer[0] if isinstance(peer, tuple) and peer else "?"
+        held = self.open.get(address)
+        if held is not None:
+            held.discard(transport)
+            if not held:
+                del self.open[address]
 
 
 class Connection:
@@ -69,8 +106,10 @@ def connection_of(scope: Scope) -> Connection | None:
     return connection if isinstance(connection, Connection) else None
 
 
-def http_protocol(name: str) -> type[asyncio.Protocol]:
-    """uvicorn's ``httptools`` or ``h11`` protocol class with the header deadline added."""
+def http_protocol(name: str, per_address: PerAddress | None = None) -> type[asyncio.Protocol]:
+    """uvicorn's ``httptools`` or ``h11`` protocol class with the header deadline and the per-address
+    connection cap added."""
+    limits = per_address or PerAddress()
     if name == "httptools":
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
     else:
@@ -84,6 +123,10 @@ def http_protocol(name: str) -> type[asyncio.Protocol]:
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             self._connection = Connection(transport)
             super().connection_made(transport)
+            if not limits.admit(transport):
+                transport.write(TOO_MANY)
+                transport.close()
+                return
             self._arm()
 
         def data_received(self, data: bytes) -> None:
@@ -95,6 +138,7 @@ def http_protocol(name: str) -> type[asyncio.Protocol]:
             super().data_received(data)
 
         def connection_lost(self, exc: Exception | None) -> None:
+            limits.forget(self.transport)
             if self._deadline is not None:
                 self._deadline.cancel()
                 self._deadline = None

@@ -1,13 +1,14 @@
 """The one server on ``DOGMON_WS_PORT``: uvicorn (httptools for HTTP, h11 where it is missing; the
 ``websockets`` library for WebSocket) with Starlette routing.
 
-Owns the listening socket, the route table, admission of every request (token and session cookie
-judged once by ``AuthenticationMiddleware``, routes declaring whether they need them; WebSocket
-origin and client limit), the answers to what no route takes (Starlette exception handlers: 401, 404,
-405, ``HTTPException``, ``CommandError``, a client gone mid-body), the login/session routes, the
-tablet app's static files and the log of refusals (one line per spell, not per request). Every JSON
-body is an :class:`OrjsonResponse`. Features see only :class:`WebHost`: ``add_route`` for HTTP and
-``add_websocket`` for WebSocket paths.
+Owns the listening socket, the route table, admission of every request (``Host``, ``Origin``, body type
+and the wrong-credential limit checked first by :class:`edge.web.gate.Gate`; token and session cookie
+judged once by ``AuthenticationMiddleware``, routes declaring whether they need them; the WebSocket
+client limit), the answers to what no route takes (Starlette exception handlers: 401, 404, 405,
+``HTTPException``, ``CommandError``, a client gone mid-body), the deadline of a request body, the
+tablet app's static files and the log of refusals (one line per spell, not per request). The
+sign-in routes are :class:`edge.web.login.SessionRoutes`. Every JSON body is an :class:`OrjsonResponse`.
+Features see only :class:`WebHost`: ``add_route`` for HTTP and ``add_websocket`` for WebSocket paths.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import inspect
 import logging
 import os
 import socket
+import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -41,8 +43,14 @@ from starlette.websockets import WebSocket
 
 from edge.protocol.errors import ERROR_STATUS, CommandError
 from edge.util.spell import Spell, Spells
-from edge.web.auth import SESSION_COOKIE, SESSION_MAX_AGE, TOKEN_SCOPE, Auth, TokenBackend, authenticated
+from edge.web.auth import TOKEN_SCOPE, Auth, TokenBackend, authenticated
+from edge.web.gate import Gate
+from edge.web.login import SessionRoutes
+from edge.web.origins import DeviceNames, is_loopback
+from edge.web.pairing import Pairing
 from edge.web.protocols import connection_of, http_protocol, with_connection
+from edge.web.sessions import FILE_NAME as SESSIONS_FILE
+from edge.web.sessions import SessionStore
 from edge.web.static import GZIP_EXCLUDED, STATIC_DIR, AppFiles, service_worker
 from edge.web.wsconn import WsConn
 
@@ -56,7 +64,7 @@ SHUTDOWN_TIMEOUT = 1.0         # responses still being sent at shutdown get this
 MAX_CONNECTIONS = 256          # uvicorn answers 503 beyond this many connections and tasks
 REFUSAL_SPELL_QUIET = 60.0     # refusals this far apart are separate spells (each logged once)
 PING_INTERVAL = 20.0
-MAX_LOGIN_BODY = 4096          # bytes of a POST /api/login body (the token is at most 256 characters)
+BODY_TIMEOUT = 5.0             # a request body must have arrived this long after its headers
 # Threads Starlette reads files in (media chunks, static files): asyncio's own default executor size. anyio's
 # default is 40, and each new thread gets its own malloc arena holding 64 KiB chunks: 20 readers cost more.
 FILE_THREADS = min(32, (os.cpu_count() or 1) + 4)
@@ -140,22 +148,52 @@ async def _upgrade_required(request: Request) -> Response:
                              {"Upgrade": "websocket", "Cache-Control": "no-store"})
 
 
-async def read_body(request: Request, limit: int) -> bytes | None:
-    """The request body, or None as soon as it passes ``limit`` bytes (read no further: anyone may post)."""
+async def read_body(request: Request, limit: int, timeout: float = BODY_TIMEOUT) -> bytes | None:
+    """The request body, or None as soon as it passes ``limit`` bytes (read no further: anyone may post).
+    A body still arriving after ``timeout`` is answered 408 and its connection closed: a peer sending a
+    byte every few seconds must not hold a connection (and a task) for minutes."""
     raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > limit:
-            return None
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                raw += chunk
+                if len(raw) > limit:
+                    return None
+    except TimeoutError:
+        raise HTTPException(408, f"the request body did not arrive within {timeout:g} s",
+                            {"Connection": "close"}) from None
     return bytes(raw)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening, non-blocking TCP socket on ``host``:``port`` (the first address ``host`` resolves to)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class WebServer:
     def __init__(self, host: str, port: int, token: str = "", origins: tuple[str, ...] = (),
-                 max_message_bytes: int = 64 * 1024, static_dir: Path = STATIC_DIR) -> None:
+                 max_message_bytes: int = 64 * 1024, static_dir: Path = STATIC_DIR,
+                 data_dir: Path | None = None) -> None:
+        """``token`` empty: no auth (loopback binds only); ``data_dir``: where sessions are kept and pairing
+        codes read (None: sessions in memory, no pairing)."""
         self.host, self.requested_port = host, port
-        self.auth = Auth(token)
-        self.origins = origins
+        self.auth = Auth(token, SessionStore(data_dir / SESSIONS_FILE if data_dir else None, token))
+        self.names = DeviceNames(host, lambda: self.port if self.socket is not None else self.requested_port,
+                                 origins)
+        self.pairing = Pairing(data_dir) if data_dir is not None else None
+        signin = SessionRoutes(self.auth, self.pairing, self.refuse, json_response, error_response, read_body,
+                               peer_of)
         self.max_message_bytes = max_message_bytes
         self.static_dir = static_dir
         self._worker: bytes | None = None  # /sw.js as served: read at its first request
@@ -166,21 +204,25 @@ class WebServer:
             routes=[
                 Route("/", self._index, methods=["GET"]),
                 Route("/sw.js", self._service_worker, methods=["GET"]),
-                Route("/api/session", self._session, methods=["GET"]),
-                Route("/api/login", self._login, methods=["POST"]),
-                Route("/api/logout", self._logout, methods=["POST"]),
+                Route("/api/session", signin.session, methods=["GET"]),
+                Route("/api/login", signin.login, methods=["POST"]),
+                Route("/api/pair", signin.pair, methods=["POST"]),
+                Route("/pair", signin.pair_link, methods=["GET"]),
+                Route("/api/logout", signin.logout, methods=["POST"]),
                 Mount("/static", app=GZipMiddleware(AppFiles(directory=static_dir, check_dir=False),
                                                     minimum_size=512, exclude_content_types=GZIP_EXCLUDED)),
                 # Last, whatever is added later: Starlette's router closes an unknown WebSocket path (403
                 # after the handshake); this refuses it with 404 like any unknown path.
                 WebSocketRoute("/{path:path}", self._no_such_websocket),
             ],
-            middleware=[Middleware(AuthenticationMiddleware, backend=TokenBackend(self.auth))],
+            middleware=[Middleware(Gate, auth=self.auth, names=self.names, refuse=self.refuse),
+                        Middleware(AuthenticationMiddleware, backend=TokenBackend(self.auth))],
             exception_handlers={401: self._unauthorized, 404: self._not_found, 405: self._wrong_method,
                                 HTTPException: self._http_error, CommandError: self._command_error,
                                 ClientDisconnect: self._client_left})
         self.server: uvicorn.Server | None = None
         self.socket: socket.socket | None = None
+        self.ssl_context: ssl.SSLContext | None = None  # set before start: the port speaks HTTPS (edge/web/tls.py)
 
     # --- WebHost ---
     def add_route(self, path: str, handler: HttpHandler, methods: Sequence[str] = ("GET",),
@@ -218,9 +260,6 @@ class WebServer:
     def _ws_refusal(self, websocket: WebSocket, needs_token: bool) -> Response | None:
         if needs_token and not authenticated(websocket):
             return self.refuse(websocket, "unauthorized", "missing or wrong token")
-        origin = websocket.headers.get("origin")
-        if self.origins and origin is not None and origin not in self.origins:
-            return self.refuse(websocket, "unauthorized", "origin not allowed", status=403)
         full = self.ws_admit()
         if full is not None:
             return self.refuse(websocket, "busy", full)
@@ -285,60 +324,13 @@ class WebServer:
         return Response(self._worker, media_type="text/javascript; charset=utf-8",
                         headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"})
 
-    async def _session(self, request: Request) -> Response:
-        return json_response({"auth_required": self.auth.required, "authenticated": authenticated(request)})
-
-    async def _login(self, request: Request) -> Response:
-        peer = peer_of(request)
-        if not self.auth.required:
-            response = json_response({"authenticated": True, "auth_required": False})
-            self._set_cookie(response, "open")
-            return response
-        if not self.auth.login_allowed(peer):
-            self.refuse(request, "rate_limited", "too many wrong logins")
-            return error_response("rate_limited", "too many wrong logins; wait a minute", headers={"Retry-After": "60"})
-        raw = await read_body(request, MAX_LOGIN_BODY)  # anyone may post here: a token's worth, never more
-        if raw is None:
-            return error_response("too_large", "a login body is a token")
-        try:
-            body = orjson.loads(raw)
-            offered = body.get("token") if isinstance(body, dict) else None
-        except orjson.JSONDecodeError:
-            offered = None
-        if not isinstance(offered, str) or not self.auth.token_ok(offered):
-            self.auth.login_failed(peer)
-            self.refuse(request, "unauthorized", "wrong token at login")
-            return error_response("unauthorized", "wrong token")
-        response = json_response({"authenticated": True, "auth_required": True})
-        self._set_cookie(response, self.auth.session)
-        return response
-
-    async def _logout(self, request: Request) -> Response:
-        response = json_response({"authenticated": False, "auth_required": self.auth.required})
-        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
-        return response
-
-    @staticmethod
-    def _set_cookie(response: Response, value: str) -> None:
-        response.set_cookie(SESSION_COOKIE, value, max_age=SESSION_MAX_AGE, path="/", httponly=True,
-                            samesite="strict")
-
     # --- lifecycle ---
     def _bind(self) -> socket.socket:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            self.host or None, self.requested_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-            sock.listen(128)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        return sock
+        return bind_socket(self.host, self.requested_port)
 
     async def start(self) -> None:
+        if not self.auth.required and not is_loopback(self.host):
+            raise ValueError(f"refusing to serve {self.host!r} with no token: auth off is for loopback binds only")
         anyio.to_thread.current_default_thread_limiter().total_tokens = FILE_THREADS
         config = uvicorn.Config(
             with_connection(self.app), interface="asgi3", http=http_protocol(HTTP_IMPL), ws="websockets-sansio",
@@ -349,6 +341,7 @@ class WebServer:
             timeout_keep_alive=int(IDLE_TIMEOUT), timeout_graceful_shutdown=int(SHUTDOWN_TIMEOUT) or 1,
             limit_concurrency=MAX_CONNECTIONS)
         config.load()
+        config.ssl = self.ssl_context
         uvicorn_log = logging.getLogger("uvicorn.error")
         if not any(isinstance(f, RepeatFilter) for f in uvicorn_log.filters):
             uvicorn_log.addFilter(RepeatFilter())

@@ -34,6 +34,7 @@ from edge.protocol import messages
 from edge.protocol.command_specs import COMMANDS
 from edge.protocol.messages import Message, MessageType
 from edge.transports.mqtt.bridge import BridgePart, MqttBridge
+from edge.util.homesig import COMMAND_SIG_FIELD, command_verified
 from edge.util.ratelimit import RateLimiter
 from edge.util.spell import Spell
 
@@ -66,6 +67,21 @@ def parse_mqtt_command(name: str, payload: bytes, retained: bool, supported: set
     return validate_command({**body, "type": name}, allowed=supported)
 
 
+def check_home_sig(name: str, payload: bytes, secret: str) -> None:
+    """A command relayed by another device of the home carries ``home_sig``: it must be this home's and fresh
+    (CommandError ``unauthorized`` otherwise). Commands without one are judged as before (the broker's ACL)."""
+    if COMMAND_SIG_FIELD.encode() not in payload:
+        return
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return  # parse_mqtt_command says what is wrong with it
+    if isinstance(body, dict) and COMMAND_SIG_FIELD in body and not command_verified(secret, name, body):
+        request_id = body.get("id") if isinstance(body.get("id"), str | int) else None
+        raise CommandError("unauthorized", "home_sig does not verify: not signed with this home's "
+                                           "DOGMON_HOME_SECRET, or older than two minutes", request_id)
+
+
 def result_payload(name: str, answer: Message, device_id: str) -> bytes:
     """The ``cmd/result`` message for a ``reply`` or ``error`` from the bus."""
     data = dict(answer.data)
@@ -85,8 +101,10 @@ class MqttCommands(BridgePart):
     name = "mqtt_commands"
 
     def __init__(self, bridge: MqttBridge, dispatch: Dispatch, commands: Callable[[], Collection[str]],
-                 device_id: str, rate: float = COMMAND_RATE, burst: float = COMMAND_BURST) -> None:
+                 device_id: str, rate: float = COMMAND_RATE, burst: float = COMMAND_BURST,
+                 home_secret: str = "") -> None:
         self.bridge, self.dispatch, self.commands, self.device_id = bridge, dispatch, commands, device_id
+        self.home_secret = home_secret
         self.running: set[asyncio.Task] = set()
         self.handled = 0
         self.rejected = 0
@@ -120,6 +138,7 @@ class MqttCommands(BridgePart):
                                    _request_id(payload))
             if len(self.running) >= MAX_RUNNING:
                 raise CommandError("busy", f"more than {MAX_RUNNING} commands running; try again")
+            check_home_sig(name, payload, self.home_secret)
             command = parse_mqtt_command(name, payload, retained, self.supported())
         except CommandError as exc:
             self.rejected += 1

@@ -10,7 +10,10 @@ config topics, and any retained config the broker still holds that is no longer 
 a feature switched off, or everything when ``DOGMON_HA_DISCOVERY=0``) is cleared with an empty retained
 payload, which is how Home Assistant is told to remove an entity. This also works across restarts.
 
-Dog events are mirrored to ``{prefix}/{id}/ha_event`` as ``{"event_type": …}`` for the ``event`` entity.
+Dog events are mirrored to ``{prefix}/{id}/ha_event`` as ``{"event_type": …}`` for the ``event`` entity,
+whose ``event_types`` follow what the device has now: presence, posture while a posture stage runs, zone
+events while there are zones, and any other dog event once one happened. Entities for hardware the device
+may lack (CPU temperature) wait for the first telemetry: announced if it has a value, removed if not.
 
 The device builds it with the bridge, the configuration and what discovery describes: the device's
 commands (buttons), its features (posture options and zones, read when the bridge starts) and its web port
@@ -51,7 +54,8 @@ class HomeAssistantDiscovery(BridgePart):
         self.ha_prefix: str = getattr(config, "ha_prefix", "homeassistant")
         self.posture_options: list[str] | None = None
         self.zones: list[tuple[str, str]] | None = None
-        self.event_types: list[str] = list(ha.PRESENCE_EVENT_TYPES)
+        self.seen_event_types: list[str] = []  # dog events of stages that announce nothing else (fetch, bark …)
+        self.optional_diagnostics: set[str] | None = None  # None until the first telemetry says what there is
         self.wanted: dict[str, dict[str, Any]] = {}
         self.published = 0
         self.removed = 0
@@ -71,11 +75,9 @@ class HomeAssistantDiscovery(BridgePart):
             options = getattr(feature, "posture_options", None)
             if options:
                 self.posture_options = [str(o) for o in options]
-                self._add_event_types(POSTURE_EVENT_TYPES)
             zones = getattr(feature, "zones", None)
             if zones and all(hasattr(z, "name") for z in zones):
                 self.zones = [(z.name, z.name) for z in zones]
-                self._add_event_types(ZONE_EVENT_TYPES)
         self.started = True
         if self.bridge.connected:
             self.publish_discovery()
@@ -94,16 +96,21 @@ class HomeAssistantDiscovery(BridgePart):
     # --- what other features call (loop thread) ---
     def set_posture_options(self, options: list[str] | None) -> None:
         self.posture_options = list(options) if options else None
-        if options:
-            self._add_event_types(POSTURE_EVENT_TYPES)
         self.publish_discovery()
 
     def set_zones(self, zones: list[tuple[str, str]] | None) -> None:
         """Zones as ``(zone_id, display name)``; entities of vanished zones are removed."""
         self.zones = list(zones) if zones else None
-        if zones:
-            self._add_event_types(ZONE_EVENT_TYPES)
         self.publish_discovery()
+
+    def event_types(self) -> list[str]:
+        """The dog events the device can fire now (the HA event entity's ``event_types``)."""
+        types = list(ha.PRESENCE_EVENT_TYPES)
+        if self.posture_options:
+            types += POSTURE_EVENT_TYPES
+        if self.zones:
+            types += ZONE_EVENT_TYPES
+        return types + [t for t in self.seen_event_types if t not in types]
 
     # --- discovery ---
     def info(self) -> ha.DeviceInfo:
@@ -120,14 +127,21 @@ class HomeAssistantDiscovery(BridgePart):
         if not self.enabled:
             return {}
         return ha.discovery(self.info(), posture_options=self.posture_options, zones=self.zones,
-                            commands=set(self.commands()), event_types=self.event_types)
+                            commands=set(self.commands()), event_types=self.event_types(),
+                            optional_diagnostics=self.optional_diagnostics or ())
+
+    def undecided(self) -> set[str]:
+        """Configs neither wanted nor unwanted yet: optional diagnostics before the first telemetry."""
+        if self.optional_diagnostics is not None or not self.enabled:
+            return set()
+        return ha.diagnostic_topics(self.info(), ha.OPTIONAL_DIAGNOSTICS)
 
     def publish_discovery(self) -> None:
         """Publish every wanted config (retained), clear dropped ones, then re-send state for the new entities."""
         bridge = self.bridge
         if not bridge.connected or not self.started:
             return
-        previous = set(self.wanted) | self.broker_held
+        previous = (set(self.wanted) | self.broker_held) - self.undecided()
         self.wanted = self.desired()
         for topic in ha.removals(previous, self.wanted):
             self._clear(topic)
@@ -156,7 +170,7 @@ class HomeAssistantDiscovery(BridgePart):
         if not (retained or not self.enabled):
             return
         self.broker_held.add(topic)
-        if self.started and topic not in self.wanted:
+        if self.started and topic not in self.wanted and topic not in self.undecided():
             self._clear(topic)
 
     def _on_ha_status(self, topic: str, payload: bytes, retained: bool) -> None:
@@ -171,13 +185,18 @@ class HomeAssistantDiscovery(BridgePart):
         self._resend_pending = False
         self.publish_discovery()
 
-    # --- the event entity ---
-    def _add_event_types(self, types: tuple[str, ...] | list[str]) -> bool:
-        added = [t for t in types if t not in self.event_types]
-        self.event_types.extend(added)
-        return bool(added)
+    # --- what the device has, and the event entity ---
+    def _on_telemetry(self, data: dict[str, Any]) -> None:
+        # Sticky once seen: a sensor that misses one reading keeps its entity (it goes unknown meanwhile).
+        found = ha.reported_optional(data) | (self.optional_diagnostics or set())
+        if found != self.optional_diagnostics:
+            self.optional_diagnostics = found
+            self.publish_discovery()
 
     def _on_message(self, message: Message) -> None:
+        if message.type is MessageType.TELEMETRY:
+            self._on_telemetry(message.data)
+            return
         if message.type is MessageType.OVERLAY and message.overlay_type is OverlayType.ZONES:
             names = [str(z["name"]) for z in message.data.get("zones", []) if isinstance(z, dict) and "name" in z]
             if [n for n, _ in self.zones or []] != names:
@@ -191,8 +210,12 @@ class HomeAssistantDiscovery(BridgePart):
         if kind in POSTURE_EVENT_TYPES and not self.posture_options:
             # A posture stage that did not announce ``posture_options``: its events tell us it exists.
             self.posture_options = list(POSTURE_EVENT_TYPES)
-        if self._add_event_types([kind]):
+            self.publish_discovery()
+        elif kind not in self.event_types() and kind not in ZONE_EVENT_TYPES:
+            self.seen_event_types.append(kind)
             self.publish_discovery()  # a stage we did not know about fires a new kind of dog event
+        if kind not in self.event_types():
+            return  # a zone event after the last zone went: HA would refuse a type its entity does not list
         data = {k: v for k, v in message.data.items() if isinstance(v, str | int | float | bool) or v is None}
         payload = {"event_type": kind, "seq": message.seq, "ts": round(message.ts, 3), **data}
         self.bridge.publish(self.bridge.topic("ha_event"), orjson.dumps(payload), qos=1)
