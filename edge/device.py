@@ -46,6 +46,7 @@ from edge.vision.gating import DetectGate
 from edge.vision.pipeline import FramePipeline
 from edge.vision.runtime import create_session
 from edge.vision.tracking import DogTracker
+from edge.web.access import WebAccess
 from edge.web.pairing import device_token, pairing_lines
 from edge.web.portcheck import PortInUseError, ensure_port_free
 from edge.web.server import WebServer
@@ -169,6 +170,7 @@ class Device:
     store: EventStore
     bus: Bus
     web: WebServer
+    access: WebAccess
     hub: WebSocketHub
     rest: RestApi
     mqtt: MqttBridge | None
@@ -206,6 +208,8 @@ class Device:
         """Before the model loads and the data dir opens: a second instance fails at once, and says why."""
         try:
             ensure_port_free(self.config.ws_host, self.config.ws_port)
+            if self.config.tls != "off" and self.config.setup_port:
+                ensure_port_free(self.config.ws_host, self.config.setup_port, "DOGMON_SETUP_PORT")
         except PortInUseError as exc:
             raise StartupError(str(exc)) from None
 
@@ -227,6 +231,10 @@ class Device:
         config = self.config
         self.web = WebServer(config.ws_host, config.ws_port, device_token(config.ws_token, config.data_dir),
                              config.ws_origins, config.ws_max_message_bytes, data_dir=config.data_dir)
+        self.access = WebAccess(config, self.web)  # HTTPS, the setup port, mDNS
+        self.access.prepare()
+        if self.access.scheme == "https":  # origins, Host checks and printed URLs are the HTTPS ones
+            self.web.names.schemes = ("https",)
         self.hub = WebSocketHub(self.bus, max_clients=config.ws_max_clients, max_pending=config.ws_max_pending,
                                 rate=config.ws_rate, burst=2 * config.ws_rate, web=self.web)
         self.rest = RestApi(self.bus, self.web, config.test_events, rate=config.ws_rate, burst=2 * config.ws_rate,
@@ -308,9 +316,12 @@ class Device:
         """Transports first, then the features, then the threads that feed them; then the timers."""
         config, loop = self.config, asyncio.get_running_loop()
         await self.web.start()
-        log.info("dogmonitor %s: device %s, source %s, WebSocket ws://%s:%d/ws/ui%s", __version__,
-                 config.device_id, self.capture.spec.display, config.ws_host, self.web.port,
-                 f", MQTT {config.mqtt.host}:{config.mqtt.port}" if config.mqtt else ", MQTT off")
+        await self.access.start()
+        ws = "wss" if self.access.scheme == "https" else "ws"
+        log.info("dogmonitor %s: device %s, source %s, WebSocket %s://%s:%d/ws/ui%s; open %s", __version__,
+                 config.device_id, self.capture.spec.display, ws, config.ws_host, self.web.port,
+                 f", MQTT {config.mqtt.host}:{config.mqtt.port}" if config.mqtt else ", MQTT off",
+                 "  ".join(self.access.urls()))
         for line in pairing_lines(self.web.names.urls(), self.web.pairing, self.web.auth.required):
             log.log(logging.INFO if self.web.auth.required else logging.WARNING, "%s", line)
         if self.mqtt is not None:
@@ -343,6 +354,7 @@ class Device:
             except Exception:
                 log.exception("feature %s failed to stop", feature.name)
         await self.hub.stop()
+        await self.access.stop()
         await self.web.stop()
         if self.mqtt is not None:
             await self.mqtt.aclose()

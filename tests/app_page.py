@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,17 +47,24 @@ def _check_frame(url: str, payload: str | bytes, page: Any) -> None:
 
 @contextlib.contextmanager
 def open_app(base_url: str, viewport: tuple[int, int] = (1280, 800), has_touch: bool = False,
-             hash_: str = "live", before: Callable[[Any], None] | None = None) -> Iterator[Any]:
-    """``before(page)`` runs before the page loads (e.g. to route its WebSockets)."""
+             hash_: str = "live", before: Callable[[Any], None] | None = None,
+             args: Sequence[str] = (), profile: Path | None = None) -> Iterator[Any]:
+    """``before(page)`` runs before the page loads (e.g. to route its WebSockets); ``args`` are more Chromium
+    flags; with a ``profile`` folder Chromium runs on that profile, not incognito (installing needs one)."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"{CHROMIUM} missing: scripts/test installs Debian's chromium package", pytrace=False)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        size = {"viewport": {"width": viewport[0], "height": viewport[1]}, "has_touch": has_touch}
+        if profile is None:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *args])
+            context = browser.new_context(**size)
+        else:
+            context = pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM,
+                                                            args=[*CHROMIUM_ARGS, *args], **size)
         try:
-            context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, has_touch=has_touch)
-            page = context.new_page()
+            page = context.pages[0] if context.pages else context.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.ws_seen = {}
@@ -70,7 +77,9 @@ def open_app(base_url: str, viewport: tuple[int, int] = (1280, 800), has_touch: 
             yield page
             assert not errors, f"the page threw: {errors[:3]}"
         finally:
-            browser.close()
+            context.close()
+            if profile is None:
+                browser.close()
 
 
 def sign_in(page: Any, token: str) -> None:

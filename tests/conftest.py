@@ -227,7 +227,9 @@ def start_device(model_dir: Path, mirror: Path, tmp_path: Path) -> Iterator:
             "DOGMON_TELEMETRY_INTERVAL": "1",
             "DOGMON_INFERENCE_THREADS": "1",
             "DOGMON_LOG_LEVEL": "info",
-            "PYTHONPATH": str(REPO),
+            "DOGMON_TLS": "off",   # tests over plain HTTP on loopback; the TLS tests turn it on
+            "DOGMON_MDNS": "0",    # never multicast on the machine's network (the mDNS test uses a namespace)
+            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
         })
         full.update(env or {})
         device = DeviceProcess(full, tmp_path, wrapper)

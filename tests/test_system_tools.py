@@ -238,11 +238,11 @@ def test_the_scan_finds_a_program_the_list_lacks(tmp_path: Path) -> None:
              "def test_x(start_device):",
              '    subprocess.run(["certutil", "-L"], check=True)',
              '    codec = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"',
-             '    wrap = ["ip", "netns", "exec", "lab"]',
+             '    wrap = ["tcpdump", "-i", "lab"]',
              "    start_device({}, wrapper=[*wrap, sys.executable])",
              '    subprocess.run([sys.executable, "-m", "pytest"])',
              '    subprocess.run(["mosquitto", "-h"])']
     fake = tmp_path / "test_probe.py"
     fake.write_text("\n".join(lines) + "\n")
     found = unlisted_tools([fake])
-    assert found == {"certutil": [f"{fake}:3"], "ffmpeg": [f"{fake}:4"], "ip": [f"{fake}:6"]}, found
+    assert found == {"certutil": [f"{fake}:3"], "ffmpeg": [f"{fake}:4"], "tcpdump": [f"{fake}:6"]}, found

@@ -15,6 +15,7 @@ from edge.config import DEFAULT_ENV_FILES, KEYS, SECRET_KEYS, Key
 TOPICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Device and camera", "operations.md#camera-sources", ("DEVICE_ID", "SOURCE", "CAPTURE_", "CAMERA_")),
     ("WebSocket and HTTP server (tablets)", "integration.md#messages", ("WS_", "TEST_EVENTS")),
+    ("HTTPS and discovery", "http.md#https-and-the-setup-port", ("TLS", "SETUP_", "MDNS")),
     ("Event log and data", "integration.md#delivery-guarantees", ("EVENT_", "DATA_DIR")),
     ("MQTT and Home Assistant", "integration.md#mqtt-topics", ("MQTT_", "HA_")),
     ("Models and runtime", "operations.md#models", ("MODEL_DIR", "MIRROR", "TELEMETRY_", "INFERENCE_", "GRAPH_",

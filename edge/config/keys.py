@@ -100,6 +100,18 @@ class Config:
         "inbound messages per second per client (burst: twice that); abuse closes with 1008")
     ws_max_pending: int = key("DOGMON_WS_MAX_PENDING", "512", _int_range(16, 100000),
         "events queued for one client before it is closed as too slow (1013)")
+    tls: str = key("DOGMON_TLS", "auto", _choice("off", "auto"),
+        "HTTPS on DOGMON_WS_PORT: auto (DOGMON_TLS_CERT if set, else the device's own CA in DOGMON_DATA_DIR/tls, "
+        "certificate issued for its names and addresses) or off (plain HTTP; scripts/demo on 127.0.0.1)")
+    tls_cert: Path | None = key("DOGMON_TLS_CERT", "", _optional_path,
+        "your own certificate chain (PEM), e.g. from an ACME DNS-01 client or `tailscale cert`; "
+        "read again when the file changes (empty: the device's own CA)")
+    tls_key: Path | None = key("DOGMON_TLS_KEY", "", _optional_path, "the private key of DOGMON_TLS_CERT (PEM)")
+    setup_port: int = key("DOGMON_SETUP_PORT", "8766", _int_range(0, 65535),
+        "plain-HTTP setup port while HTTPS is on: the CA certificate and how to trust it; everything else "
+        "redirects to HTTPS (0: no setup port)")
+    mdns: bool = key("DOGMON_MDNS", "1", _bool,
+        "announce the device on the local network by mDNS/DNS-SD (NAME.local, _https._tcp, _dogmonitor._tcp)")
     test_events: bool = key("DOGMON_TEST_EVENTS", "0", _bool,
         "allow authenticated clients to emit `test` events and the REST test broadcasts (docs/http.md)")
     event_retention_days: float = key("DOGMON_EVENT_RETENTION_DAYS", "30", _float_range(0.001, 3650),

@@ -92,6 +92,11 @@ def load_config(env_file: Path | None = None, environ: Mapping[str, str] | None 
 
 def check_combinations(fields: Mapping[str, Any]) -> None:
     """Keys that are valid alone but not together; the error names both keys."""
+    if (fields["tls_cert"] is None) != (fields["tls_key"] is None):
+        given, missing = ("DOGMON_TLS_CERT", "DOGMON_TLS_KEY") if fields["tls_key"] is None else \
+            ("DOGMON_TLS_KEY", "DOGMON_TLS_CERT")
+        raise ConfigError(missing, "", f"a path: {given} is set, and a certificate needs its key (and the key its "
+                          "certificate)")
     if fields["ws_token"] == "open" and not is_loopback(fields["ws_host"]):
         # auth off on an address others can reach is an open camera: only for demos on one's own machine
         raise ConfigError("DOGMON_WS_TOKEN", "open", f"a token (or empty) with DOGMON_WS_HOST={fields['ws_host']}: "

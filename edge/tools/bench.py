@@ -145,7 +145,7 @@ def device_rss(video: Path, folder: Path, model_dir: Path, mirror: Path | None, 
         port = probe.getsockname()[1]
     media = (mirror / "media") if mirror else model_dir
     env = {**os.environ, "DOGMON_SOURCE": str(video.resolve()), "DOGMON_SOURCE_REALTIME": "1",
-           "DOGMON_WS_HOST": "127.0.0.1",
+           "DOGMON_WS_HOST": "127.0.0.1", "DOGMON_TLS": "off", "DOGMON_MDNS": "0",
            "DOGMON_WS_PORT": str(port), "DOGMON_DATA_DIR": str(folder / "data"),
            "DOGMON_MODEL_DIR": str(model_dir.resolve()),
            "DOGMON_MQTT_URL": "", "DOGMON_AUDIO_SOURCE": str(media / "audio" / audio), "DOGMON_LOG_LEVEL": "warning"}

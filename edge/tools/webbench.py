@@ -136,6 +136,7 @@ def startup(video: Path, model_dir: Path, mirror: Path | None, runs: int = 3) ->
             port = probe.getsockname()[1]
         with tempfile.TemporaryDirectory() as tmp:
             env = {**os.environ, "DOGMON_SOURCE": str(video.resolve()), "DOGMON_WS_HOST": "127.0.0.1",
+                   "DOGMON_TLS": "off", "DOGMON_MDNS": "0",
                    "DOGMON_WS_PORT": str(port), "DOGMON_DATA_DIR": str(Path(tmp) / "data"),
                    "DOGMON_MODEL_DIR": str(model_dir.resolve()), "DOGMON_MQTT_URL": "",
                    "DOGMON_LOG_LEVEL": "warning", "DOGMON_SOURCE_REALTIME": "1"}

@@ -17,7 +17,7 @@ class PortInUseError(RuntimeError):
     """The configured port is taken; ``str()`` is the message for the user."""
 
 
-def ensure_port_free(host: str, port: int) -> None:
+def ensure_port_free(host: str, port: int, key: str = "DOGMON_WS_PORT") -> None:
     """Raise PortInUseError when ``host:port`` cannot be bound because something listens there."""
     if port == 0:  # any free port: nothing to check
         return
@@ -35,5 +35,5 @@ def ensure_port_free(host: str, port: int) -> None:
                     return  # e.g. an address not on this machine: the server's own error says so
                 raise PortInUseError(
                     f"port {port} on {host} is already in use: another dogmonitor is probably running "
-                    f"(`dogmonitor diag`, `systemctl status dogmonitor`); to run a second one, set DOGMON_WS_PORT "
+                    f"(`dogmonitor diag`, `systemctl status dogmonitor`); to run a second one, set {key} "
                     f"to a free port (and its own DOGMON_DATA_DIR)") from None

@@ -20,6 +20,7 @@ import inspect
 import logging
 import os
 import socket
+import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -50,7 +51,7 @@ from edge.web.pairing import Pairing
 from edge.web.protocols import connection_of, http_protocol, with_connection
 from edge.web.sessions import FILE_NAME as SESSIONS_FILE
 from edge.web.sessions import SessionStore
-from edge.web.static import GZIP_EXCLUDED, STATIC_DIR, AppFiles
+from edge.web.static import GZIP_EXCLUDED, STATIC_DIR, AppFiles, service_worker
 from edge.web.wsconn import WsConn
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,22 @@ async def read_body(request: Request, limit: int, timeout: float = BODY_TIMEOUT)
     return bytes(raw)
 
 
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening, non-blocking TCP socket on ``host``:``port`` (the first address ``host`` resolves to)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class WebServer:
     def __init__(self, host: str, port: int, token: str = "", origins: tuple[str, ...] = (),
                  max_message_bytes: int = 64 * 1024, static_dir: Path = STATIC_DIR,
@@ -179,12 +196,14 @@ class WebServer:
                                peer_of)
         self.max_message_bytes = max_message_bytes
         self.static_dir = static_dir
+        self._worker: bytes | None = None  # /sw.js as served: read at its first request
         self.ws_admit: Callable[[], str | None] = lambda: None  # a reason to refuse a new WebSocket (503), or None
         self.refused: Counter[int] = Counter()
         self.spells = SpellLog()
         self.app = Starlette(
             routes=[
                 Route("/", self._index, methods=["GET"]),
+                Route("/sw.js", self._service_worker, methods=["GET"]),
                 Route("/api/session", signin.session, methods=["GET"]),
                 Route("/api/login", signin.login, methods=["POST"]),
                 Route("/api/pair", signin.pair, methods=["POST"]),
@@ -203,6 +222,7 @@ class WebServer:
                                 ClientDisconnect: self._client_left})
         self.server: uvicorn.Server | None = None
         self.socket: socket.socket | None = None
+        self.ssl_context: ssl.SSLContext | None = None  # set before start: the port speaks HTTPS (edge/web/tls.py)
 
     # --- WebHost ---
     def add_route(self, path: str, handler: HttpHandler, methods: Sequence[str] = ("GET",),
@@ -295,20 +315,18 @@ class WebServer:
             return PlainTextResponse("the tablet app is not installed (edge/web/static/index.html)\n", 404)
         return FileResponse(index, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
+    async def _service_worker(self, request: Request) -> Response:
+        # At the root so that its scope is the whole app; read once (the files do not change while running).
+        if self._worker is None:
+            self._worker = await anyio.to_thread.run_sync(service_worker, self.static_dir) or b""
+        if not self._worker:
+            return PlainTextResponse("the tablet app has no service worker\n", 404)
+        return Response(self._worker, media_type="text/javascript; charset=utf-8",
+                        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"})
+
     # --- lifecycle ---
     def _bind(self) -> socket.socket:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            self.host or None, self.requested_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-            sock.listen(128)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        return sock
+        return bind_socket(self.host, self.requested_port)
 
     async def start(self) -> None:
         if not self.auth.required and not is_loopback(self.host):
@@ -323,6 +341,7 @@ class WebServer:
             timeout_keep_alive=int(IDLE_TIMEOUT), timeout_graceful_shutdown=int(SHUTDOWN_TIMEOUT) or 1,
             limit_concurrency=MAX_CONNECTIONS)
         config.load()
+        config.ssl = self.ssl_context
         uvicorn_log = logging.getLogger("uvicorn.error")
         if not any(isinstance(f, RepeatFilter) for f in uvicorn_log.filters):
             uvicorn_log.addFilter(RepeatFilter())

@@ -1,9 +1,10 @@
 // Live screen: the picture from /ws/video with the overlay of the same frame drawn over it (or of the
 // newest older frame), the mismatch in a debug readout, state chips, snapshot and bookmark. The overlay
 // canvas names what it shows: data-frame-ts (the picture under it), data-detection-ts and data-pose-ts
-// (the overlays drawn; empty when none).
+// (the overlays drawn; empty when none). While it shows, the screen is kept on (awake.js).
 
 import { drawOverlay, drawPicture } from "./draw.js";
+import { KeepAwake } from "./awake.js";
 import { Store } from "./store.js";
 import { clock, el, since } from "./util.js";
 
@@ -20,13 +21,12 @@ export class LiveScreen {
     this.sync = document.getElementById("sync");
     this.chips = document.getElementById("chips");
     this.toast = document.getElementById("live-toast");
-    this.awake = document.getElementById("awake");
+    this.awake = new KeepAwake(store);
     this.showHeat = false; this.showDebug = false;
     this.active = false;
     this.used = null;       // the detection overlay drawn with the current picture
     this.usedPose = null;
     this.mismatchMs = null;
-    this.wakeLock = null;
 
     this.toggle("toggle-heat", (on) => { this.showHeat = on; if (on) this.store.call("get_heatmap").catch(() => {}); this.redraw(); });
     this.toggle("toggle-debug", (on) => { this.showDebug = on; this.redraw(); });
@@ -44,7 +44,6 @@ export class LiveScreen {
       if (e.detail === "zones" || (e.detail === "heatmap" && this.showHeat) || (e.detail === "motion" && this.showDebug)) this.redraw();
     });
     new ResizeObserver(() => { if (this.active) { this.paint(); } }).observe(this.stage);
-    document.addEventListener("visibilitychange", () => { if (this.active && document.visibilityState === "visible") this.keepAwake(); });
     setInterval(() => { if (this.active) this.renderChips(); }, 5000); // the "for N min" hints age
   }
 
@@ -61,25 +60,14 @@ export class LiveScreen {
     this.active = true;
     this.feed.acquire("live");
     this.renderChips();
-    this.keepAwake();
+    this.awake.hold();
     if (this.feed.bitmap) this.onFrame(); else this.updateWaiting();
   }
 
   hide() {
     this.active = false;
     this.feed.release("live");
-    if (this.wakeLock) { this.wakeLock.release().catch(() => {}); this.wakeLock = null; }
-  }
-
-  async keepAwake() {
-    // The Screen Wake Lock API exists on secure origins only (https or localhost); elsewhere the tablet's
-    // own screen timeout applies.
-    if (!("wakeLock" in navigator) || this.wakeLock) return;
-    try {
-      this.wakeLock = await navigator.wakeLock.request("screen");
-      this.awake.hidden = false;
-      this.wakeLock.addEventListener("release", () => { this.wakeLock = null; this.awake.hidden = true; });
-    } catch { /* not allowed here (not visible, or no permission) */ }
+    this.awake.release();
   }
 
   showWaiting(text) { this.wait.hidden = false; this.wait.textContent = text; }

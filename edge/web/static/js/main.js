@@ -1,13 +1,16 @@
 // The tablet app's entry point: sign-in (once: the device sets a session cookie), the /ws/ui connection
 // and the store that folds it, the live feed, the six screens behind hash routes (#live, #timeline,
-// #diary, #zones, #analytics, #device), the offline banner and the media viewer. Each screen gets the store
-// (and the feed or viewer it shows things in) and nothing else.
+// #diary, #zones, #analytics, #device), the offline banner ("device unreachable" when the page, opened from
+// the service worker's cache, cannot reach the device), the notifications and the media viewer. Each
+// screen gets the store (and the feed or viewer it shows things in) and nothing else. The service worker
+// (/sw.js, secure contexts only) keeps the app shell so the app opens without the device.
 
 import { AnalyticsScreen } from "./analytics.js";
 import { DeviceConnection, login, session } from "./conn.js";
 import { DeviceScreen } from "./device.js";
 import { DiaryScreen } from "./diary.js";
 import { LiveScreen } from "./live.js";
+import { Notifier } from "./notify.js";
 import { Store } from "./store.js";
 import { TimelineScreen } from "./timeline.js";
 import { el } from "./util.js";
@@ -17,6 +20,7 @@ import { ZonesScreen } from "./zones.js";
 const conn = new DeviceConnection();
 const store = new Store(conn);
 const feed = new VideoFeed();
+new Notifier(store);
 
 const viewer = {
   dialog: document.getElementById("viewer"),
@@ -65,7 +69,7 @@ conn.addEventListener("status", (e) => {
   const { online, retryAt, reason } = e.detail;
   clearInterval(countdown);
   connEl.classList.toggle("online", online);
-  connEl.classList.toggle("offline", !online && conn.info !== null);
+  connEl.classList.toggle("offline", !online);
   if (online) {
     connEl.textContent = "online";
     banner.hidden = true;
@@ -73,11 +77,13 @@ conn.addEventListener("status", (e) => {
   }
   const tick = () => {
     const s = Math.max(0, Math.round((retryAt - Date.now()) / 1000));
-    connEl.textContent = conn.info ? "offline" : "connecting…";
-    if (conn.info) {
-      banner.hidden = false;
-      banner.textContent = `The device is offline${reason ? " (" + reason + ")" : ""}. Retrying ${s ? "in " + s + " s" : "now"}… What you see may be out of date.`;
-    }
+    const retry = `Retrying ${s ? "in " + s + " s" : "now"}…`;
+    connEl.textContent = conn.info ? "offline" : "unreachable";
+    banner.hidden = false;
+    // never connected since the page opened: it may have come from the service worker's cache alone
+    banner.textContent = conn.info
+      ? `The device is offline${reason ? " (" + reason + ")" : ""}. ${retry} What you see may be out of date.`
+      : `Device unreachable: this page cannot reach the device at ${location.host}. Is it on, and is this tablet on its network? ${retry}`;
   };
   tick();
   countdown = setInterval(tick, 1000);
@@ -111,6 +117,10 @@ function askToken() {
   });
 }
 conn.needLogin = askToken;
+
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register("/sw.js").catch(() => { /* the app works without it, only not offline */ });
+}
 
 async function start() {
   const s = await session();
