@@ -187,16 +187,16 @@ class HomeRelay:
                 return
             key = f"relay-{time.monotonic_ns()}"
             peer.pending[key] = (ws, m.get("id"))
-            await peer.ws.send(orjson.dumps({k: v for k, v in m.items() if k != "device"} | {"id": key}))
+            await peer.ws.send(_text({k: v for k, v in m.items() if k != "device"} | {"id": key}))
         else:
             if device == self.device_id:
                 m.pop("device")
-                raw = orjson.dumps(m)
+                raw = _text(m)
             await up.send(raw)
 
-    def _envelope(self, kind: str, data: dict[str, Any]) -> bytes:
-        return orjson.dumps({"v": PROTOCOL_VERSION, "type": kind, "device_id": self.device_id,
-                             "ts": round(time.time(), 3), "data": data})
+    def _envelope(self, kind: str, data: dict[str, Any]) -> str:
+        return _text({"v": PROTOCOL_VERSION, "type": kind, "device_id": self.device_id,
+                      "ts": round(time.time(), 3), "data": data})
 
     def _records(self) -> list[dict[str, Any]]:
         return [p.record() for p in self.peers.values()]
@@ -246,7 +246,7 @@ class HomeRelay:
         elif kind in ("reply", "error") and data.get("id") in peer.pending:
             ws, page_id = peer.pending.pop(data["id"])
             with contextlib.suppress(Exception):
-                await ws.send(orjson.dumps(m | {"data": data | {"id": page_id}}))
+                await ws.send(_text(m | {"data": data | {"id": page_id}}))
 
     @staticmethod
     def _learn_state(peer: Peer, state: dict[str, Any]) -> bool:
@@ -258,9 +258,14 @@ class HomeRelay:
         return changed
 
 
+def _text(message: dict[str, Any]) -> str:
+    """JSON as a text frame (the page and the devices take JSON in text frames only)."""
+    return orjson.dumps(message).decode()
+
+
 async def _poll_state(ws: Any) -> None:
     while True:
-        await ws.send(orjson.dumps({"type": "get_state", "id": "standin-state"}))
+        await ws.send(_text({"type": "get_state", "id": "standin-state"}))
         await asyncio.sleep(1.0)
 
 

@@ -78,7 +78,7 @@ def still_requests(page, seconds: float) -> dict[str, int]:
             seen[key] = seen.get(key, 0) + 1
 
     page.on("request", count)
-    time.sleep(seconds)
+    page.wait_for_timeout(seconds * 1000)   # Playwright delivers the request events while it waits
     page.remove_listener("request", count)
     return seen
 
