@@ -104,6 +104,7 @@ def test_the_home_screen_shows_every_device_and_the_merged_timeline_resumes_per_
         page.wait_for_selector("#home-cards [data-device=kitchen][data-online=true]", timeout=15_000)
         cards = page.evaluate("() => [...document.querySelectorAll('#home-cards .dev-card')].map(c => c.dataset.device)")
         assert cards == ["hall", "kitchen"]
+        assert page.text_content("#home-cards [data-device=kitchen] h2") == "kitchen"
         # the dog shows up in the kitchen: the top line and the kitchen's card say so
         page.wait_for_function("() => document.getElementById('home-where').dataset.present === 'true'", timeout=40_000)
         where = page.text_content("#home-where")

@@ -72,7 +72,7 @@ export class HomeScreen {
     c.node.dataset.online = r.online === null ? "unknown" : String(r.online);
     c.node.dataset.present = r.present === null ? "unknown" : String(r.present);
     c.node.classList.toggle("offline", off);
-    c.title.replaceChildren(r.name, r.self ? el("span", { class: "muted" }, " · this device") : null);
+    c.title.replaceChildren(r.name, ...(r.self ? [el("span", { class: "muted" }, " · this device")] : []));
     const chip = (cls, text, key) => el("span", { class: `chip ${cls}`, "data-fact": key }, text);
     const facts = [];
     if (off) facts.push(chip("bad", "Offline", "online"));
