@@ -49,6 +49,20 @@ def peers_messages_checked_once_declared(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(app_page, "check_ws", check_declared)
 
 
+CARD_IDS = "() => [...document.querySelectorAll('#home-cards .dev-card')].map(c => c.dataset.device)"
+STILLS_LOADED = "() => [...document.querySelectorAll('#home-cards img.still')].every(i => i.naturalWidth > 0)"
+OVERFLOW = ("() => Math.max(document.documentElement.scrollWidth - innerWidth, ...[...document.querySelectorAll("
+            "'.dev-card')].map(c => c.getBoundingClientRect().right - innerWidth))")
+ONLY_KITCHEN = ("() => document.querySelectorAll('#tl-list li').length > 0 && [...document.querySelectorAll("
+                "'#tl-list li')].every(li => li.dataset.device === 'kitchen')")
+
+
+def set_visibility(page, state: str) -> None:
+    """What the browser does when the tablet's display goes off or the tab is left."""
+    page.evaluate(f"() => {{ Object.defineProperty(document, 'visibilityState', {{value: '{state}', "
+                  "configurable: true}); document.dispatchEvent(new Event('visibilitychange')); }")
+
+
 def stored(url: str, **args) -> dict:
     with ws_connect(url) as ws:
         ws.send(orjson.dumps({"type": "get_events", "id": "e", "limit": 1000} | args))
@@ -102,7 +116,7 @@ def test_the_home_screen_shows_every_device_and_the_merged_timeline_resumes_per_
         page.wait_for_selector("#screen-home.active", timeout=15_000)
         assert page.is_visible("#tab-home")
         page.wait_for_selector("#home-cards [data-device=kitchen][data-online=true]", timeout=15_000)
-        cards = page.evaluate("() => [...document.querySelectorAll('#home-cards .dev-card')].map(c => c.dataset.device)")
+        cards = page.evaluate(CARD_IDS)
         assert cards == ["hall", "kitchen"]
         assert page.text_content("#home-cards [data-device=kitchen] h2") == "kitchen"
         # the dog shows up in the kitchen: the top line and the kitchen's card say so
@@ -114,19 +128,16 @@ def test_the_home_screen_shows_every_device_and_the_merged_timeline_resumes_per_
         assert page.text_content("#home-cards [data-device=hall] [data-fact=dog]") == "Dog away"
         assert page.text_content("#home-cards [data-device=kitchen] [data-fact=health]") == "Healthy"
         # live stills of both cameras, the peer's through this device's origin
-        page.wait_for_function("() => [...document.querySelectorAll('#home-cards img.still')].every(i => i.naturalWidth > 0)",
-                               timeout=15_000)
+        page.wait_for_function(STILLS_LOADED, timeout=15_000)
         kitchen_still = page.get_attribute("#home-cards [data-device=kitchen] img.still", "src")
         assert kitchen_still.startswith(f"{relay.url}/peer/kitchen/snapshot.jpg?"), kitchen_still
         # refreshed every few seconds while shown and visible; not at all while hidden or on another screen
         busy = still_requests(page, 7)
         assert busy.get("hall", 0) >= 2 and busy.get("kitchen", 0) >= 2, busy
-        page.evaluate("() => { Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true});"
-                      " document.dispatchEvent(new Event('visibilitychange')); }")
+        set_visibility(page, "hidden")
         time.sleep(0.5)
         assert still_requests(page, 6.5) == {}, "stills fetched while the page is hidden"
-        page.evaluate("() => { Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true});"
-                      " document.dispatchEvent(new Event('visibilitychange')); }")
+        set_visibility(page, "visible")
         assert still_requests(page, 4).get("kitchen", 0) >= 1, "stills not fetched again once visible"
         folder = SHOTS / "home"
         folder.mkdir(parents=True, exist_ok=True)
@@ -134,8 +145,7 @@ def test_the_home_screen_shows_every_device_and_the_merged_timeline_resumes_per_
             page.set_viewport_size({"width": width, "height": height})
             time.sleep(1)
             page.screenshot(path=str(folder / f"home-{width}x{height}.png"), full_page=True)
-            wide = page.evaluate("() => Math.max(document.documentElement.scrollWidth - innerWidth, "
-                                 "...[...document.querySelectorAll('.dev-card')].map(c => c.getBoundingClientRect().right - innerWidth))")
+            wide = page.evaluate(OVERFLOW)
             assert wide <= 0, f"the Home screen is wider than the screen at {width}x{height}"
         page.set_viewport_size({"width": 1280, "height": 800})
 
@@ -146,9 +156,7 @@ def test_the_home_screen_shows_every_device_and_the_merged_timeline_resumes_per_
         assert page.text_content("#tl-list li[data-device=kitchen] .dev") == "kitchen"
         assert still_requests(page, 4) == {}, "stills fetched while another screen shows"
         page.select_option("#tl-device", "kitchen")
-        page.wait_for_function("() => document.querySelectorAll('#tl-list li').length > 0 && "
-                               "[...document.querySelectorAll('#tl-list li')].every(li => li.dataset.device === 'kitchen')",
-                               timeout=15_000)
+        page.wait_for_function(ONLY_KITCHEN, timeout=15_000)
         page.select_option("#tl-device", "")
         page.wait_for_selector("#tl-list li[data-device=hall]", timeout=15_000)
 
