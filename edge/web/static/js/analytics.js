@@ -1,10 +1,16 @@
 // Analytics screen: one day's posture minutes, zone minutes and visits, activity and event counts as
 // hand-drawn SVG bar charts (no chart library: a few bars do not earn one), updated as `analytics`
 // messages arrive for today; other days come from get_analytics (both kept in store.analytics by day).
-// The heat map is drawn over the newest snapshot.
+// The heat map is drawn over the newest snapshot. With peers, a device picker shows one device's figures
+// (a peer's through get_analytics with `device`, fetched again a moment after its events) or "Home": the
+// figures of every device added up (peers.js sumAnalytics).
 
 import { drawHeat } from "./draw.js";
+import { sumAnalytics } from "./peers.js";
 import { el, num, svg, today } from "./util.js";
+
+const HOME = "home";
+const PEER_REFRESH_MS = 2000;
 
 const POSTURE_LABEL = { sit: "Sitting", stand: "Standing", lie: "Lying", unknown: "Unclear" };
 const COLOURS = ["#ffd400", "#4fc3f7", "#3ecf7a", "#ff7c7c", "#c792ea", "#ffb020"];
@@ -31,40 +37,77 @@ export class AnalyticsScreen {
     this.status = document.getElementById("an-status");
     this.day = today(); this.dayInput.value = this.day;
     this.active = false;
+    this.picker = document.getElementById("an-device");
+    this.picker.addEventListener("change", () => { this.heatmap = null; this.show(); });
     this.dayInput.addEventListener("change", () => this.load(this.dayInput.value || today()));
     document.getElementById("an-today").addEventListener("click", () => this.load(today()));
     store.addEventListener("change", (e) => {
+      if (e.detail === "peers" || e.detail === "connection") this.renderPicker();
       if (!this.active) return;
       if (e.detail === "analytics") this.render();
-      if (e.detail === "heatmap") this.renderHeat();
+      if (e.detail === "heatmap" && !this.store.isPeer(this.chosen())) this.renderHeat();
     });
+    store.addEventListener("event", (e) => {   // a peer's figures are asked for again once its events settle
+      if (!this.active || this.day !== today() || !this.store.isPeer(e.detail.device_id)) return;
+      if (this.chosen() !== HOME && this.chosen() !== e.detail.device_id) return;
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.load(this.day, true), PEER_REFRESH_MS);
+    });
+  }
+
+  /** The device shown (its id), or HOME. */
+  chosen() { return this.picker.value || (this.store.info ? this.store.info.device_id : ""); }
+  /** The devices whose figures make up what is shown. */
+  chosenIds() { return this.chosen() === HOME ? this.store.deviceIds() : [this.chosen()]; }
+
+  renderPicker() {
+    const ids = this.store.deviceIds(), chosen = this.picker.value;
+    const want = ids.length ? [HOME, ...ids] : [];
+    const names = want.map((id) => (id === HOME ? "Home (all devices)" : this.store.nameOf(id)));
+    if ([...this.picker.options].map((o) => o.textContent).join() !== names.join()) {
+      this.picker.replaceChildren(...want.map((id, i) => el("option", { value: id }, names[i])));
+      this.picker.value = want.includes(chosen) ? chosen : ids[0] || "";
+    }
+    document.getElementById("an-device-field").hidden = this.store.peers.size === 0;
   }
 
   show() {
     this.active = true;
     this.render();
     this.load(this.day);
-    this.store.call("get_heatmap").catch(() => {});
+    const id = this.chosen();
+    if (id === HOME) { this.renderHeat(); return; }
+    const peer = this.store.isPeer(id);
+    this.store.call("get_heatmap", peer ? { device: id } : {}).then((r) => { if (peer) { this.heatmap = r.heatmap; this.renderHeat(); } }, () => {});
     this.snapshot = new Image();
     this.snapshot.onload = () => this.renderHeat();
-    this.snapshot.src = `/snapshot.jpg?t=${Date.now()}`;
+    this.snapshot.src = `${this.store.pathOf(id, "/snapshot.jpg")}?t=${Date.now()}`;
   }
-  hide() { this.active = false; }
+  hide() { this.active = false; clearTimeout(this.timer); }
 
-  async load(day) {
+  async load(day, quiet = false) {
     this.day = day; this.dayInput.value = day;
-    this.status.textContent = "Loading…";
+    if (!quiet) this.status.textContent = "Loading…";
     this.render();
-    try {
-      await this.store.call("get_analytics", { day });
-      if (this.day !== day) return;
-      this.status.textContent = day === today() ? "Today, updating live." : "";
-    } catch (e) { this.status.textContent = `Could not load: ${e.message}`; }
+    const ids = this.chosenIds();
+    const got = await Promise.allSettled(ids.map((id) => this.store.call("get_analytics", this.store.isPeer(id) ? { day, device: id } : { day })));
+    if (this.day !== day) return;
+    const failed = ids.filter((id, i) => got[i].status === "rejected").map((id) => this.store.nameOf(id));
+    this.status.textContent = failed.length === ids.length ? `Could not load: ${got[0].reason.message}`
+      : `${day === today() ? "Today, updating live." : ""}${failed.length ? ` Not reachable now: ${failed.join(", ")}.` : ""}`;
     this.render();
+  }
+
+  /** The day's figures of what is chosen (summed for Home; null while none has arrived). */
+  figures() {
+    const of = (id) => (this.store.isPeer(id) ? this.store.peerAnalytics.get(`${id}|${this.day}`) : this.store.analytics.get(this.day));
+    if (this.chosen() !== HOME) return of(this.chosen()) || null;
+    const parts = this.store.deviceIds().map((id) => ({ name: this.store.nameOf(id), a: of(id) })).filter((x) => x.a);
+    return parts.length ? sumAnalytics(this.day, parts) : null;
   }
 
   render() {
-    const a = this.store.analytics.get(this.day);
+    const a = this.figures();
     const put = (id, node) => document.getElementById(id).replaceChildren(node);
     if (!a) { for (const id of ["an-posture", "an-zones", "an-activity", "an-events"]) put(id, el("p", { class: "muted" }, "Loading…")); return; }
     put("an-posture", barChart("posture", Object.entries(a.posture_minutes).sort((x, y) => y[1] - x[1])
@@ -87,7 +130,8 @@ export class AnalyticsScreen {
 
   renderHeat() {
     const box = document.getElementById("an-heat");
-    const hm = this.store.heatmap;
+    if (this.chosen() === HOME) { box.replaceChildren(el("p", { class: "muted" }, "Pick a device to see where the dog spent its time there.")); return; }
+    const hm = this.store.isPeer(this.chosen()) ? this.heatmap : this.store.heatmap;
     if (!hm) { box.replaceChildren(el("p", { class: "muted" }, "No heat map yet.")); return; }
     const canvas = el("canvas", { class: "chart", width: 640, height: 360, role: "img", "data-figure": "heatmap",
       "aria-label": `Heat map of the last ${Math.round(hm.window_seconds / 60)} minutes; ${num(hm.total_seconds / 60, 1)} min in total` });

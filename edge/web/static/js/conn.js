@@ -1,5 +1,6 @@
 // The one /ws/ui connection: login (session cookie), commands with replies, reconnect with backoff,
-// resume by seq. The store listens to its events ("connection", "event", "overlay", "telemetry",
+// resume by seq (of this device's events; peers' events relayed by this device pass through to the
+// store, which keeps one cursor per peer). The store listens to its events ("connection", "event", "overlay", "telemetry",
 // "analytics", "gap", "reset", "status": online/offline changes) and screens listen to the store. Events are handed on once each, in seq order:
 // after a reconnect the device replays everything after the last seq seen (?since=), and a seq already
 // seen is dropped, so nothing is missing or doubled.
@@ -121,6 +122,8 @@ export class DeviceConnection extends EventTarget {
         this.emit("connection", m);
         break;
       case "event":
+        // a peer's event (relayed by this device): its seqs are the peer's own; the store keeps its cursor
+        if (this.info && m.device_id && m.device_id !== this.info.device_id) { this.emit("event", m); break; }
         if (m.seq === undefined) { this.emit("event", m); break; } // not stored (device disk full): live only
         if (this.lastSeq !== null && m.seq <= this.lastSeq) return; // replayed twice: already handed on
         this.lastSeq = m.seq;

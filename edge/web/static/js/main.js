@@ -1,14 +1,17 @@
 // The tablet app's entry point: sign-in (once: the device sets a session cookie), the /ws/ui connection
-// and the store that folds it, the live feed, the six screens behind hash routes (#live, #timeline,
+// and the store that folds it, the live feed, the seven screens behind hash routes (#home, #live, #timeline,
 // #diary, #zones, #analytics, #device), the offline banner ("device unreachable" when the page, opened from
 // the service worker's cache, cannot reach the device), the notifications and the media viewer. Each
-// screen gets the store (and the feed or viewer it shows things in) and nothing else. The service worker
-// (/sw.js, secure contexts only) keeps the app shell so the app opens without the device.
+// screen gets the store (and the feed or viewer it shows things in) and nothing else. Home lists every device
+// of the home: its tab shows once the device has peers, and it is then the first screen of a page opened
+// without a route. The service worker (/sw.js, secure contexts only) keeps the app shell so the app opens
+// without the device.
 
 import { AnalyticsScreen } from "./analytics.js";
 import { DeviceConnection, login, session } from "./conn.js";
 import { DeviceScreen } from "./device.js";
 import { DiaryScreen } from "./diary.js";
+import { HomeScreen } from "./home.js";
 import { LiveScreen } from "./live.js";
 import { Notifier } from "./notify.js";
 import { Store } from "./store.js";
@@ -38,6 +41,7 @@ viewer.dialog.addEventListener("close", () => document.getElementById("viewer-bo
 document.getElementById("viewer-close").addEventListener("click", () => viewer.dialog.close());
 
 const screens = {
+  home: new HomeScreen(store, viewer),
   live: new LiveScreen(store, feed, viewer),
   timeline: new TimelineScreen(store, viewer),
   diary: new DiaryScreen(store, viewer),
@@ -48,7 +52,7 @@ const screens = {
 let current = null;
 
 function route() {
-  const name = (location.hash || "#live").slice(1);
+  const name = location.hash ? location.hash.slice(1) : store.peers.size ? "home" : "live";
   const next = screens[name] ? name : "live";
   if (next === current) return;
   if (current) screens[current].hide();
@@ -89,6 +93,10 @@ conn.addEventListener("status", (e) => {
   countdown = setInterval(tick, 1000);
 });
 store.addEventListener("change", (e) => {
+  if (e.detail === "peers") {
+    document.getElementById("tab-home").hidden = store.peers.size === 0;
+    if (!location.hash) route();   // no screen chosen yet: Home once there are peers
+  }
   if (e.detail !== "connection") return;
   document.getElementById("title").textContent = `Dog monitor · ${store.info.device_id}`;
   document.title = `${store.info.device_id} · Dog monitor`;
