@@ -124,28 +124,30 @@ def missing_source_file(source: str) -> str | None:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from edge.watch import Watch
+    from edge.web.local import LocalDevice, local_device
 
     url = args.url
     token = os.environ.get("DOGMON_WS_TOKEN", "")
-    if url is None:
-        try:
-            config = _config(args)
+    try:
+        config = _config(args)
+        device = local_device(config)
+        if url is None:
             from edge.web.pairing import local_token
 
             token = token or local_token(config.ws_token, config.data_dir)
-            host = "127.0.0.1" if config.ws_host in ("0.0.0.0", "::") else config.ws_host
-            url = f"ws://{host}:{config.ws_port}/ws/ui"
-        except ConfigError:
-            url = "ws://127.0.0.1:8765/ws/ui"
+    except ConfigError:
+        device = LocalDevice("127.0.0.1", 8765, False, None)
+    url = url or device.ws()
     headers = {"Authorization": f"Bearer {token}"} if token and token != "open" else None
     try:
-        return Watch(url, headers, show_all=args.all).run()
+        return Watch(url, headers, show_all=args.all, ssl=lambda: device.client_ssl(url)).run()
     except KeyboardInterrupt:
         return 0
 
 
 def cmd_pair(args: argparse.Namespace) -> int:
     """A new one-time pairing code, written where the device reads it (its data dir), and the URL to open."""
+    from edge.web.local import web_scheme
     from edge.web.origins import DeviceNames
     from edge.web.pairing import Pairing, pairing_lines
 
@@ -153,7 +155,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
     if config.ws_token == "open":
         print("auth is off (DOGMON_WS_TOKEN=open): nothing to pair; open the page directly", file=sys.stderr)
         return 1
-    names = DeviceNames(config.ws_host, lambda: config.ws_port, config.ws_origins)
+    names = DeviceNames(config.ws_host, lambda: config.ws_port, config.ws_origins, schemes=(web_scheme(config),))
     try:
         lines = pairing_lines(names.urls(), Pairing(config.data_dir), True)
     except OSError as exc:
@@ -181,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check-config", parents=[common], help="print the effective configuration; exit 2 if invalid"
                    ).set_defaults(func=cmd_check_config)
     watch = sub.add_parser("watch", parents=[common], help="print a running device's live messages")
-    watch.add_argument("url", nargs="?", help="ws://HOST:PORT/ws/ui (default: from the config)")
+    watch.add_argument("url", nargs="?", help="ws://HOST:PORT/ws/ui or wss://… (default: from the config; wss is "
+                       "verified with the device's own CA, DOGMON_DATA_DIR/tls/ca.crt)")
     watch.add_argument("--all", action="store_true",
                        help="print every overlay, not only a line when what is in view changes")
     watch.set_defaults(func=cmd_watch)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import time
 from collections.abc import Callable
+from ssl import SSLCertVerificationError, SSLContext
 from typing import Any
 
 import orjson
@@ -121,8 +122,10 @@ class Watch:
     """The reconnecting watch loop; ``say`` gets each line (print by default)."""
 
     def __init__(self, url: str, headers: dict[str, str] | None, show_all: bool = False, recent: int = 5,
-                 say: Callable[[str], None] | None = None) -> None:
+                 say: Callable[[str], None] | None = None,
+                 ssl: Callable[[], SSLContext | None] = lambda: None) -> None:
         self.url, self.headers, self.show_all, self.recent = url, headers, show_all, recent
+        self.ssl = ssl  # per attempt: verifies a wss:// device (its own CA, made at its first start); None for ws://
         self.say = say or (lambda line: print(line, flush=True))
         self.shown_url = mask_credentials(url)
         self.last_seq: int | None = None  # the last event seq printed
@@ -138,7 +141,7 @@ class Watch:
         backoff, waiting_said, connected_before = Backoff(BACKOFF_INITIAL, BACKOFF_MAX), False, False
         while True:
             try:
-                with connect(self.url, additional_headers=self.headers, open_timeout=5) as ws:
+                with connect(self.url, additional_headers=self.headers, open_timeout=5, ssl=self.ssl()) as ws:
                     if connected_before:
                         self.note("device is back")
                     connected_before, waiting_said = True, False
@@ -157,6 +160,12 @@ class Watch:
                     waiting_said = True
             except ConnectionClosed as exc:
                 self.note(f"device went away ({exc}); waiting for it to come back")
+            except SSLCertVerificationError as exc:
+                # Never retried without verifying: the answer is a device this machine cannot trust.
+                self.say(f"error: {self.shown_url}: the certificate does not verify ({exc.verify_message}); "
+                         "watch trusts the device's own CA (DOGMON_DATA_DIR/tls/ca.crt): run it with the "
+                         "device's env file")
+                return 1
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 if not waiting_said:
                     what = "is not up yet" if not connected_before else "is still away"

@@ -163,3 +163,51 @@ def test_a_missing_file_source_says_no_such_file_everywhere_and_no_cable_advice(
     code, out, _ = run_diag(env, tmp_path, "diag", "--json")
     camera = {c["name"]: c for c in json.loads(out)["checks"]}["camera"]
     assert "no such file" in camera["detail"] and "cable" not in camera["advice"], camera
+
+
+@pytest.mark.e2e
+def test_diag_and_home_assistant_speak_https_to_an_installed_device(start_device, mosquitto, tmp_path: Path) -> None:
+    """An installed device (DOGMON_TLS=auto): diag dials https/wss and verifies with the device's own CA, Home
+    Assistant's link to it is https and verifies too, and a certificate the CA does not vouch for fails."""
+    import ssl
+
+    from edge.web import certs
+    from tests.helpers import MqttCollector
+
+    ha_view = MqttCollector(mosquitto.host, mosquitto.port, "homeassistant/#")
+    device = start_device({"DOGMON_SOURCE": "demo", "DOGMON_MQTT_URL": mosquitto.url, "DOGMON_TLS": "auto",
+                           "DOGMON_SETUP_PORT": "0", "DOGMON_WS_TOKEN": "s3cret-0123456789"}, wait=False)
+    ca_file = tmp_path / "data" / "tls" / "ca.crt"
+    env = {k: v for k, v in device.env.items() if k.startswith("DOGMON_")}
+    deadline = time.monotonic() + 30
+    report: dict = {}
+    while time.monotonic() < deadline:  # until the device is up and its camera and broker are connected
+        code, out, _ = run_diag(env, tmp_path, "--env", "/dev/null", "diag", "--json")
+        report = json.loads(out)
+        status = {c["name"]: c for c in report["checks"]}
+        if all(status[n]["status"] == PASS for n in ("device", "websocket", "camera", "broker")):
+            break
+        time.sleep(0.5)
+    assert code == 0, report
+    assert f"wss://127.0.0.1:{device.port}/ws/ui: connection message" in status["websocket"]["detail"], status
+    assert "device testdog" in status["websocket"]["detail"]
+
+    # Home Assistant's "visit device" link: https, and it verifies with the device's CA.
+    ha_view.wait_for(lambda s: any(t.endswith("/dog_present/config") for t, p, _ in s.messages if p), 20,
+                     "HA discovery config")
+    config = next(json.loads(p) for t, p, _ in ha_view.messages if t.endswith("/dog_present/config") and p)
+    link = config["device"]["configuration_url"]
+    assert link == f"https://127.0.0.1:{device.port}/healthz", link
+    with urllib.request.urlopen(link, timeout=5, context=ssl.create_default_context(cafile=str(ca_file))) as answer:
+        assert json.loads(answer.read())["status"] in ("ok", "degraded")
+    ha_view.close()
+
+    # diag with another data dir (another CA): the certificate does not verify, and it says so; never insecure.
+    other = tmp_path / "other"
+    (other / "tls").mkdir(parents=True)
+    (other / "tls" / "ca.crt").write_bytes(certs.make_ca("elsewhere").cert)
+    code, out, _ = run_diag({**env, "DOGMON_DATA_DIR": str(other)}, tmp_path, "--env", "/dev/null", "diag", "--json")
+    status = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert status["device"]["status"] == FAIL and "certificate does not verify" in status["device"]["detail"], status
+    assert status["websocket"]["status"] == FAIL and "certificate does not verify" in status["websocket"]["detail"]
+    assert "ca.crt" in status["websocket"]["advice"] and code == 1

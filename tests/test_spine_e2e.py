@@ -197,6 +197,50 @@ def test_watch_prints_readable_lines_of_a_running_device(start_device, dog_visit
     assert len(views) <= 12 and not [line for line in lines if "overlay detection" in line], lines
 
 
+def read_lines(proc: subprocess.Popen, until: str, timeout: float) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline and not any(until in line for line in lines):
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.strip())
+    return lines
+
+
+def test_watch_speaks_wss_to_an_installed_device_and_verifies_its_ca(start_device, tmp_path: Path) -> None:
+    """With HTTPS on (DOGMON_TLS=auto, as installed), watch reads the config, dials wss:// and trusts the
+    device's own CA; given the URL of a device its CA does not vouch for, it refuses and says why."""
+    device = start_device({"DOGMON_SOURCE": "demo", "DOGMON_TLS": "auto", "DOGMON_SETUP_PORT": "0",
+                           "DOGMON_WS_TOKEN": ""}, wait=False)  # the default: a token made at first start
+    deadline = time.monotonic() + 30
+    while "WebSocket wss://" not in device.logs() and time.monotonic() < deadline:  # its token is made
+        assert device.proc.poll() is None, device.logs()
+        time.sleep(0.2)
+    watch = subprocess.Popen([sys.executable, "-m", "edge", "--env", "/dev/null", "watch"], stdout=subprocess.PIPE,
+                             text=True, env=device.env)
+    try:
+        lines = read_lines(watch, "telemetry", 40)
+    finally:
+        watch.terminate()
+        watch.wait(5)
+    connected = [line for line in lines if "connected to testdog" in line]
+    assert connected and any(" telemetry " in line for line in lines), lines
+    assert not any("refused" in line or "error" in line for line in lines), lines
+
+    # Another CA (another device's data dir): the certificate does not verify; watch stops, it never goes insecure.
+    other = tmp_path / "other"
+    (other / "tls").mkdir(parents=True)
+    from edge.web import certs
+
+    (other / "tls" / "ca.crt").write_bytes(certs.make_ca("elsewhere").cert)
+    refused = subprocess.run([sys.executable, "-m", "edge", "--env", "/dev/null", "watch",
+                              f"wss://127.0.0.1:{device.port}/ws/ui"], capture_output=True, text=True, timeout=30,
+                             env={**device.env, "DOGMON_DATA_DIR": str(other)})
+    assert refused.returncode == 1 and "certificate does not verify" in refused.stdout, refused.stdout
+
+
 def test_the_device_logs_each_event_at_info_in_one_line(start_device, dog_visit_video: Path) -> None:
     device = start_device({"DOGMON_SOURCE": str(dog_visit_video), "DOGMON_SOURCE_LOOP": "0",
                            "DOGMON_ABSENCE_SECONDZ": "3"})  # misspelled: warned about at start

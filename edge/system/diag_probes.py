@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import time
 import urllib.request
 import uuid
@@ -16,13 +17,11 @@ from typing import Any
 
 from edge.config import Config
 from edge.system.diag_checks import FAIL, PASS, WARN, Check
+from edge.web.local import local_device
 
 
 def device_url(config: Config) -> str:
-    host = "127.0.0.1" if config.ws_host in ("0.0.0.0", "::", "") else config.ws_host
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"{host}:{config.ws_port}"
+    return local_device(config).address
 
 
 def auth_headers(config: Config) -> dict[str, str] | None:
@@ -32,24 +31,38 @@ def auth_headers(config: Config) -> dict[str, str] | None:
     return {"Authorization": f"Bearer {token}"} if token else None
 
 
+def _tls_advice(config: Config) -> str:
+    if config.tls_cert is not None:
+        return (f"DOGMON_TLS_CERT ({config.tls_cert}) must name the host diag dials and chain to a CA this "
+                "machine trusts")
+    return (f"the device serves a certificate its own CA ({config.data_dir}/tls/ca.crt) does not vouch for: "
+            "is another process on this port, or DOGMON_DATA_DIR not the running device's?")
+
+
 def check_device(config: Config, wait_telemetry: float) -> Check:
     """/healthz, then the WebSocket: a ``connection`` message and one ``telemetry`` message."""
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
-    address = device_url(config)
+    device = local_device(config)
     headers = auth_headers(config)
+    health_url = device.http("/healthz")
     try:
-        request = urllib.request.Request(f"http://{address}/healthz", headers=headers or {})
-        with urllib.request.urlopen(request, timeout=2) as response:
+        request = urllib.request.Request(health_url, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=2, context=device.client_ssl(health_url)) as response:
             health = json.loads(response.read())
     except OSError as exc:
-        return Check("device", FAIL, f"no answer on http://{address}/healthz ({exc})",
+        unverified = exc if isinstance(exc, ssl.SSLCertVerificationError) else getattr(exc, "reason", None)
+        if isinstance(unverified, ssl.SSLCertVerificationError):
+            return Check("device", FAIL, f"{health_url}: the certificate does not verify "
+                         f"({unverified.verify_message})", _tls_advice(config))
+        return Check("device", FAIL, f"no answer on {health_url} ({exc})",
                      "the device is not running: sudo systemctl start dogmonitor (or `dogmonitor run`); "
                      "logs: journalctl -u dogmonitor -n 50")
     data: dict[str, Any] = {"health": health}
+    ws_url = device.ws()
     try:
-        with connect(f"ws://{address}/ws/ui", additional_headers=headers, open_timeout=3) as ws:
+        with connect(ws_url, additional_headers=headers, open_timeout=3, ssl=device.client_ssl(ws_url)) as ws:
             deadline = time.monotonic() + wait_telemetry
             while time.monotonic() < deadline and "telemetry" not in data:
                 message = json.loads(ws.recv(timeout=max(0.05, deadline - time.monotonic())))
@@ -60,7 +73,7 @@ def check_device(config: Config, wait_telemetry: float) -> Check:
                      "DOGMON_WS_TOKEN in this env file differs from the running device's", data)
     except (OSError, TimeoutError) as exc:
         if "connection" not in data:
-            return Check("device", FAIL, f"WebSocket ws://{address}/ws/ui did not answer ({exc})",
+            return Check("device", FAIL, f"WebSocket {ws_url} did not answer ({exc})",
                          "restart the service: sudo systemctl restart dogmonitor", data)
     if "connection" not in data:
         return Check("device", FAIL, "no connection message on the WebSocket", "restart the service", data)
@@ -82,10 +95,12 @@ def check_websocket(config: Config, timeout: float = 3.0) -> Check:
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
-    url = f"ws://{device_url(config)}/ws/ui"
+    device = local_device(config)
+    url = device.ws()
     started = time.monotonic()
     try:
-        with connect(url, additional_headers=auth_headers(config), open_timeout=timeout) as ws:
+        with connect(url, additional_headers=auth_headers(config), open_timeout=timeout,
+                     ssl=device.client_ssl(url)) as ws:
             first = json.loads(ws.recv(timeout=timeout))
     except InvalidStatus as exc:
         status = exc.response.status_code
@@ -96,6 +111,9 @@ def check_websocket(config: Config, timeout: float = 3.0) -> Check:
             return Check("websocket", WARN, f"{url} refused: too many clients (503)",
                          "DOGMON_WS_MAX_CLIENTS tablets are connected already: close one or raise the limit")
         return Check("websocket", FAIL, f"{url} refused the connection ({status})", "check the device's log")
+    except ssl.SSLCertVerificationError as exc:
+        return Check("websocket", FAIL, f"{url}: the certificate does not verify ({exc.verify_message})",
+                     _tls_advice(config))
     except (OSError, TimeoutError, ValueError) as exc:
         return Check("websocket", FAIL, f"{url} did not answer ({exc})",
                      "is the device running (sudo systemctl status dogmonitor)? check DOGMON_WS_HOST and "

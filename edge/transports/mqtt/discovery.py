@@ -34,6 +34,7 @@ from edge.config import Config
 from edge.protocol.messages import Message, MessageType, OverlayType
 from edge.transports.mqtt import ha
 from edge.transports.mqtt.bridge import BridgePart, MqttBridge
+from edge.web.local import web_scheme
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class HomeAssistantDiscovery(BridgePart):
         address = self.bridge.local_address()
         if address:
             name = f"[{address}]" if ":" in address else address
-            url = f"http://{name}:{self.web_port()}/healthz"
+            url = f"{web_scheme(self.config)}://{name}:{self.web_port()}/healthz"
         return ha.DeviceInfo(device_id=self.config.device_id, mqtt_prefix=self.config.mqtt_prefix,
                              ha_prefix=self.ha_prefix, sw_version=__version__, configuration_url=url,
                              telemetry_interval=self.config.telemetry_interval)
