@@ -48,9 +48,11 @@ def _check_frame(url: str, payload: str | bytes, page: Any) -> None:
 @contextlib.contextmanager
 def open_app(base_url: str, viewport: tuple[int, int] = (1280, 800), has_touch: bool = False,
              hash_: str = "live", before: Callable[[Any], None] | None = None,
-             args: Sequence[str] = (), profile: Path | None = None) -> Iterator[Any]:
+             args: Sequence[str] = (), profile: Path | None = None,
+             env: dict[str, str] | None = None) -> Iterator[Any]:
     """``before(page)`` runs before the page loads (e.g. to route its WebSockets); ``args`` are more Chromium
-    flags; with a ``profile`` folder Chromium runs on that profile, not incognito (installing needs one)."""
+    flags; with a ``profile`` folder Chromium runs on that profile, not incognito (installing needs one);
+    ``env`` is Chromium's environment (e.g. a ``HOME`` whose NSS store trusts a device's CA)."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).is_file():
@@ -58,11 +60,11 @@ def open_app(base_url: str, viewport: tuple[int, int] = (1280, 800), has_touch: 
     with sync_playwright() as pw:
         size = {"viewport": {"width": viewport[0], "height": viewport[1]}, "has_touch": has_touch}
         if profile is None:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *args])
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *args], env=env)
             context = browser.new_context(**size)
         else:
             context = pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM,
-                                                            args=[*CHROMIUM_ARGS, *args], **size)
+                                                            args=[*CHROMIUM_ARGS, *args], env=env, **size)
         try:
             page = context.pages[0] if context.pages else context.new_page()
             errors: list[str] = []

@@ -236,7 +236,7 @@ def test_the_scan_finds_a_program_the_list_lacks(tmp_path: Path) -> None:
     """The check above can fail: a test calling tools nobody installs is reported, with the line."""
     lines = ["import shutil, subprocess, sys",
              "def test_x(start_device):",
-             '    subprocess.run(["certutil", "-L"], check=True)',
+             '    subprocess.run(["openssl", "version"], check=True)',
              '    codec = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"',
              '    wrap = ["tcpdump", "-i", "lab"]',
              "    start_device({}, wrapper=[*wrap, sys.executable])",
@@ -245,4 +245,4 @@ def test_the_scan_finds_a_program_the_list_lacks(tmp_path: Path) -> None:
     fake = tmp_path / "test_probe.py"
     fake.write_text("\n".join(lines) + "\n")
     found = unlisted_tools([fake])
-    assert found == {"certutil": [f"{fake}:3"], "ffmpeg": [f"{fake}:4"], "tcpdump": [f"{fake}:6"]}, found
+    assert found == {"openssl": [f"{fake}:3"], "ffmpeg": [f"{fake}:4"], "tcpdump": [f"{fake}:6"]}, found
