@@ -301,7 +301,7 @@ class Device:
         self.report = DeviceReport(
             bus=self.bus, store=self.store, auth=self.web.auth, timers=self.timers, started=self.started,
             capture=self.capture, inference=self.inference, holder=self.holder, pipeline=self.pipeline,
-            hub=self.hub, mqtt=self.mqtt, features=self.features)
+            hub=self.hub, mqtt=self.mqtt, features=self.features, access_info=self.access.connection_info)
         self.hub.connection_info = self.report.connection_info
         self.web.add_route("/healthz", self.report.healthz, needs_token=False)
 

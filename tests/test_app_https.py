@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.app_page import open_app, wait_online
+from tests.conftest import free_port
 from tests.test_app_pwa import QUIET_MEDIA
 from tests.test_https_e2e import trusting, wait_https
 
@@ -33,8 +35,9 @@ def home_trusting(home: Path, ca_file: Path | None) -> dict[str, str]:
 
 
 def test_https_with_the_trusted_device_ca_installs_and_keeps_the_screen_on(start_device, tmp_path: Path) -> None:
-    device = start_device({"DOGMON_SOURCE": "demo", "DOGMON_TLS": "auto", "DOGMON_SETUP_PORT": "0", **QUIET_MEDIA},
-                          wait=False)
+    setup_port = free_port()
+    device = start_device({"DOGMON_SOURCE": "demo", "DOGMON_TLS": "auto", "DOGMON_SETUP_PORT": str(setup_port),
+                           **QUIET_MEDIA}, wait=False)
     ca_file = tmp_path / "data" / "tls" / "ca.crt"
     origin = f"https://localhost:{device.port}"
     wait_https(origin + "/healthz", lambda: trusting(ca_file), device)
@@ -51,6 +54,11 @@ def test_https_with_the_trusted_device_ca_installs_and_keeps_the_screen_on(start
         wait_online(page)  # /ws/ui over wss://, verified against the same store
         assert page.evaluate("location.protocol") == "https:" and page.evaluate("window.isSecureContext") is True
         assert page.is_hidden("#insecure")
+        # the connection message names the setup page (how another tablet trusts the device), and it is there
+        connection = next(m for m in page.ui_messages if m["type"] == "connection")["data"]
+        assert connection["setup_url"] == f"http://localhost:{setup_port}/setup", connection
+        with urllib.request.urlopen(connection["setup_url"], timeout=5) as answer:
+            assert "Android" in answer.read().decode()
 
         cdp = page.context.new_cdp_session(page)
         assert cdp.send("Page.getAppManifest").get("errors") == []

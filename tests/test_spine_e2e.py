@@ -46,6 +46,7 @@ def test_dog_appears_then_leaves_on_websocket_and_mqtt(start_device, mosquitto, 
     first = got[0]
     assert first["type"] == "connection" and first["device_id"] == "testdog"
     assert first["data"]["frame"] == {"w": 640, "h": 480} or first["data"]["frame"] == {"w": 0, "h": 0}
+    assert "setup_url" not in first["data"]  # plain HTTP on loopback: no setup port to send anyone to
     detected = events(got, "dog_detected")
     assert len(detected) == 1, [m.get("event_type") for m in events(got)]
     box = detected[0]["data"]["box"]

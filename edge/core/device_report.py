@@ -9,7 +9,7 @@ them; ``edge.device`` passes the real ones.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence, Sized
+from collections.abc import Callable, Sequence, Sized
 from typing import Any, Protocol
 
 from starlette.requests import Request
@@ -82,10 +82,12 @@ class Broker(Protocol):
 class DeviceReport:
     def __init__(self, *, bus: Bus, store: EventStore, auth: Auth, timers: StageTimers, started: float,
                  capture: Capture, inference: Inference, holder: Holder, pipeline: Pipeline, hub: Hub,
-                 mqtt: Broker | None, features: Sequence[Feature]) -> None:
+                 mqtt: Broker | None, features: Sequence[Feature],
+                 access_info: Callable[[], dict[str, Any]] = dict) -> None:
         self.bus, self.store, self.auth, self.timers, self.started = bus, store, auth, timers, started
         self.capture, self.inference, self.holder, self.pipeline = capture, inference, holder, pipeline
         self.hub, self.mqtt, self.features = hub, mqtt, features
+        self.access_info = access_info  # how the device is reached (the web layer's, given by the device)
 
     def connection_info(self) -> dict[str, Any]:
         """The data of the ``connection`` message each WebSocket client gets first."""
@@ -98,6 +100,7 @@ class DeviceReport:
             "last_seq": self.store.last_seq,
             "source": self.capture.spec.display,
             **{k: v for f in self.features for k, v in f.connection_info().items()},
+            **self.access_info(),
         }
 
     def healthz(self, request: Request) -> Response:

@@ -103,7 +103,9 @@ CONNECTION = obj({
     "audio": obj({"source": string(), "online": nullable(boolean())}, "with DOGMON_AUDIO_SOURCE"),
     "media": obj({"live_path": string(), "snapshot_url": string(), "media_url": string(),
                   "clip_codec": nullable(string()), "latest_snapshot": nullable(string())}),
-}, "who the device is and everything a client shows first", optional=("audio",))
+    "setup_url": string("the plain-HTTP setup port's page (the device's CA certificate and how to trust it), "
+                        "with HTTPS on and DOGMON_SETUP_PORT set"),
+}, "who the device is and everything a client shows first", optional=("audio", "setup_url"))
 
 LIVE_FRAME = obj({
     "type": const("frame"), "frame_ts": number("capture time of the frame (unix s), as in the overlays' frame_ts"),

@@ -78,6 +78,13 @@ class WebAccess:
             found.append(self.reach.urls("http", self.setup.port, "/setup")[0])
         return found
 
+    def connection_info(self) -> dict[str, str]:
+        """For the ``connection`` message: ``setup_url``, the setup port's page (how to trust the device's
+        certificate), when there is one."""
+        if self.setup is None:
+            return {}
+        return {"setup_url": self.reach.urls("http", self.setup.port, "/setup")[0]}
+
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(REFRESH_SECONDS)
