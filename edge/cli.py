@@ -157,12 +157,12 @@ def cmd_pair(args: argparse.Namespace) -> int:
         return 1
     names = DeviceNames(config.ws_host, lambda: config.ws_port, config.ws_origins, schemes=(web_scheme(config),))
     try:
-        lines = pairing_lines(names.urls(), Pairing(config.data_dir), True)
+        lines = pairing_lines(names.urls(), Pairing(config.data_dir), True, qr=True)
     except OSError as exc:
         print(f"dogmonitor: cannot write a pairing code to {config.data_dir}: {exc} (run as the device's user)",
               file=sys.stderr)
         return 1
-    print("\n".join(lines[:1]))
+    print("\n".join(lines[:-1]))  # the code and its QR code (the last line says to run this command)
     return 0
 
 

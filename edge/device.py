@@ -322,7 +322,7 @@ class Device:
                  config.device_id, self.capture.spec.display, ws, config.ws_host, self.web.port,
                  f", MQTT {config.mqtt.host}:{config.mqtt.port}" if config.mqtt else ", MQTT off",
                  "  ".join(self.access.urls()))
-        for line in pairing_lines(self.web.names.urls(), self.web.pairing, self.web.auth.required):
+        for line in pairing_lines(self.web.names.urls(), self.web.pairing, self.web.auth.required, qr=True):
             log.log(logging.INFO if self.web.auth.required else logging.WARNING, "%s", line)
         if self.mqtt is not None:
             self.mqtt.start()

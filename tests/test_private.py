@@ -62,6 +62,19 @@ def wait_for_log(device, pattern: str, timeout: float = 10) -> re.Match:
     raise AssertionError(f"no {pattern!r} in the log:\n{device.logs()}")
 
 
+def read_terminal_qr(lines: list[str]) -> str:
+    """What a camera reads from a QR code drawn with half blocks (light drawn on a dark terminal)."""
+    import cv2
+    import numpy as np
+
+    halves = {" ": (0, 0), "▀": (255, 0), "▄": (0, 255), "█": (255, 255)}
+    rows = [[halves[c][half] for c in line.ljust(len(lines[0]))] for line in lines for half in (0, 1)]
+    image = np.kron(np.array(rows, dtype=np.uint8), np.ones((8, 8), dtype=np.uint8))
+    image = cv2.copyMakeBorder(image, 32, 32, 32, 32, cv2.BORDER_CONSTANT, value=255)
+    text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
+    return str(text)
+
+
 def test_a_default_device_is_closed_until_paired_and_a_code_works_once(start_device, tmp_path: Path) -> None:
     device = start_device({**no_camera(tmp_path), "DOGMON_WS_TOKEN": ""})  # the shipped default
     port = device.port
@@ -103,6 +116,10 @@ def test_a_default_device_is_closed_until_paired_and_a_code_works_once(start_dev
     assert done.returncode == 0, done.stderr
     link = re.search(r"open (http://127\.0\.0\.1:\d+)(/pair\?code=\w{8})", done.stdout)
     assert link and link.group(1) == f"http://127.0.0.1:{port}", done.stdout
+    # and the same link as a small QR code in the terminal, which a phone's camera reads
+    qr = [line for line in done.stdout.splitlines() if line and set(line) <= set(" ▀▄█")]
+    assert 15 <= len(qr) <= 25 and all(len(line) <= 45 for line in qr), done.stdout
+    assert read_terminal_qr(qr) == link.group(1) + link.group(2)
     status, _, response = call(port, "GET", link.group(2))
     assert status == 303 and response.headers["Location"] == "/"
     assert call(port, "GET", "/api/state", cookie_of(response))[0] == 200

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import io
 import os
 import secrets
 import time
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+import segno
 
 OPEN = "open"                    # DOGMON_WS_TOKEN value: no auth (loopback binds only)
 TOKEN_FILE = "token"
@@ -147,9 +149,19 @@ class Pairing:
             self.path.unlink()
 
 
-def pairing_lines(urls: list[str], pairing: Pairing | None, auth_required: bool, new_code: bool = True) -> list[str]:
+def qr_lines(text: str) -> list[str]:
+    """``text`` as a small QR code for a terminal: two modules a character (half blocks), light drawn, so it
+    reads on the usual dark background; a phone's camera opens the link."""
+    buffer = io.StringIO()
+    segno.make(text, error="l", micro=False).terminal(out=buffer, compact=True, border=2)
+    return buffer.getvalue().rstrip("\n").split("\n")
+
+
+def pairing_lines(urls: list[str], pairing: Pairing | None, auth_required: bool, new_code: bool = True,
+                  qr: bool = False) -> list[str]:
     """What the start line and ``dogmonitor pair`` print: where to open the app and the code to enter there
-    (a new code unless ``new_code`` is False and one is still valid)."""
+    (a new code unless ``new_code`` is False and one is still valid); with ``qr``, the pairing link as a QR
+    code after the first line."""
     if not urls:
         return []
     if not auth_required:
@@ -162,4 +174,5 @@ def pairing_lines(urls: list[str], pairing: Pairing | None, auth_required: bool,
     link = urls[0].rstrip("/") + f"/pair?code={code.code}"
     return [f"open {urls[0]}{others} and enter the pairing code {pretty(code.code)} "
             f"(one-time, valid {code.minutes_left()} min), or open {link}",
+            *(qr_lines(link) if qr else []),
             "a new pairing code at any time: dogmonitor pair"]
