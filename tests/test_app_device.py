@@ -69,3 +69,40 @@ def test_too_many_wrong_tokens_show_the_devices_message_and_the_wait(start_devic
         assert "[object Object]" not in shown
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "login-refused-1280x800.png"))
+
+
+def test_sign_out_everywhere_ends_every_session_and_the_old_cookie_gets_401(start_device, tmp_path: Path) -> None:
+    from tests.app_page import sign_in
+
+    token = "right-0123456789ab"
+    device = start_device({"DOGMON_SOURCE": str(tmp_path / "no-such-camera.mp4"), "DOGMON_WS_TOKEN": token})
+
+    def state_with(cookie: str) -> int:
+        request = urllib.request.Request(device.http_url + "/api/state", headers={"Cookie": cookie})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return answer.status
+        except urllib.error.HTTPError as refused:
+            return refused.code
+
+    # another tablet signed in too: its session ends as well
+    login = urllib.request.Request(device.http_url + "/api/login", data=orjson.dumps({"token": token}), method="POST",
+                                   headers={"Content-Type": "application/json", "Origin": device.http_url})
+    with urllib.request.urlopen(login, timeout=5) as answer:
+        other = answer.headers["Set-Cookie"].split(";", 1)[0]
+    assert state_with(other) == 200
+
+    with open_app(device.http_url) as page:
+        sign_in(page, token)
+        cookies = [c for c in page.context.cookies() if c["httpOnly"]]
+        assert cookies, page.context.cookies()
+        mine = "; ".join(f"{c['name']}={c['value']}" for c in cookies)
+        assert state_with(mine) == 200
+        goto(page, "device")
+        with page.expect_response("**/api/logout?all=1") as response:
+            page.click("#dev-signout-all")
+        assert response.value.status == 200
+        page.wait_for_selector("#dev-signout-status:has-text('Signed out everywhere (2 sessions ended)')",
+                               timeout=5_000)
+        assert state_with(mine) == 401 and state_with(other) == 401
+        page.wait_for_selector("#login[open]", timeout=15_000)  # the page reloaded and asks to sign in again

@@ -1,5 +1,5 @@
 // Device screen: the newest telemetry (fps, per-stage latency, CPU per core, temperature, memory,
-// disk, clients, broker), /healthz problems and the software version.
+// disk, clients, broker), /healthz problems, the software version, and "Sign out everywhere".
 
 import { duration, el, num } from "./util.js";
 
@@ -22,6 +22,25 @@ export class DeviceScreen {
     store.addEventListener("change", (e) => {
       if (this.active && (e.detail === "telemetry" || e.detail === "connection" || e.detail === "healthz")) this.render();
     });
+    document.getElementById("dev-signout-all").addEventListener("click", () => this.signOutEverywhere());
+  }
+
+  /** Ends every session on the device (this one too), then reloads: the page asks to sign in again. */
+  async signOutEverywhere() {
+    const status = document.getElementById("dev-signout-status"), button = document.getElementById("dev-signout-all");
+    button.disabled = true;
+    status.className = ""; status.textContent = "Signing out everywhere…";
+    try {
+      const r = await fetch("/api/logout?all=1", { method: "POST", credentials: "same-origin", cache: "no-store" });
+      const body = await r.json().catch(() => ({}));
+      if (!r.ok) throw new Error((body.error && body.error.message) || `the device answered ${r.status}`);
+      status.textContent = `Signed out everywhere (${body.ended} session${body.ended === 1 ? "" : "s"} ended).`;
+      setTimeout(() => location.reload(), 1500);
+    } catch (err) {
+      status.className = "error-text";
+      status.textContent = `Could not sign out everywhere: ${err.message}`;
+      button.disabled = false;
+    }
   }
 
   show() {
