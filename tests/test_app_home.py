@@ -96,6 +96,34 @@ def shown(page, device: str) -> list[int]:
                          ".map(li => Number(li.dataset.seq))")
 
 
+def analytics(url: str, token: str | None = None) -> dict:
+    with ws_connect(url, token=token) as ws:
+        ws.send(orjson.dumps({"type": "get_analytics", "id": "a"}))
+        got = ws_collect(ws, lambda m: any(x["type"] == "reply" for x in m), 15)
+    return next(x for x in got if x["type"] == "reply")["data"]["analytics"]
+
+
+def set_visibility(page, state: str) -> None:
+    """What the browser does when the tablet's display goes off or the tab is left."""
+    page.evaluate(f"() => {{ Object.defineProperty(document, 'visibilityState', {{value: '{state}', "
+                  "configurable: true}); document.dispatchEvent(new Event('visibilitychange')); }")
+
+
+def still_requests(page, seconds: float) -> dict[str, int]:
+    """Snapshot requests the page made within the next ``seconds``, by device."""
+    seen: dict[str, int] = {}
+
+    def count(request) -> None:
+        if "snapshot.jpg" in request.url:
+            key = "kitchen" if "/peer/kitchen/" in request.url else "hall"
+            seen[key] = seen.get(key, 0) + 1
+
+    page.on("request", count)
+    page.wait_for_timeout(seconds * 1000)   # Playwright delivers the request events while it waits
+    page.remove_listener("request", count)
+    return seen
+
+
 def first_of(url: str, token: str | None, event_type: str) -> dict:
     return next(e for e in stored(url, token)["events"] if e["event_type"] == event_type)
 
@@ -167,6 +195,12 @@ def test_the_page_on_one_device_shows_the_whole_home_through_the_broker(
                                ".every(i => i.naturalWidth > 0)", timeout=15_000)
         still = page.get_attribute(f"{KITCHEN} img.still", "src")
         assert still.startswith(f"{hall.http_url}/peer/kitchen/snapshot.jpg?"), still
+        busy = still_requests(page, 7)
+        assert busy.get("hall", 0) >= 2 and busy.get("kitchen", 0) >= 2, busy
+        set_visibility(page, "hidden")
+        time.sleep(0.5)
+        assert still_requests(page, 6.5) == {}, "stills fetched while the page is hidden"
+        set_visibility(page, "visible")
         page.click(f"{KITCHEN} [data-action=live]")
         page.wait_for_function(f"() => Number(document.querySelector('{KITCHEN} canvas.live').dataset.frames) >= 5",
                                timeout=20_000)
@@ -208,6 +242,21 @@ def test_the_page_on_one_device_shows_the_whole_home_through_the_broker(
             assert seqs == sorted(set(seqs), reverse=True), f"{name}: doubled or out of order: {seqs}"
             truth = [e["seq"] for e in stored(device.ws_url, token)["events"] if e["seq"] <= max(seqs)]
             assert sorted(seqs) == truth, f"{name}: the timeline differs from the device's own log"
+
+        # filtered by device; Home's analytics are both devices' added up
+        goto(page, "timeline")
+        assert still_requests(page, 4) == {}, "stills fetched while another screen shows"
+        page.select_option("#tl-device", "kitchen")
+        page.wait_for_function("() => document.querySelectorAll('#tl-list li').length > 0 && [...document."
+                               "querySelectorAll('#tl-list li')].every(li => li.dataset.device === 'kitchen')")
+        page.select_option("#tl-device", "")
+        goto(page, "analytics")
+        page.select_option("#an-device", "home")
+        page.wait_for_selector("#an-events [data-value='camera online']", timeout=15_000)
+        both = sum(analytics(d.ws_url, t)["event_counts"].get("camera_online", 0)
+                   for d, t in ((hall, None), (kitchen, KITCHEN_TOKEN)))
+        assert both >= 2 and page.text_content("#an-events [data-value='camera online']") == str(both)
+        goto(page, "home")
 
         # the browser only ever talked to hall
         assert any("/peer/kitchen/ws/video" in u for u in origins), origins
