@@ -269,6 +269,7 @@ def test_the_page_on_one_device_shows_the_whole_home_through_the_broker(
         kitchen.stop(signal.SIGKILL)
         page.wait_for_selector(f"{KITCHEN}[data-online=false]", timeout=10_000)
         assert page.text_content(f"{KITCHEN} [data-fact=online]") == "Offline"
+        assert "Dog here" not in page.text_content(f"{KITCHEN} [data-fact=dog]")
         page.screenshot(path=str(folder / "home-offline-1280x800.png"))
         kitchen = start_device(kitchen_env)
         page.wait_for_selector(f"{KITCHEN}[data-online=true]", timeout=20_000)

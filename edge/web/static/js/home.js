@@ -121,10 +121,12 @@ export class HomeScreen {
     const facts = [];
     if (off) facts.push(chip("bad", "Offline", "online"));
     else if (r.online === null) facts.push(chip("warn", "Not known (no broker)", "online"));
-    facts.push(r.present ? chip("hot", `Dog here${r.since ? " since " + clock(r.since) : ""}`, "dog")
-      : chip("", r.present === false ? "Dog away" : "Dog: not known", "dog"));
-    if (r.present && r.posture) facts.push(chip("", POSTURE[r.posture] || r.posture, "posture"));
-    if (r.present && r.zones.length) facts.push(chip("good", `In ${r.zones.join(", ")}`, "zone"));
+    const here = r.present && !off;   // an offline device's last word on the dog is not "here now"
+    facts.push(here ? chip("hot", `Dog here${r.since ? " since " + clock(r.since) : ""}`, "dog")
+      : off && r.lastSeen ? chip("", `Dog last seen here at ${clock(r.lastSeen)}`, "dog")
+        : chip("", r.present === false ? "Dog away" : "Dog: not known", "dog"));
+    if (here && r.posture) facts.push(chip("", POSTURE[r.posture] || r.posture, "posture"));
+    if (here && r.zones.length) facts.push(chip("good", `In ${r.zones.join(", ")}`, "zone"));
     if (!off && r.health) facts.push(chip(r.health === "ok" ? "good" : "warn", r.health === "ok" ? "Healthy" : "Degraded", "health"));
     c.facts.replaceChildren(...facts);
   }
