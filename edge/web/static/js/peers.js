@@ -2,15 +2,16 @@
 // `peers` messages) in one shape, where the dog is now, and one day's analytics summed over devices.
 // Pure functions of what the store holds; the store stays the one writer.
 
-/** A peer's state after one of its events (a later `peers` message replaces it: that is newer). */
+/** A peer's state after one of its events (a later `peers` message replaces it: that is newer). The keys are
+ *  the device's own (its retained MQTT `state`, as get_state names them: presence, zones_occupied …). */
 export function peerState(state, m) {
   const s = { ...(state || {}) }, d = m.data || {};
   switch (m.event_type) {
-    case "dog_detected": s.dog_present = true; s.present_since = m.ts; s.absent_since = null; break;
-    case "dog_left": s.dog_present = false; s.present_since = null; s.absent_since = m.ts; break;
+    case "dog_detected": s.presence = true; s.present_since = m.ts; break;
+    case "dog_left": s.presence = false; s.present_since = null; s.absent_since = m.ts; break;
     case "sit": case "stand": case "lie": s.posture = d.posture; break;
-    case "zone_enter": s.zones = [...new Set([...(s.zones || []), d.zone])]; break;
-    case "zone_exit": s.zones = (s.zones || []).filter((z) => z !== d.zone); break;
+    case "zone_enter": s.zones_occupied = [...new Set([...(s.zones_occupied || []), d.zone])]; break;
+    case "zone_exit": s.zones_occupied = (s.zones_occupied || []).filter((z) => z !== d.zone); break;
     default: return null;
   }
   return s;
@@ -36,10 +37,10 @@ export function devices(store) {
     const ps = p.state || {};
     rows.push({
       id: p.device_id, name: p.name || p.device_id, self: false, online: p.online ?? null,
-      present: ps.dog_present === true ? true : ps.dog_present === false ? false : null,
-      since: ps.dog_present ? ps.present_since || store.lastDog.get(p.device_id) || null : null,
+      present: ps.presence === true ? true : ps.presence === false ? false : null,
+      since: ps.presence ? ps.present_since || store.lastDog.get(p.device_id) || null : null,
       lastSeen: Math.max(store.lastDog.get(p.device_id) || 0, ps.absent_since || 0, ps.present_since || 0) || null,
-      posture: ps.posture || null, zones: Array.isArray(ps.zones) ? ps.zones : [],
+      posture: ps.posture || null, zones: Array.isArray(ps.zones_occupied) ? ps.zones_occupied : [],
       health: p.health ?? null,
     });
   }

@@ -6,8 +6,10 @@
 import { wsUrl } from "./util.js";
 
 export class VideoFeed extends EventTarget {
-  constructor() {
+  /** `path`: this device's picture, or a peer's through this device (/peer/<id>/ws/video). */
+  constructor(path = "/ws/video?meta=1") {
     super();
+    this.path = path;
     this.users = new Set();
     this.ws = null;
     this.bitmap = null;
@@ -44,7 +46,7 @@ export class VideoFeed extends EventTarget {
 
   open() {
     this.timer = null;
-    const ws = new WebSocket(wsUrl("/ws/video?meta=1"));
+    const ws = new WebSocket(wsUrl(this.path));
     ws.binaryType = "blob";
     this.ws = ws;
     let meta = null;
