@@ -151,7 +151,7 @@ def test_a_zone_drawn_by_touch_is_stored_entered_and_an_invalid_one_shows_the_de
         assert set(page.eval_on_selector_all("#tl-list li", "els => els.map(e => e.dataset.type)")) <= {
             "zone_enter", "zone_exit", "zone_dwell"}
         page.fill("#tl-day", "2020-01-01")
-        page.wait_for_function("() => document.getElementById('tl-status').textContent.includes('No events')",
+        page.wait_for_function("() => document.getElementById('tl-status').textContent.includes('events on this day')",
                                timeout=10_000)
         assert page.locator("#tl-list li").count() == 0
         page.click("#tl-today")
