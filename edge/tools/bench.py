@@ -28,7 +28,7 @@ from websockets.asyncio.client import connect
 from edge.config import Config, load_config
 from edge.device import Device, build_detector, ensure_models
 from edge.protocol import messages
-from edge.tools.common import drain, start_in_process
+from edge.tools.common import drain, loopback_config, start_in_process
 from edge.vision.detector import Detector
 from edge.vision.runtime import default_threads
 
@@ -145,14 +145,15 @@ def device_rss(video: Path, folder: Path, model_dir: Path, mirror: Path | None, 
         port = probe.getsockname()[1]
     media = (mirror / "media") if mirror else model_dir
     env = {**os.environ, "DOGMON_SOURCE": str(video.resolve()), "DOGMON_SOURCE_REALTIME": "1",
-           "DOGMON_WS_HOST": "127.0.0.1", "DOGMON_TLS": "off", "DOGMON_MDNS": "0",
+           "DOGMON_WS_HOST": "127.0.0.1", "DOGMON_TLS": "off", "DOGMON_MDNS": "0", "DOGMON_SETUP_PORT": "0",
+           "DOGMON_WS_TOKEN": "open", "DOGMON_HIGHLIGHTS_AT": "off",
            "DOGMON_WS_PORT": str(port), "DOGMON_DATA_DIR": str(folder / "data"),
            "DOGMON_MODEL_DIR": str(model_dir.resolve()),
            "DOGMON_MQTT_URL": "", "DOGMON_AUDIO_SOURCE": str(media / "audio" / audio), "DOGMON_LOG_LEVEL": "warning"}
     if mirror:
         env["DOGMON_MIRROR"] = str(mirror)
     child = subprocess.Popen([sys.executable, "-m", "edge", "run"], cwd=folder, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = settled = 0.0
     try:
         process = psutil.Process(child.pid)
@@ -163,7 +164,9 @@ def device_rss(video: Path, folder: Path, model_dir: Path, mirror: Path | None, 
                 viewer = sync_connect(f"ws://127.0.0.1:{port}{LIVE_PATH}", open_timeout=2, legacy=True)
             except OSError:
                 if child.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the device for the RSS figure did not start") from None
+                    exited = child.poll() is not None and child.stderr is not None
+                    detail = child.stderr.read().decode(errors="replace")[-600:] if exited and child.stderr else ""
+                    raise SystemExit(f"the device for the RSS figure did not start: {detail}") from None
                 time.sleep(0.2)
         started = time.monotonic()
         live_frames = 0
@@ -238,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             "ws_port": 0, "data_dir": Path(tmp), "mqtt_url": "", "telemetry_interval": 3600.0}
         if hasattr(base, "audio_source"):
             overrides["audio_source"] = ""  # the video pipeline alone
-        config = dataclasses.replace(base, **overrides)
+        config = loopback_config(base, **overrides)
         frames = read_frames(video)
         bares, pipes = [], []
         device = None

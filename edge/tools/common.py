@@ -4,8 +4,10 @@ reads a WebSocket as a tablet would, and frames of a video looped to a count."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -46,3 +48,10 @@ def looped_frames(video: Path, count: int, size: tuple[int, int] | None = None) 
             continue
         frames.append(image if size is None else cv2.resize(image, size, interpolation=cv2.INTER_AREA))
     return frames
+
+
+def loopback_config(base: Config, **overrides: Any) -> Config:
+    """A device for a measurement: on loopback with auth off (allowed there only), plain HTTP, no setup port,
+    no mDNS, no daily reel — the benchmark's clients connect without a token and nothing else runs."""
+    return dataclasses.replace(base, **{"ws_host": "127.0.0.1", "ws_port": 0, "ws_token": "open", "tls": "off",
+                                        "setup_port": 0, "mdns": False, "highlights_at": "off", **overrides})

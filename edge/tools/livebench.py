@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import tempfile
 import time
@@ -23,7 +22,7 @@ from websockets.asyncio.client import connect
 
 from edge.config import Config, load_config
 from edge.device import ensure_models
-from edge.tools.common import drain, start_in_process
+from edge.tools.common import drain, loopback_config, start_in_process
 from edge.vision.runtime import default_threads
 
 
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     video = Path(args.video) if args.video else base.model_dir / "dog_walking_vidtome.mp4"
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        config = dataclasses.replace(base, source=str(video), source_loop=True, source_realtime=False,
+        config = loopback_config(base, source=str(video), source_loop=True, source_realtime=False,
                                      ws_host="127.0.0.1", ws_port=0, data_dir=Path(tmp), mqtt_url="",
                                      telemetry_interval=3600.0, audio_source="")
         for _ in range(args.rounds):

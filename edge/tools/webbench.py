@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import subprocess
 import sys
@@ -136,7 +135,7 @@ def startup(video: Path, model_dir: Path, mirror: Path | None, runs: int = 3) ->
             port = probe.getsockname()[1]
         with tempfile.TemporaryDirectory() as tmp:
             env = {**os.environ, "DOGMON_SOURCE": str(video.resolve()), "DOGMON_WS_HOST": "127.0.0.1",
-                   "DOGMON_TLS": "off", "DOGMON_MDNS": "0",
+                   "DOGMON_TLS": "off", "DOGMON_MDNS": "0", "DOGMON_SETUP_PORT": "0", "DOGMON_WS_TOKEN": "open",
                    "DOGMON_WS_PORT": str(port), "DOGMON_DATA_DIR": str(Path(tmp) / "data"),
                    "DOGMON_MODEL_DIR": str(model_dir.resolve()), "DOGMON_MQTT_URL": "",
                    "DOGMON_LOG_LEVEL": "warning", "DOGMON_SOURCE_REALTIME": "1"}
@@ -189,6 +188,7 @@ async def measure(config: Any, clients: int, count: int, requests: int) -> dict[
 def main(argv: list[str] | None = None) -> int:
     from edge.config import load_config
     from edge.device import ensure_models
+    from edge.tools.common import loopback_config
 
     parser = argparse.ArgumentParser(prog="python -m edge.tools.bench --web", description=__doc__)
     parser.add_argument("--clients", type=int, default=10)
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_models(base)
     video = base.model_dir / "dog_walking_vidtome.mp4"
     with tempfile.TemporaryDirectory() as tmp:
-        config = dataclasses.replace(base, source=str(video), source_loop=True, ws_host="127.0.0.1", ws_port=0,
+        config = loopback_config(base, source=str(video), source_loop=True, ws_host="127.0.0.1", ws_port=0,
                                      data_dir=Path(tmp), mqtt_url="", telemetry_interval=3600.0,
                                      ws_max_clients=max(16, args.clients + 2))
         result = asyncio.run(measure(config, args.clients, args.messages, args.requests))
