@@ -95,18 +95,26 @@ class _Mismatch(Exception):
     """A re-encoded cut does not share the reel's codec headers: the reel is re-encoded whole."""
 
 
-def _reencode_cut(cut: Cut, part: Path, encoder: EncoderChoice, size: tuple[int, int], fps: float) -> Cut:
-    """One cut alone into a short MP4 at the reel's size; the cut of that file that stands for it."""
-    writer = open_clip(part, encoder, size, fps, None)
+def _encode_cuts(cuts: Sequence[Cut], path: Path, encoder: EncoderChoice, size: tuple[int, int], fps: float) -> int:
+    """Decode each cut and encode its frames, fitted to ``size``, into one MP4 at ``path``; the frames written.
+    A failure removes the partial file (the writer's abort)."""
+    writer = open_clip(path, encoder, size, fps, None)
     frames = 0
     try:
-        for image in _decoded(Path(cut.clip.file), cut.begin, cut.end):
-            writer.add_video(_fit(image, size))
-            frames += 1
+        for cut in cuts:
+            for image in _decoded(Path(cut.clip.file), cut.begin, cut.end):
+                writer.add_video(_fit(image, size))
+                frames += 1
         writer.close()
     except Exception:
         writer.abort()
         raise
+    return frames
+
+
+def _reencode_cut(cut: Cut, part: Path, encoder: EncoderChoice, size: tuple[int, int], fps: float) -> Cut:
+    """One cut alone into a short MP4 at the reel's size; the cut of that file that stands for it."""
+    frames = _encode_cuts([cut], part, encoder, size, fps)
     span = ClipSpan(cut.clip.media_id, str(part), cut.wall, frames / fps)
     return Cut(span, 0.0, span.duration, cut.moments)
 
@@ -192,17 +200,7 @@ def _transcode(cuts: Sequence[Cut], out_path: Path, encoder: EncoderChoice | Non
                size: tuple[int, int]) -> dict[str, Any]:
     if encoder is None:
         raise ValueError("no working encoder to re-encode the reel with")
-    writer = open_clip(out_path, encoder, size, fps, None)
-    frames = 0
-    try:
-        for cut in cuts:
-            for image in _decoded(Path(cut.clip.file), cut.begin, cut.end):
-                writer.add_video(_fit(image, size))
-                frames += 1
-        writer.close()
-    except Exception:
-        writer.abort()
-        raise
+    frames = _encode_cuts(cuts, out_path, encoder, size, fps)
     return {"duration": round(frames / fps, 2), "width": size[0], "height": size[1], "codec": encoder.codec,
             "copied": 0, "reencoded": len(cuts)}
 
