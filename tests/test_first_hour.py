@@ -235,7 +235,7 @@ def test_scripts_test_says_what_it_installs_and_never_touches_the_hosts_services
     recorder(repo / ".venv" / "bin" / "ruff", "ruff")
     recorder(repo / ".venv" / "bin" / "mypy", "mypy")
     recorder(repo / ".venv" / "bin" / "python", "pytest")
-    for tool in ("bash", "dirname", "id", "env", "cat"):
+    for tool in ("bash", "dirname", "id", "env", "cat", "dpkg-query"):
         os.symlink(shutil.which(tool), bin_dir / tool)
     done = subprocess.run(["bash", str(repo / "scripts" / "test"), "-q"], env={"PATH": str(bin_dir)},
                           capture_output=True, text=True, timeout=60)

@@ -61,7 +61,8 @@ def essential(tools: Iterable[str]) -> set[str]:
         if found:  # dpkg knows /bin/x on a merged-/usr system, and an alternative by its target's name
             for path in {Path(found), Path(found).resolve()}:
                 paths[str(path)] = paths[re.sub(r"^/usr/", "/", str(path))] = tool
-    if not paths or shutil.which("dpkg-query") is None:
+    assert shutil.which("dpkg-query"), "dpkg-query (Debian's dpkg) is needed to tell Essential packages apart"
+    if not paths:
         return set()
     owners = subprocess.run(["dpkg-query", "-S", *paths], capture_output=True, text=True).stdout
     package_of = {path: line.split(": ", 1)[0].split(":")[0] for line in owners.splitlines()
@@ -237,7 +238,7 @@ def test_the_scan_finds_a_program_the_list_lacks(tmp_path: Path) -> None:
     lines = ["import shutil, subprocess, sys",
              "def test_x(start_device):",
              '    subprocess.run(["openssl", "version"], check=True)',
-             '    codec = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"',
+             '    codec = shutil.which("dogmon-no-such-encoder") or "/usr/bin/dogmon-no-such-encoder"',
              '    wrap = ["tcpdump", "-i", "lab"]',
              "    start_device({}, wrapper=[*wrap, sys.executable])",
              '    subprocess.run([sys.executable, "-m", "pytest"])',
@@ -245,4 +246,4 @@ def test_the_scan_finds_a_program_the_list_lacks(tmp_path: Path) -> None:
     fake = tmp_path / "test_probe.py"
     fake.write_text("\n".join(lines) + "\n")
     found = unlisted_tools([fake])
-    assert found == {"openssl": [f"{fake}:3"], "ffmpeg": [f"{fake}:4"], "tcpdump": [f"{fake}:6"]}, found
+    assert found == {"openssl": [f"{fake}:3"], "dogmon-no-such-encoder": [f"{fake}:4"], "tcpdump": [f"{fake}:6"]}, found
