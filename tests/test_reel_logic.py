@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.media.reel import ClipSpan, Moment, day_bounds, moments_of, next_run, plan_cuts, timelapse_picks
+from edge.media.reel import ClipSpan, Cut, Moment, day_bounds, moments_of, next_run, plan_cuts, timelapse_picks
 
 pytestmark = pytest.mark.unit
 
@@ -118,3 +118,26 @@ def test_clips_of_this_device_are_copied_without_re_encoding_and_another_size_is
     # the cuts in order: clip a's shade, then b's, then c's (its last column keeps the clip's own shade)
     firsts = [shades[0], shades[round(cuts[0].length * 10)], shades[round((cuts[0].length + cuts[1].length) * 10)]]
     assert [abs(s - shade) < 20 for s, (_, _, shade) in zip(firsts, specs, strict=True)] == [True] * 3, firsts
+
+
+def test_a_reel_re_encoded_whole_holds_every_cut_in_order_at_the_reel_size(tmp_path: Path) -> None:
+    """The fallback when a re-encoded cut cannot share the reel's codec headers: every cut decoded and encoded
+    again into one file, fitted to the reel's size."""
+    import av
+
+    from edge.media.encoder import CHOICE_OF
+    from edge.media.reelmaker import _transcode
+
+    specs = [("clip-a", (640, 480), 40), ("clip-c", (320, 240), 200)]
+    clips = []
+    for i, (name, size, shade) in enumerate(specs):
+        _clip(tmp_path / f"{name}.mp4", size, 4.0, shade)
+        clips.append(ClipSpan(name, str(tmp_path / f"{name}.mp4"), 1000.0 + 100 * i, 4.0))
+    cuts = [Cut(clip, 0.0, 2.0, []) for clip in clips]
+    result = _transcode(cuts, tmp_path / "whole.mp4", CHOICE_OF["libx264"], 10.0, (640, 480))
+    assert (result["copied"], result["reencoded"], result["width"], result["height"]) == (0, 2, 640, 480)
+    with av.open(str(tmp_path / "whole.mp4")) as container:
+        stream = container.streams.video[0]
+        shades = [int(f.to_ndarray(format="gray")[:, -1].mean()) for f in container.decode(stream)]
+    assert len(shades) == round(result["duration"] * 10) == 40
+    assert abs(shades[0] - 40) < 20 and abs(shades[-1] - 200) < 20, (shades[0], shades[-1])
