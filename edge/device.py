@@ -39,6 +39,7 @@ from edge.transports.mqtt.peers import MqttPeers
 from edge.transports.peerproxy import PeerProxy
 from edge.transports.rest import RestApi
 from edge.transports.ws import WebSocketHub
+from edge.util import clock
 from edge.util.homesig import peer_token
 from edge.vision.capture import CaptureThread, LatestFrame, resolve_source
 from edge.vision.detector import Detector
@@ -191,6 +192,7 @@ class Device:
 
     async def run(self) -> int:
         self._check_port()
+        self._start_clock()
         self._load_detector()
         self._open_store()
         self._build_web()
@@ -212,6 +214,14 @@ class Device:
                 ensure_port_free(self.config.ws_host, self.config.setup_port, "DOGMON_SETUP_PORT")
         except PortInUseError as exc:
             raise StartupError(str(exc)) from None
+
+    def _start_clock(self) -> None:
+        """``DOGMON_TEST_CLOCK``: the dog's world starts at the given moment and runs faster (tests only)."""
+        start = self.config.test_clock_start
+        if start is not None:
+            clock.start(*start)
+            log.warning("test clock: the device's time starts at %s and runs %gx faster than real time",
+                        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start[0])), start[1])
 
     def _load_detector(self) -> None:
         ensure_models(self.config)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +35,7 @@ from edge.config import Config
 from edge.core.feature import Feature, StartupError
 from edge.protocol import messages
 from edge.protocol.messages import EventType
+from edge.util import clock
 from edge.util.retry import RECONNECT_INITIAL, RECONNECT_MAX, Backoff
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ class AudioFeature(Feature):
 
     # --- audio thread ---
     def _stream_to_wall(self, t: float) -> float:
-        return round(self._stream_wall0 + t, 3)
+        return round(self._stream_wall0 + clock.rate() * t, 3)
 
     def begin_stream(self) -> None:
         self.chunks_since_open = 0
@@ -213,9 +213,9 @@ class AudioFeature(Feature):
         if self.chunks_since_open == 0:
             self.set_online(True)
             # Stream time 0 is when the first sample was captured: the chunk just read ends "now".
-            self._stream_wall0 = time.time() - len(chunk) / SAMPLE_RATE
+            self._stream_wall0 = clock.now() - clock.rate() * len(chunk) / SAMPLE_RATE
         self.chunks_since_open += 1
-        captured = time.monotonic() - len(chunk) / SAMPLE_RATE
+        captured = clock.monotonic() - clock.rate() * len(chunk) / SAMPLE_RATE
         for listener in self.chunk_listeners:
             listener(chunk, captured, SAMPLE_RATE)
         analyzer = self.analyzer

@@ -22,7 +22,6 @@ import asyncio
 import datetime as dt
 import logging
 import sqlite3
-import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -34,6 +33,7 @@ from edge.core.commands import Command
 from edge.core.feature import Feature
 from edge.protocol import messages
 from edge.protocol.messages import EventType
+from edge.util import clock
 
 if TYPE_CHECKING:
     from edge.core.feature import Host
@@ -98,7 +98,7 @@ class DiaryFeature(Feature):
 
     async def diary(self, day: str, now: float | None = None) -> dict[str, Any]:
         """The diary of ``day``: stored when it is a finished day already built, else built now."""
-        now = time.time() if now is None else now
+        now = clock.now() if now is None else now
         start, end = day_start(day), day_start(shift(day, 1))
         final = end <= now
         stored = self.host.store.get_meta(f"diary:{day}") if final else None
@@ -117,7 +117,7 @@ class DiaryFeature(Feature):
 
     # --- commands ---
     async def _cmd_get_diary(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
-        now = time.time()
+        now = clock.now()
         day = command.args["day"] or day_of(now)
         diary = await self.diary(day, now)
         first = self.host.store.get_meta(FIRST_DAY_KEY)
@@ -128,12 +128,12 @@ class DiaryFeature(Feature):
     # --- the clock: hours and midnights ---
     async def _run(self) -> None:
         try:
-            await self._publish_last_finished(time.time())
+            await self._publish_last_finished(clock.now())
         except Exception:
             log.exception("diary: the last finished day could not be published")
         while True:
-            boundary = next_hour(time.time())
-            await asyncio.sleep(max(0.0, boundary - time.time()) + 1.0)
+            boundary = next_hour(clock.now())
+            await asyncio.sleep(clock.real_seconds(max(0.0, boundary - clock.now()) + 1.0))
             try:
                 await self.hour_ended(boundary)
             except Exception:

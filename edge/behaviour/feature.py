@@ -22,7 +22,6 @@ import asyncio
 import logging
 import sqlite3
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +37,7 @@ from edge.core.feature import Feature, FrameContext
 from edge.protocol import messages
 from edge.protocol.messages import EventType, Message, MessageType, OverlayType
 from edge.protocol.zones import Zone, ZoneError, parse_zones
+from edge.util import clock
 from edge.util.fsutil import atomic_write, private_dir
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ class BehaviourFeature(Feature):
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        self._analytics_tick(time.time(), force=True)
+        self._analytics_tick(clock.now(), force=True)
 
     # --- per frame (inference thread) ---
     def process(self, ctx: FrameContext) -> list[Message]:
@@ -149,7 +149,7 @@ class BehaviourFeature(Feature):
         return out
 
     def idle(self, now: float) -> list[Message]:
-        wall = time.time()
+        wall = clock.now()
         out = self._apply_pending_zones(now, wall)
         out += self._zone_messages(self.zone_tracker.update([], now, wall))
         with self.lock:
@@ -211,7 +211,7 @@ class BehaviourFeature(Feature):
         while True:
             await asyncio.sleep(self.config.analytics_interval)
             try:
-                self._analytics_tick(time.time())
+                self._analytics_tick(clock.now())
             except Exception:
                 log.exception("analytics update failed")
 
@@ -283,19 +283,19 @@ class BehaviourFeature(Feature):
 
     async def _cmd_get_heatmap(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
-            data = self.heatmap.overlay_data(time.monotonic())
+            data = self.heatmap.overlay_data(clock.monotonic())
         self.host.publish(messages.overlay(OverlayType.HEATMAP, data, retain="heatmap"))
         return {"heatmap": data}
 
     async def _cmd_get_analytics(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
-        now = time.time()
+        now = clock.now()
         self.analytics.checkpoint(now)
         day = command.args["day"] or self.analytics.day_of(now)
         return {"analytics": self.analytics.report(day, now)}
 
     # --- Feature surface ---
     def connection_info(self) -> dict[str, Any]:
-        now = time.time()
+        now = clock.now()
         return {"zones": self._current_view(),
                 "analytics": self.analytics.report(self.analytics.day_of(now), now)}
 

@@ -24,6 +24,7 @@ from edge.config import Config
 from edge.core.feature import Feature, FrameContext, StartupError
 from edge.protocol import messages
 from edge.protocol.messages import EventType, Message, OverlayType
+from edge.util import clock
 from edge.vision.motion import MotionResult
 from edge.vision.pose import Pose, PoseRunner, keypoint_list, load_pose_runner, skeleton_list
 from edge.vision.tracking import Track
@@ -113,7 +114,7 @@ class PostureFeature(Feature):
         if gone:
             self.monitor.forget([tid for tid in self.monitor.tracks if tid not in gone])
             self._forget(gone)
-            self._refresh(now, time.time())
+            self._refresh(now, clock.now())
         return []
 
     def _forget(self, gone: list[int]) -> None:

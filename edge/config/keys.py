@@ -31,8 +31,10 @@ from edge.config.parse import (
     _optional_path,
     _path,
     _source,
+    _test_clock,
     _text,
     parse_mqtt_url,
+    parse_test_clock,
 )
 from edge.util.masking import mask_credentials
 
@@ -235,9 +237,18 @@ class Config:
         "longest time-lapse video (24 fps; a longer day shows evenly spread frames)")
     timelapse_heatmap: bool = key("DOGMON_TIMELAPSE_HEATMAP", "1", _bool,
         "blend the day's heat map (where the dog spent time) into the time-lapse")
+    test_clock: str = key("DOGMON_TEST_CLOCK", "", _test_clock,
+        "tests only: start the device's clock at this local time (YYYY-MM-DDTHH:MM[:SS]) and run it x<rate> "
+        "times faster (e.g. 2026-12-01T07:00x10), so a scripted day plays in minutes; sessions, pairing and "
+        "certificates keep the real time")
     # Not keys: where the values came from, and what looked wrong without being invalid.
     env_file: Path | None = None
     warnings: tuple[str, ...] = ()
+
+    @property
+    def test_clock_start(self) -> tuple[float, float] | None:
+        """(wall time, rate) the device's clock starts from under ``DOGMON_TEST_CLOCK``, else None."""
+        return parse_test_clock(self.test_clock)
 
     @property
     def mqtt(self) -> MqttTarget | None:

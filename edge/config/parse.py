@@ -4,6 +4,8 @@ and :class:`ConfigError`, which names the key, the value and what is accepted.""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import math
 import re
 import socket
 from collections.abc import Callable
@@ -92,6 +94,31 @@ def _text(max_len: int = 256, pattern: str | None = None, what: str = "text") ->
             raise ValueError(what)
         return value
     return parse
+
+
+TEST_CLOCK_RULE = ("empty (the system's clock), or a local time YYYY-MM-DDTHH:MM[:SS] and optionally x<rate> "
+                   "(1 to 100): the device starts at that moment and its clock runs rate times faster; for tests")
+
+
+def parse_test_clock(value: str) -> tuple[float, float] | None:
+    """``2026-12-01T07:00x10`` → (epoch seconds of that local time, 10.0); empty → None."""
+    value = value.strip()
+    if not value:
+        return None
+    moment, _, rate_text = value.partition("x")
+    try:
+        wall = dt.datetime.fromisoformat(moment).timestamp()
+        rate = float(rate_text) if rate_text else 1.0
+    except ValueError:
+        raise ValueError(TEST_CLOCK_RULE) from None
+    if not 1.0 <= rate <= 100.0 or not math.isfinite(wall):
+        raise ValueError(TEST_CLOCK_RULE)
+    return wall, rate
+
+
+def _test_clock(raw: str) -> str:
+    parse_test_clock(raw)
+    return raw.strip()
 
 
 def _path(raw: str) -> Path:

@@ -32,6 +32,7 @@ from edge.core.store import EventStore, StoreWriteError
 from edge.core.telemetry import StageTimers
 from edge.protocol import messages
 from edge.protocol.messages import EventType, Message
+from edge.util import clock
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +94,12 @@ class Bus:
 
     def post(self, message: Message) -> None:
         """Thread-safe hand-over from capture/inference/audio threads."""
-        self.loop.call_soon_threadsafe(self._publish_posted, message, time.monotonic())
+        self.loop.call_soon_threadsafe(self._publish_posted, message, clock.monotonic())
 
     def _publish_posted(self, message: Message, posted: float) -> None:
         self.publish(message)
         if self.timers is not None and message.captured is not None:
-            now = time.monotonic()
+            now = clock.monotonic()
             self.timers.record("publish", now - posted)
             self.timers.record("total", now - message.captured)
 

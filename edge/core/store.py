@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from edge.util import clock
 from edge.util.fsutil import PRIVATE_FILE, atomic_write, private_dir, private_file
 
 log = logging.getLogger(__name__)
@@ -337,7 +338,7 @@ class EventStore:
         batches of ``batch`` rows (one transaction each). Used directly for the in-memory fallback and tests."""
         removed = 0
         try:
-            for step in prune_steps(self.db, max_age_days, max_rows, time.time() if now is None else now, batch):
+            for step in prune_steps(self.db, max_age_days, max_rows, clock.now() if now is None else now, batch):
                 removed += step
         except sqlite3.Error as exc:
             self.write_errors += 1
@@ -350,7 +351,7 @@ class EventStore:
         """:meth:`prune` without holding up the event loop: batches on a worker thread over a second
         connection (WAL lets the loop keep reading; its writes wait at most one batch). In memory, the
         batches run on the loop with a yield between them."""
-        now = time.time() if now is None else now
+        now = clock.now() if now is None else now
         if self.path is None:
             removed = 0
             try:

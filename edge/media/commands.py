@@ -8,7 +8,6 @@ fill the media folder. Requests reach the media thread through its bounded contr
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ from edge.media.worker import MediaWorker
 from edge.protocol import messages
 from edge.protocol.command_specs import COMMANDS
 from edge.protocol.messages import EventType, Message
+from edge.util import clock
 from edge.util.ratelimit import Cooldown
 
 SNAPSHOT_TIMEOUT = 10.0      # a snapshot command waits at most this long for its file
@@ -43,7 +43,7 @@ class MediaCommands:
     async def snapshot(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
         _cooling("snapshot", self.snapshot_cooldown)
         future = self.loop.create_future()
-        request = SnapshotRequest(None, "request", time.monotonic(), None, future)
+        request = SnapshotRequest(None, "request", clock.monotonic(), None, future)
         if not self.worker.send("snapshot", request):
             raise CommandError("busy", "too many media requests waiting; try again")
         try:
@@ -54,7 +54,7 @@ class MediaCommands:
     async def bookmark(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
         label = command.args["label"]
         _cooling("bookmark", self.bookmark_cooldown)
-        now = time.monotonic()
+        now = clock.monotonic()
         event = messages.event(EventType.BOOKMARK_CREATED, {
             "label": label, "origin": context.get("transport"),
             "clip": "a clip_saved event with this seq in 'events' follows"})

@@ -50,6 +50,7 @@ from edge.media.timelapse import day_frames, day_heat, remove_old_days
 from edge.media.writer import JobThread, check_space
 from edge.protocol import messages
 from edge.protocol.messages import EventType
+from edge.util import clock
 from edge.util.fsutil import PART_SUFFIX, commit_file
 
 if TYPE_CHECKING:
@@ -164,13 +165,13 @@ class DailyMedia:
         self.builder.stop()
 
     async def command(self, command: Command, context: dict[str, Any]) -> dict[str, Any]:
-        return await self.make(command.args["day"] or day_of(time.time()))
+        return await self.make(command.args["day"] or day_of(clock.now()))
 
     async def schedule_loop(self) -> None:
         while True:
-            when = next_run(time.time(), self.config.highlights_at)
-            while (left := when - time.time()) > 0:  # short sleeps: a clock set forward is noticed
-                await asyncio.sleep(min(left, 600.0))
+            when = next_run(clock.now(), self.config.highlights_at)
+            while (left := when - clock.now()) > 0:  # short sleeps: a clock set forward is noticed
+                await asyncio.sleep(min(clock.real_seconds(left), 600.0))
             try:
                 await self.make(day_of(when))
             except CommandError as exc:
@@ -202,7 +203,7 @@ class DailyMedia:
                                     self.reserve),
                          build_timelapse(day, self.folder, encoder, config.timelapse_max_seconds,
                                          config.timelapse_heatmap, self.reserve)]
-                remove_old_days(self.folder, day_of(time.time()))
+                remove_old_days(self.folder, day_of(clock.now()))
             except Exception as exc:
                 loop.call_soon_threadsafe(_settle, future, None, exc)
             else:
@@ -225,7 +226,7 @@ class DailyMedia:
     def _saved(self, built: Built, day: str, start: float) -> dict[str, str]:
         """Loop: index the video (retention like clips), then announce it."""
         result = built.result
-        record = MediaRecord(built.media_id, built.kind, built.media_id, time.time(), built.file, built.bytes,
+        record = MediaRecord(built.media_id, built.kind, built.media_id, clock.now(), built.file, built.bytes,
                              CONTENT_TYPES["mp4"], result["width"], result["height"], start, result["duration"],
                              None, day)
         try:

@@ -26,7 +26,6 @@ import contextlib
 import errno
 import logging
 import sqlite3
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +48,7 @@ from edge.media.worker import RECORD_FPS, MediaWorker
 from edge.media.writer import ClipRecorder, remove_partials
 from edge.protocol import messages
 from edge.protocol.messages import EventType, Message, MessageType, OverlayType
+from edge.util import clock
 from edge.util.fsutil import private_dir
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ class MediaFeature(Feature):
     def clip_saved(self, plan: ClipPlan, result: dict[str, Any]) -> None:
         label = " | ".join(plan.labels) or None
         first = plan.first
-        record = MediaRecord(result["media_id"], "clip", result["media_id"], time.time(), result["file"],
+        record = MediaRecord(result["media_id"], "clip", result["media_id"], clock.now(), result["file"],
                              result["bytes"], CONTENT_TYPES["mp4"], result["width"], result["height"],
                              result["start"], result["duration"], first.seq, label)
         records = [record]

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-import time
 from typing import Protocol
 
 import numpy as np
 
 from edge.media import render
 from edge.protocol.messages import Message
+from edge.util import clock
 from edge.web.wsconn import WsConn
 
 
@@ -36,7 +36,7 @@ class SnapshotRequest:
     at: float                       # monotonic moment it illustrates
     track_id: int | None = None     # a new dog: its best frame is wanted
     future: asyncio.Future | None = None
-    made: float = dataclasses.field(default_factory=time.monotonic)
+    made: float = dataclasses.field(default_factory=clock.monotonic)
 
 
 class LatestInfo:
@@ -66,7 +66,7 @@ def mono_of(message: Message) -> float:
     """The monotonic moment a message describes (its frame's capture time, else its wall ``ts``)."""
     if message.captured is not None:
         return message.captured
-    return time.monotonic() - max(0.0, time.time() - message.ts)
+    return clock.monotonic() - max(0.0, clock.now() - message.ts)
 
 
 class LiveSink(Protocol):

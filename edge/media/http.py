@@ -10,7 +10,6 @@ the camera has been silent too long.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from edge.media.index import MediaIndex, MediaRecord, file_of, valid_id
 from edge.media.ring import FrameRing
 from edge.media.worker import STALE_FRAME
+from edge.util import clock
 from edge.web.files import MediaFile, StreamSlots
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class MediaHttp:
         newest = self.ring.newest()
         if newest is None:
             return PlainTextResponse("no camera frame yet\n", 503, {"Retry-After": "1", "Cache-Control": "no-store"})
-        if time.monotonic() - newest.captured > STALE_FRAME:
+        if clock.monotonic() - newest.captured > STALE_FRAME:
             return PlainTextResponse("no recent camera frame (camera offline?)\n", 503,
                                      {"Retry-After": "5", "Cache-Control": "no-store"})
         return Response(newest.jpeg, 200, {"X-Frame-Time": f"{newest.wall:.3f}", "Cache-Control": "no-store"},

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edge.util import clock
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS media (
     id TEXT PRIMARY KEY,
@@ -49,7 +51,7 @@ CONTENT_TYPES = {"jpg": "image/jpeg", "mp4": "video/mp4"}
 
 
 def new_id(kind: str, wall: float | None = None) -> str:
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if wall is None else wall))
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(clock.now() if wall is None else wall))
     return f"{KINDS[kind]}-{stamp}-{secrets.token_hex(4)}"
 
 

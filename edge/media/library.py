@@ -12,11 +12,11 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import time
 from pathlib import Path
 
 from edge.media.index import CONTENT_TYPES, FILE_PATTERN, MediaIndex, MediaRecord, group_of, kind_of
 from edge.media.retention import Item, plan_retention
+from edge.util import clock
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class MediaLibrary:
             try:
                 records = self.index.all()
                 items = [Item(r.id, r.group, r.created, r.bytes) for r in records]
-                doomed = set(plan_retention(items, self.max_bytes, self.max_age, time.time()))
+                doomed = set(plan_retention(items, self.max_bytes, self.max_age, clock.now()))
                 if doomed:
                     files = [self.folder / r.file for r in records if r.id in doomed]
                     await asyncio.to_thread(_unlink_all, files)

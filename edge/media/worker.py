@@ -19,7 +19,6 @@ import logging
 import math
 import queue
 import threading
-import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,6 +33,7 @@ from edge.media.planner import ActivityGate, BestFramePicker, ClipPlan, ClipPlan
 from edge.media.ring import AudioChunk, AudioRing, EncodedFrame, FrameRing
 from edge.media.timelapse import TimelapseCollector
 from edge.media.writer import ClipRecorder, JobThread, check_space
+from edge.util import clock
 from edge.util.fsutil import atomic_write, fsync_dir
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class MediaWorker:
                 self._drain_control()
                 if info is not None:
                     self._on_frame(info)
-                self._tick(time.monotonic())
+                self._tick(clock.monotonic())
             except Exception:  # a bad frame must not end media for good
                 log.exception("media thread failed on a frame")
                 self.stop_event.wait(0.5)

@@ -8,11 +8,12 @@ with orjson by :func:`encode`; the resulting bytes are what WebSocket clients an
 from __future__ import annotations
 
 import dataclasses
-import time
 from enum import StrEnum
 from typing import Any
 
 import orjson
+
+from edge.util import clock
 
 PROTOCOL_VERSION = 1
 
@@ -82,7 +83,7 @@ class Message:
     data: dict[str, Any]
     event_type: EventType | str | None = None
     overlay_type: OverlayType | None = None
-    ts: float = dataclasses.field(default_factory=time.time)
+    ts: float = dataclasses.field(default_factory=clock.now)
     seq: int | None = None
     # monotonic time the source frame was captured; not sent, used for end-to-end latency
     captured: float | None = None
@@ -130,7 +131,7 @@ def decode(raw: bytes | str) -> dict[str, Any]:
 # --- constructors: the only places that decide a message's shape ---
 
 def event(event_type: EventType | str, data: dict[str, Any], ts: float | None = None) -> Message:
-    return Message(MessageType.EVENT, data, event_type=event_type, ts=time.time() if ts is None else ts)
+    return Message(MessageType.EVENT, data, event_type=event_type, ts=clock.now() if ts is None else ts)
 
 
 def overlay(overlay_type: OverlayType, data: dict[str, Any], retain: str | None = None) -> Message:

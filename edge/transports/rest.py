@@ -18,7 +18,6 @@ sees them) and never reach the bus's listeners (analytics, state, media triggers
 from __future__ import annotations
 
 import re
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +33,7 @@ from edge.protocol.command_specs import COMMANDS
 from edge.protocol.events import catalogue
 from edge.protocol.messages import PROTOCOL_VERSION, Message, MessageType
 from edge.protocol.openapi import Route, openapi_document
+from edge.util import clock
 from edge.util.ratelimit import RateLimiter
 from edge.web.server import OrjsonResponse, WebServer, error_response, json_response, peer_of, read_body
 
@@ -177,7 +177,7 @@ class RestApi:
                 message.event_type = name
             else:
                 message.overlay_type = name  # type: ignore[assignment]  # only the per-client "newest" key
-        envelope |= {"device_id": self.bus.device_id, "ts": round(time.time(), 3), "test": True, "data": data}
+        envelope |= {"device_id": self.bus.device_id, "ts": round(clock.now(), 3), "test": True, "data": data}
         return message, orjson.dumps(envelope)
 
 

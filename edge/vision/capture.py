@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from edge.core.frames import Frame
+from edge.util import clock
 from edge.util.masking import mask_credentials
 from edge.util.retry import RECONNECT_INITIAL, RECONNECT_MAX, Backoff
 
@@ -232,7 +233,7 @@ class CaptureThread(threading.Thread):
                     motion = self.analyse(image)
                 except Exception:  # the consumer falls back to its own analysis; capture goes on
                     log.exception("frame analysis failed")
-            self.holder.put(Frame(image, self._index, now, time.time(), motion))
+            self.holder.put(Frame(image, self._index, clock.monotonic(), clock.now(), motion))
             if self.on_frame is not None:
                 self.on_frame()
             if period:

@@ -32,6 +32,7 @@ from edge.core.feature import Feature, FrameContext
 from edge.core.telemetry import StageTimers
 from edge.protocol import messages
 from edge.protocol.messages import EventType, Message, OverlayType
+from edge.util import clock
 from edge.vision.capture import Frame
 from edge.vision.detector import Detection, Detector
 from edge.vision.gating import DetectGate, GateDecision
@@ -208,7 +209,7 @@ class FramePipeline:
 
     def idle(self, now: float) -> list[Message]:
         update = self.tracker.tick(now)
-        out = self._presence_events(None, update.left, time.time())
+        out = self._presence_events(None, update.left, clock.now())
         for feature in self.features:
             out += self._guarded(feature, feature.idle, now)
         return out

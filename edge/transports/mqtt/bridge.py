@@ -34,6 +34,7 @@ from edge.protocol import messages
 from edge.protocol.messages import EventType, Message, MessageType
 from edge.transports.mqtt.connection import AUTH_RETRY_SECONDS, Connection
 from edge.transports.mqtt.outbox import Ack, EventLog, Outbox
+from edge.util import clock
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +328,7 @@ class MqttBridge:
                 log.exception("MQTT part %s failed on %s", part.name, message.type)
 
     def _on_state(self, state: dict[str, Any]) -> None:
-        payload = orjson.dumps({"device_id": self.bus.device_id, "ts": round(time.time(), 3), **state})
+        payload = orjson.dumps({"device_id": self.bus.device_id, "ts": round(clock.now(), 3), **state})
         self._last_state = payload
         self.publish_retained(self.topic("state"), payload)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
@@ -34,6 +33,7 @@ from edge.protocol import messages
 from edge.protocol.command_specs import COMMANDS
 from edge.protocol.messages import Message, MessageType
 from edge.transports.mqtt.bridge import BridgePart, MqttBridge
+from edge.util import clock
 from edge.util.homesig import COMMAND_SIG_FIELD, command_verified
 from edge.util.ratelimit import RateLimiter
 from edge.util.spell import Spell
@@ -86,7 +86,7 @@ def result_payload(name: str, answer: Message, device_id: str) -> bytes:
     """The ``cmd/result`` message for a ``reply`` or ``error`` from the bus."""
     data = dict(answer.data)
     request_id = data.pop("id", None)
-    out: dict[str, Any] = {"id": request_id, "command": name, "device_id": device_id, "ts": round(time.time(), 3)}
+    out: dict[str, Any] = {"id": request_id, "command": name, "device_id": device_id, "ts": round(clock.now(), 3)}
     if answer.type is MessageType.REPLY:
         data.pop("type", None)
         out.update(ok=True, result=data)

@@ -1,0 +1,176 @@
+"""A scripted day through a real device under a test clock (``DOGMON_TEST_CLOCK``, 10× real time).
+
+The video (25 fps, played in real time, so each real second is ten seconds of the dog's day): an empty room,
+the dog arrives and stands on the left, walks right onto the bed (a zone), lies down there for 11 minutes,
+leaves for 2.5 minutes (it barks meanwhile: a real bark recording in the audio), comes back (the owner
+bookmarks) and goes out again. The diary is read with the device's default rules (out of view ≥ 60 s, a zone
+stay ≥ 60 s, resting ≥ 10 min), so this is the diary a household would get, and each episode's times are checked
+against the script (±2 s of the day, i.e. ±0.2 s of the test's real time).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import urllib.request
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import orjson
+import pytest
+
+from tests.helpers import events, ws_collect, ws_connect
+from tests.test_bark_e2e import BARK_CLIP
+from tests.test_diary_e2e import near, reply
+from tests.test_posture_e2e import LABRADOR, LYING, crop_around
+
+pytestmark = pytest.mark.e2e
+
+RATE = 10.0                    # seconds of the day per real second
+FPS = 25.0                     # frames per real second: 2.5 frames per second of the day
+SIZE = (640, 480)
+FLOOR_Y = 450                  # where the dog's feet are
+BED = {"name": "bed", "points": [[0.55, 0.0], [1.0, 0.0], [1.0, 1.0], [0.55, 1.0]]}
+DAY = "2026-12-01"             # a Tuesday
+CLOCK = f"{DAY}T07:00x{RATE:g}"
+# the script, in seconds of the day from the first frame
+ARRIVE, WALK, LIE_DOWN, LEAVE, RETURN, GONE, END = 30.0, 120.0, 150.0, 810.0, 960.0, 1040.0, 1100.0
+STAND_X, BED_X = 40, 400       # the standing dog's left edge before and after the walk
+BARK_AT = 88.0                 # real seconds into the audio: 880 s of the day, while the dog is away
+
+
+def paste(frame: np.ndarray, image: np.ndarray, x: int, width: int) -> tuple[float, float]:
+    """``image`` scaled to ``width`` with its bottom on the floor at ``x``; returns (scale, top)."""
+    scale = width / image.shape[1]
+    small = cv2.resize(image, (width, round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    top = FLOOR_Y - small.shape[0]
+    frame[top:FLOOR_Y, x:x + width] = small
+    return scale, top
+
+
+def day_frames(media: Path) -> Iterator[np.ndarray]:
+    standing = crop_around(media, *LABRADOR, 0.6)
+    lying = crop_around(media, *LYING, 0.6)
+    room = np.full((SIZE[1], SIZE[0], 3), 90, np.uint8)
+    for i in range(round(END / RATE * FPS)):
+        t = i / FPS * RATE
+        frame = room.copy()
+        if ARRIVE <= t < WALK:
+            paste(frame, standing, STAND_X, 220)
+        elif WALK <= t < LIE_DOWN:
+            paste(frame, standing, round(STAND_X + (BED_X - STAND_X) * (t - WALK) / (LIE_DOWN - WALK)), 220)
+        elif LIE_DOWN <= t < LEAVE:
+            paste(frame, lying, 360, 260)
+        elif RETURN <= t < GONE:
+            paste(frame, standing, STAND_X, 220)
+        yield frame
+
+
+def write_video(path: Path, frames: Iterator[np.ndarray]) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, SIZE)
+    assert writer.isOpened(), f"OpenCV cannot write {path}"
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def bark_audio(path: Path, bark: Path, at: float, total: float) -> Path:
+    """Silence with one real bark recording starting ``at`` seconds in."""
+    with wave.open(str(bark), "rb") as source:
+        params, samples = source.getparams(), source.readframes(source.getnframes())
+    width = params.sampwidth * params.nchannels
+    before = b"\0" * (round(at * params.framerate) * width)
+    after = b"\0" * (max(0, round((total - at) * params.framerate) * width - len(samples)))
+    with wave.open(str(path), "wb") as out:
+        out.setparams(params)
+        out.writeframes(before + samples + after)
+    return path
+
+
+def bed_entry(media: Path) -> float:
+    """When the walking dog's box bottom centre crosses onto the bed (seconds of the day)."""
+    standing = crop_around(media, *LABRADOR, 0.6)
+    scale = 220 / standing.shape[1]
+    # the Labrador's box in the crop: the crop starts at (x1 - 0.6 w) clipped at 0, as crop_around cuts it
+    x1, _, x2, _ = LABRADOR[1]
+    left = max(0, int(x1 - 0.6 * (x2 - x1)))
+    centre_in_crop = ((x1 + x2) / 2 - left) * scale
+    x_needed = BED["points"][0][0] * SIZE[0] - centre_in_crop
+    return WALK + (x_needed - STAND_X) / (BED_X - STAND_X) * (LIE_DOWN - WALK)
+
+
+def test_a_scripted_day_under_a_test_clock_gives_the_diary_of_that_day(start_device, media: Path,
+                                                                       tmp_path: Path) -> None:
+    video = write_video(tmp_path / "day.mp4", day_frames(media))
+    audio = bark_audio(tmp_path / "day.wav", media / BARK_CLIP, BARK_AT, END / RATE + 5)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "zones.json").write_bytes(orjson.dumps({"version": 1, "zones": [BED]}))
+    device = start_device({"DOGMON_SOURCE": str(video), "DOGMON_SOURCE_LOOP": "0", "DOGMON_DATA_DIR": str(data),
+                           "DOGMON_TEST_CLOCK": CLOCK, "DOGMON_AUDIO_SOURCE": str(audio),
+                           "DOGMON_AUDIO_LOOP": "0", "DOGMON_CLIP_EVENTS": ""})
+    with ws_connect(device.ws_url) as ws:
+        got: list[dict] = []
+        ws_collect(ws, lambda m: len(events(m, "dog_detected")) >= 2, END / RATE + 60, into=got)
+        mark = reply(ws, {"type": "bookmark", "id": "b", "label": "back from the garden"})
+        ws_collect(ws, lambda m: len(events(m, "dog_left")) >= 2, 60, into=got)
+        stored = reply(ws, {"type": "get_events", "id": "e", "limit": 500,
+                            "event_types": ["camera_online", "bark", "bookmark_created", "lie"]})["events"]
+        diary = reply(ws, {"type": "get_diary", "id": "d", "day": DAY})["diary"]
+    with urllib.request.urlopen(f"{device.http_url}/api/diary?day={DAY}", timeout=15) as response:
+        assert json.loads(response.read())["diary"]["episodes"] == diary["episodes"]
+
+    online = next(e["ts"] for e in stored if e["event_type"] == "camera_online")
+    # the test clock: the day is the scripted one, starting at 07:00 (the device started a few seconds before)
+    assert dt.datetime.fromtimestamp(online).date().isoformat() == DAY
+    assert dt.datetime.fromtimestamp(online).hour == 7
+
+    def at(offset: float) -> float:
+        return online + offset
+
+    kinds: dict[str, list[dict]] = {}
+    for episode in diary["episodes"]:
+        kinds.setdefault(episode["kind"], []).append(episode)
+    summary = [(e["kind"], round(e["start"] - online, 1), round(e["end"] - online, 1), e["text"])
+               for e in diary["episodes"]]
+
+    seen = kinds["seen"]
+    assert len(seen) == 2, summary
+    assert near(seen[0]["start"], at(ARRIVE)) and near(seen[0]["end"], at(LEAVE)), summary
+    assert near(seen[1]["start"], at(RETURN)) and near(seen[1]["end"], at(GONE)), summary
+    assert f"07:00–07:13 in view ({int((seen[0]['end'] - seen[0]['start']) // 60)} min)" in seen[0]["text"]
+
+    away = kinds["away"]
+    assert len(away) == 1 and near(away[0]["start"], at(LEAVE)) and near(away[0]["end"], at(RETURN)), summary
+    assert "out of view" in away[0]["text"]
+
+    resting = kinds["resting"]
+    assert len(resting) == 1, summary
+    assert near(resting[0]["start"], at(LIE_DOWN)) and near(resting[0]["end"], at(LEAVE)), summary
+    minutes = int((resting[0]["end"] - resting[0]["start"]) // 60)    # 10 or 11: whole minutes of about 660 s
+    assert resting[0]["figures"]["zone"] == "bed" and f"lying down in bed ({minutes} min)" in resting[0]["text"]
+
+    zone = kinds["zone"]
+    assert len(zone) == 1 and zone[0]["figures"]["zone"] == "bed", summary
+    assert near(zone[0]["start"], at(bed_entry(media))) and near(zone[0]["end"], at(LEAVE)), summary
+
+    barks = [e for e in stored if e["event_type"] == "bark"]
+    barking = kinds["barking"]
+    assert len(barking) == 1 and barks, summary
+    assert near(barking[0]["start"], barks[0]["data"]["start"]), summary
+    assert away[0]["start"] < barking[0]["start"] < away[0]["end"], summary   # she barked while out of view
+    assert barking[0]["figures"]["barks"] == sum(e["data"]["barks"] for e in barks)
+
+    marked = next(e for e in stored if e["event_type"] == "bookmark_created")
+    bookmark = kinds["bookmark"]
+    assert len(bookmark) == 1 and near(bookmark[0]["start"], marked["ts"]) and mark["label"] in bookmark[0]["text"]
+    assert seen[1]["start"] <= bookmark[0]["start"] <= seen[1]["end"]
+
+    totals = diary["totals"]
+    assert totals["zone_seconds"]["bed"] == pytest.approx(LEAVE - bed_entry(media), abs=4)
+    assert totals["posture_seconds"]["lie"] == pytest.approx(LEAVE - LIE_DOWN, abs=4)
+    assert totals["bookmarks"] == [mark["label"]]
