@@ -143,6 +143,16 @@ def build_timelapse(day: str, media: Path, encoder: EncoderChoice | None, max_se
     return built
 
 
+def build_day(day: str, moments: list[Moment], clips: list[ClipSpan], folder: Path, encoder: EncoderChoice | None,
+              config: Config, fps: float, reserve: int) -> list[Built | None]:
+    """Builder thread: the day's reel, then its time-lapse, then old time-lapse days removed (the device's job;
+    ``python -m edge.tools.bench --while-reel`` runs it too)."""
+    built = [build_reel(moments, clips, folder, encoder, config.highlights_max_seconds, fps, reserve),
+             build_timelapse(day, folder, encoder, config.timelapse_max_seconds, config.timelapse_heatmap, reserve)]
+    remove_old_days(folder, day_of(time.time()))
+    return built
+
+
 class DailyMedia:
     def __init__(self, config: Config, folder: Path, library: MediaLibrary, reserve: int, fps: float,
                  encoder: Callable[[], EncoderChoice | None]) -> None:
@@ -198,11 +208,7 @@ class DailyMedia:
 
         def job() -> None:
             try:
-                built = [build_reel(moments, clips, self.folder, encoder, config.highlights_max_seconds, self.fps,
-                                    self.reserve),
-                         build_timelapse(day, self.folder, encoder, config.timelapse_max_seconds,
-                                         config.timelapse_heatmap, self.reserve)]
-                remove_old_days(self.folder, day_of(time.time()))
+                built = build_day(day, moments, clips, self.folder, encoder, config, self.fps, self.reserve)
             except Exception as exc:
                 loop.call_soon_threadsafe(_settle, future, None, exc)
             else:
