@@ -65,11 +65,20 @@ MOMENT_EVENTS = tuple(MOMENT_TYPES)
 
 
 class LowPriorityThread(JobThread):
+    """Runs only on a core the live pipeline leaves idle: Linux's ``SCHED_IDLE`` policy for this thread, and
+    nice 10 as well (where SCHED_IDLE is refused, the nice value alone still lowers its share). Nice alone was
+    measured not to be enough: on two busy cores the reel build still took ~0.07 off the pipeline's ratio
+    (``python -m edge.tools.bench --while-reel``), because a niced thread keeps a share of the core."""
+
     def run(self) -> None:
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
         except (OSError, AttributeError) as exc:  # not Linux: the work still runs, at normal priority
             log.info("media: the daily builder runs at normal priority (%s)", exc)
+        try:   # pid 0: this thread only (a Linux thread is its own task)
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except (OSError, AttributeError) as exc:
+            log.info("media: the daily builder is not on the idle scheduling class (%s)", exc)
         super().run()
 
 
@@ -144,6 +153,16 @@ def build_timelapse(day: str, media: Path, encoder: EncoderChoice | None, max_se
     return built
 
 
+def build_day(day: str, moments: list[Moment], clips: list[ClipSpan], folder: Path, encoder: EncoderChoice | None,
+              config: Config, fps: float, reserve: int) -> list[Built | None]:
+    """Builder thread: the day's reel, then its time-lapse, then old time-lapse days removed (the device's job;
+    ``python -m edge.tools.bench --while-reel`` runs it too)."""
+    built = [build_reel(moments, clips, folder, encoder, config.highlights_max_seconds, fps, reserve),
+             build_timelapse(day, folder, encoder, config.timelapse_max_seconds, config.timelapse_heatmap, reserve)]
+    remove_old_days(folder, day_of(clock.now()))
+    return built
+
+
 class DailyMedia:
     def __init__(self, config: Config, folder: Path, library: MediaLibrary, reserve: int, fps: float,
                  encoder: Callable[[], EncoderChoice | None]) -> None:
@@ -199,11 +218,7 @@ class DailyMedia:
 
         def job() -> None:
             try:
-                built = [build_reel(moments, clips, self.folder, encoder, config.highlights_max_seconds, self.fps,
-                                    self.reserve),
-                         build_timelapse(day, self.folder, encoder, config.timelapse_max_seconds,
-                                         config.timelapse_heatmap, self.reserve)]
-                remove_old_days(self.folder, day_of(clock.now()))
+                built = build_day(day, moments, clips, self.folder, encoder, config, self.fps, self.reserve)
             except Exception as exc:
                 loop.call_soon_threadsafe(_settle, future, None, exc)
             else:

@@ -5,6 +5,10 @@ full device pipeline with the file source unthrottled (capture thread, tracker, 
 log, WebSocket hub with clients attached), their ratio, per-stage p50/p95 latency, the cost of
 fanning one message out per WebSocket client, and process RSS. Same session settings (inference threads)
 and the same OpenCV threading in both loops; the ratio is the median of each round's back-to-back pair.
+
+``--while-reel`` (:mod:`edge.tools.reelload`) prints instead, per round, that ratio plain and while the day's
+highlight reel and time-lapse are built on the device's nice-10 ``media-daily`` thread, their medians and
+difference, the build's CPU-seconds per day of footage and the process RSS peak during the build.
 """
 
 from __future__ import annotations
@@ -15,106 +19,17 @@ import contextlib
 import dataclasses
 import os
 import statistics
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
-import cv2
 import psutil
-from websockets.asyncio.client import connect
 
-from edge.config import Config, load_config
-from edge.device import Device, build_detector, ensure_models
-from edge.protocol import messages
-from edge.tools.common import drain, loopback_config, start_in_process
-from edge.vision.detector import Detector
+from edge.config import load_config
+from edge.device import build_detector, ensure_models
+from edge.tools.common import bare_loop, pipeline_config, pipeline_run, read_frames
 from edge.vision.runtime import default_threads
-
-
-def read_frames(path: Path) -> list:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while (item := capture.read())[0]:
-        frames.append(item[1])
-    if not frames:
-        raise SystemExit(f"cannot decode any frame from {path}")
-    return frames
-
-
-@dataclasses.dataclass
-class Run:
-    """One measurement: frames per second and where the measured thread's wall time went (ms per frame)."""
-
-    fps: float
-    cpu_ms: float           # on a core
-    ready_ms: float | None  # runnable but waiting for a core (other threads and processes had them)
-
-
-def thread_clock(native_id: int) -> tuple[float, float | None]:
-    """Seconds a thread has run on a core and waited for one; Linux schedstat, else CPU time only."""
-    try:
-        with open(f"/proc/self/task/{native_id}/schedstat") as f:
-            ran, waited = (int(x) / 1e9 for x in f.read().split()[:2])
-        return ran, waited
-    except (OSError, ValueError):
-        for thread in psutil.Process().threads():
-            if thread.id == native_id:
-                return thread.user_time + thread.system_time, None
-        return 0.0, None
-
-
-def run_since(native_id: int, before: tuple[float, float | None], started: float, frames: int) -> Run:
-    ran, waited = thread_clock(native_id)
-    ready = None if waited is None or before[1] is None else (waited - before[1]) / frames * 1e3
-    return Run(frames / (time.perf_counter() - started), (ran - before[0]) / frames * 1e3, ready)
-
-
-def bare_loop(detector: Detector, frames: list, total: int) -> Run:
-    for frame in frames[:3]:  # warm-up
-        detector.detect(frame)
-    me = threading.get_native_id()
-    before, started = thread_clock(me), time.perf_counter()
-    for i in range(total):
-        detector.detect(frames[i % len(frames)])
-    return run_since(me, before, started, total)
-
-
-async def pipeline_run(config: Config, total: int, clients: int) -> tuple[Run, Device, dict]:
-    device, task = await start_in_process(config)
-    url = f"ws://127.0.0.1:{device.hub.port}/ws/ui"
-    sockets = [await connect(url) for _ in range(clients)]
-    readers = [asyncio.create_task(drain(ws)) for ws in sockets]
-    while device.inference.frames < 3:
-        await asyncio.sleep(0.01)
-    inference = device.inference.native_id
-    assert inference is not None
-    start_frames, before, started = device.inference.frames, thread_clock(inference), time.perf_counter()
-    while device.inference.frames - start_frames < total:
-        await asyncio.sleep(0.02)
-    run = run_since(inference, before, started, device.inference.frames - start_frames)
-    fanout = await fanout_cost(device)
-    for reader in readers:
-        reader.cancel()
-    device.stopping.set()
-    await task
-    for ws in sockets:
-        await ws.close()
-    return run, device, fanout
-
-
-async def fanout_cost(device: Device, rounds: int = 2000) -> dict:
-    """Time Bus.publish of a typical detection overlay with the clients currently attached."""
-    overlay = messages.detection_overlay(512, 512, [messages.box(10, 20, 200, 300, "dog", 0.8, 1)], 1)
-    clients = len(device.hub.clients)
-    started = time.perf_counter()
-    for _ in range(rounds):
-        device.bus.publish(overlay)
-        if _ % 50 == 0:
-            await asyncio.sleep(0)  # let senders run, as the live loop would
-    per_message_us = (time.perf_counter() - started) / rounds * 1e6
-    return {"clients": clients, "publish_us": per_message_us}
 
 
 def rss_split(process: psutil.Process) -> tuple[float, float]:
@@ -134,7 +49,6 @@ def device_rss(video: Path, folder: Path, model_dir: Path, mirror: Path | None, 
     benchmark's."""
     import socket
     import subprocess
-    import sys
 
     from websockets.sync.client import connect as sync_connect
 
@@ -200,7 +114,6 @@ d.detect(np.zeros((512, 512, 3), np.uint8)); print(p.memory_info().rss)
 def rss_steps(folder: Path, model_dir: Path) -> list[float]:
     """RSS (MiB) of a fresh interpreter: bare, after the device's imports, after the detector's first run."""
     import subprocess
-    import sys
 
     out = subprocess.run([sys.executable, "-c", RSS_STEPS], cwd=folder, capture_output=True, text=True,
                          check=True, env={**os.environ, "DOGMON_MODEL_DIR": str(model_dir.resolve())})
@@ -217,8 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audio", action="store_true", help="benchmark bark detection instead (edge.tools.audiobench)")
     parser.add_argument("--store", action="store_true", help="benchmark event log writes instead (tools.storebench)")
     parser.add_argument("--web", action="store_true", help="benchmark the web server instead (edge.tools.webbench)")
+    parser.add_argument("--while-reel", action="store_true",
+                        help="the ratio plain and while the day's reel and time-lapse are built on the device's "
+                        "nice-10 thread, per round, their medians and difference, the build's CPU-seconds and "
+                        "the RSS peak (edge.tools.reelload; its options: --while-reel --help)")
     parser.add_argument("--no-gating", action="store_true", help="skip the motion-gating scenarios (a)-(e)")
     parser.add_argument("--cpu-seconds", type=float, default=8.0, help="seconds per CPU measurement in (a)")
+    argv = sys.argv[1:] if argv is None else argv
+    if "--while-reel" in argv:  # all its options (--video, --frames, --rounds, the day's, --help) are its own
+        from edge.tools.reelload import main as reel_main
+
+        return reel_main([a for a in argv if a != "--while-reel"])
     args, rest = parser.parse_known_args(argv)
     if args.audio:
         from edge.tools.audiobench import main as audio_main
@@ -236,12 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_models(base)
     video = Path(args.video) if args.video else base.model_dir / "dog_walking_vidtome.mp4"
     with tempfile.TemporaryDirectory() as tmp:
-        overrides: dict[str, Any] = {
-            "source": str(video), "source_loop": True, "source_realtime": False, "ws_host": "127.0.0.1",
-            "ws_port": 0, "data_dir": Path(tmp), "mqtt_url": "", "telemetry_interval": 3600.0}
-        if hasattr(base, "audio_source"):
-            overrides["audio_source"] = ""  # the video pipeline alone
-        config = loopback_config(base, **overrides)
+        config = pipeline_config(base, video, Path(tmp))
         frames = read_frames(video)
         bares, pipes = [], []
         device = None
