@@ -30,11 +30,12 @@ SCRIPT = [(None, 3.0), (LABRADOR, 6.0), (None, 5.0), (LABRADOR, 5.0), (None, 6.0
 ARRIVALS, DEPARTURES = (3.0, 14.0), (9.0, 19.0)
 
 
-def reply(ws, body: dict) -> dict:
-    got: list[dict] = []
+def reply(ws, body: dict, timeout: float = 20, got: list[dict] | None = None) -> dict:
+    """Send a command and return its reply's data (what else arrived meanwhile goes to ``got``)."""
+    got = [] if got is None else got
     ws.send(orjson.dumps(body))
     ws_collect(ws, lambda m: any(x["type"] in ("reply", "error") and x["data"].get("id") == body["id"] for x in m),
-               20, into=got)
+               timeout, into=got)
     answer = next(x for x in got if x["type"] in ("reply", "error") and x["data"].get("id") == body["id"])
     assert answer["type"] == "reply", answer
     return answer["data"]

@@ -3,9 +3,10 @@
 The video (25 fps, played in real time, so each real second is ten seconds of the dog's day): an empty room,
 the dog arrives and stands on the left, walks right onto the bed (a zone), lies down there for 11 minutes,
 leaves for 2.5 minutes (it barks meanwhile: a real bark recording in the audio), comes back (the owner
-bookmarks) and goes out again. The diary is read with the device's default rules (out of view ≥ 60 s, a zone
-stay ≥ 60 s, resting ≥ 10 min), so this is the diary a household would get, and each episode's times are checked
-against the script (±2 s of the day, i.e. ±0.2 s of the test's real time).
+bookmarks) and goes out again. The device runs with its default rules (out of view ≥ 60 s, a zone stay
+≥ 60 s, resting ≥ 10 min; clips for arrivals, zone entries and bookmarks; a time-lapse frame every 30 s), so
+this is the day a household would get: each diary episode's times are checked against the script (±2 s of
+the day, i.e. ±0.2 s of the test's real time), and the evening's reel and time-lapse are made from it.
 """
 
 from __future__ import annotations
@@ -17,14 +18,19 @@ import wave
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import orjson
 import pytest
 
+from edge.core.models import MANIFEST_DIR
+from edge.vision.detector import Detector
+from edge.vision.runtime import create_session
 from tests.helpers import events, ws_collect, ws_connect
 from tests.test_bark_e2e import BARK_CLIP
 from tests.test_diary_e2e import near, reply
+from tests.test_media_e2e import http_get
 from tests.test_posture_e2e import LABRADOR, LYING, crop_around
 
 pytestmark = pytest.mark.e2e
@@ -103,8 +109,8 @@ def bed_entry(media: Path) -> float:
     return WALK + (x_needed - STAND_X) / (BED_X - STAND_X) * (LIE_DOWN - WALK)
 
 
-def test_a_scripted_day_under_a_test_clock_gives_the_diary_of_that_day(start_device, media: Path,
-                                                                       tmp_path: Path) -> None:
+def test_a_scripted_day_under_a_test_clock_gives_the_diary_reel_and_time_lapse_of_that_day(
+        start_device, media: Path, model_dir: Path, tmp_path: Path) -> None:
     video = write_video(tmp_path / "day.mp4", day_frames(media))
     audio = bark_audio(tmp_path / "day.wav", media / BARK_CLIP, BARK_AT, END / RATE + 5)
     data = tmp_path / "data"
@@ -112,7 +118,7 @@ def test_a_scripted_day_under_a_test_clock_gives_the_diary_of_that_day(start_dev
     (data / "zones.json").write_bytes(orjson.dumps({"version": 1, "zones": [BED]}))
     device = start_device({"DOGMON_SOURCE": str(video), "DOGMON_SOURCE_LOOP": "0", "DOGMON_DATA_DIR": str(data),
                            "DOGMON_TEST_CLOCK": CLOCK, "DOGMON_AUDIO_SOURCE": str(audio),
-                           "DOGMON_AUDIO_LOOP": "0", "DOGMON_CLIP_EVENTS": ""})
+                           "DOGMON_AUDIO_LOOP": "0"})
     with ws_connect(device.ws_url) as ws:
         got: list[dict] = []
         ws_collect(ws, lambda m: len(events(m, "dog_detected")) >= 2, END / RATE + 60, into=got)
@@ -121,6 +127,8 @@ def test_a_scripted_day_under_a_test_clock_gives_the_diary_of_that_day(start_dev
         stored = reply(ws, {"type": "get_events", "id": "e", "limit": 500,
                             "event_types": ["camera_online", "bark", "bookmark_created", "lie"]})["events"]
         diary = reply(ws, {"type": "get_diary", "id": "d", "day": DAY})["diary"]
+        made = reply(ws, {"type": "make_highlights", "id": "h", "day": DAY}, timeout=120, got=got)
+        made |= {f"{e['event_type']}": e["data"] for e in events(got) if e["event_type"].endswith("_saved")}
     with urllib.request.urlopen(f"{device.http_url}/api/diary?day={DAY}", timeout=15) as response:
         assert json.loads(response.read())["diary"]["episodes"] == diary["episodes"]
 
@@ -174,3 +182,31 @@ def test_a_scripted_day_under_a_test_clock_gives_the_diary_of_that_day(start_dev
     assert totals["zone_seconds"]["bed"] == pytest.approx(LEAVE - bed_entry(media), abs=4)
     assert totals["posture_seconds"]["lie"] == pytest.approx(LEAVE - LIE_DOWN, abs=4)
     assert totals["bookmarks"] == [mark["label"]]
+
+    # the evening: the reel of the day's moments shows the dog; the time-lapse spans the day
+    reel, lapse = the_reel_and_time_lapse(device, made, model_dir, tmp_path)
+    assert 0 < reel["duration"] <= 60 and reel["codec"] == "h264" and len(reel["moments"]) >= 3
+    assert lapse["first"] <= at(ARRIVE) and lapse["last"] >= at(GONE), (lapse, online)
+    assert lapse["frames"] >= 0.8 * (lapse["last"] - lapse["first"]) / 30
+
+
+def the_reel_and_time_lapse(device, made: dict, model_dir: Path, tmp_path: Path) -> tuple[dict, dict]:
+    """Both files as served: H.264 that PyAV decodes; in the reel the device's own detector finds the dog in
+    most sampled frames; the time-lapse is not one still picture."""
+    spec = json.loads((MANIFEST_DIR / "yolox_nano.json").read_text())
+    detector = Detector(create_session(model_dir / "yolox_nano.onnx", threads=1), spec, ["dog"], 0.3)
+    decoded: dict[str, list[np.ndarray]] = {}
+    for kind in ("highlights", "timelapse"):
+        status, body, headers = http_get(device.port, made[kind]["url"])
+        assert status == 200 and headers["content-type"] == "video/mp4", (kind, status)
+        (tmp_path / f"{kind}.mp4").write_bytes(body)
+        with av.open(str(tmp_path / f"{kind}.mp4")) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.name == "h264"
+            decoded[kind] = [f.to_ndarray(format="bgr24") for f in container.decode(stream)]
+    sampled = decoded["highlights"][::3]
+    with_dog = [any(d.label == "dog" for d in detector.detect(image)) for image in sampled]
+    assert len(sampled) >= 4 and sum(with_dog) >= 0.7 * len(sampled), with_dog
+    lapse = decoded["timelapse"]
+    assert cv2.absdiff(lapse[0], lapse[len(lapse) // 2]).mean() > 1
+    return made["highlights_saved"], made["timelapse_saved"]
