@@ -206,6 +206,18 @@ class DeviceProcess:
 
 
 @pytest.fixture
+def tool_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_dir: Path, mirror: Path) -> None:
+    """For a tool run in-process (``main([...])``): the models from the mirror, one inference thread, the
+    shipped defaults (a folder with no device.env, none of the pose or detection keys of the caller's shell)."""
+    for key in ("DOGMON_POSE_MODEL", "DOGMON_DETECT_CLASSES", "DOGMON_DETECT_THRESHOLD"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("DOGMON_MODEL_DIR", str(model_dir))
+    monkeypatch.setenv("DOGMON_MIRROR", str(mirror))
+    monkeypatch.setenv("DOGMON_INFERENCE_THREADS", "1")
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
 def start_device(model_dir: Path, mirror: Path, tmp_path: Path) -> Iterator:
     """Factory: ``start_device(env)`` starts a device (waits for /healthz) and stops it at teardown.
 

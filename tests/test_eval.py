@@ -19,17 +19,7 @@ def test_labels_come_from_the_shared_file_names() -> None:
     assert label_from_name("PROVENANCE.md") is None
 
 
-@pytest.fixture
-def device_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_dir: Path, mirror: Path) -> None:
-    for key in ("DOGMON_POSE_MODEL", "DOGMON_DETECT_CLASSES", "DOGMON_DETECT_THRESHOLD"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("DOGMON_MODEL_DIR", str(model_dir))
-    monkeypatch.setenv("DOGMON_MIRROR", str(mirror))
-    monkeypatch.setenv("DOGMON_INFERENCE_THREADS", "1")
-    monkeypatch.chdir(tmp_path)   # no device.env here: defaults plus the variables above
-
-
-def test_eval_over_shared_media_prints_detection_and_posture_tables(device_env, capsys) -> None:
+def test_eval_over_shared_media_prints_detection_and_posture_tables(tool_env, capsys) -> None:
     assert main(["--no-video"]) == 0
     out = capsys.readouterr().out
     # the real YOLOX-Nano finds a dog in 9 of the 10 dog photos (not the sleeping puppies) and none in the 3 others
@@ -41,7 +31,7 @@ def test_eval_over_shared_media_prints_detection_and_posture_tables(device_env, 
     assert "posture accuracy:" in out and "box (single photos: absolute aspect rule" in out
 
 
-def test_eval_over_a_users_labelled_folder(device_env, capsys, media: Path, tmp_path: Path) -> None:
+def test_eval_over_a_users_labelled_folder(tool_env, capsys, media: Path, tmp_path: Path) -> None:
     folder = tmp_path / "mine"
     for truth, name in (("sit", "dog_sitting_bike_darknet.jpg"), ("stand", "dog_standing_labrador_wikimedia.jpg"),
                         ("lie", "dog_lying_person_horse_darknet.jpg"), ("none", "neg_bridge_wikimedia.jpg")):
@@ -53,12 +43,12 @@ def test_eval_over_a_users_labelled_folder(device_env, capsys, media: Path, tmp_
     assert "posture accuracy: 3/3 = 100%" in out
 
 
-def test_eval_says_what_is_wrong_with_an_empty_folder(device_env, capsys, tmp_path: Path) -> None:
+def test_eval_says_what_is_wrong_with_an_empty_folder(tool_env, capsys, tmp_path: Path) -> None:
     assert main(["--no-shared", "--images", str(tmp_path / "nothing")]) == 2
     assert "no images in" in capsys.readouterr().err
 
 
-def test_eval_uses_keypoints_from_a_pose_model(device_env, capsys, media: Path, tmp_path: Path) -> None:
+def test_eval_uses_keypoints_from_a_pose_model(tool_env, capsys, media: Path, tmp_path: Path) -> None:
     """With a pose model (here a graph that always sees a sitting dog) keypoints decide, and the table says so."""
     import numpy as np
 
@@ -82,7 +72,7 @@ def test_eval_uses_keypoints_from_a_pose_model(device_env, capsys, media: Path, 
     assert "posture accuracy: 0/1 = 0%" in out
 
 
-def test_eval_in_grey_shows_the_night_camera_losses_per_class(device_env, capsys) -> None:
+def test_eval_in_grey_shows_the_night_camera_losses_per_class(tool_env, capsys) -> None:
     """Grey as an infrared camera: night mode (contrast stretch) keeps the nursing dog (9/10, as in colour);
     the per-class table names the sleeping puppies the model calls a cat, no false alarm appears, and the
     demo clip through the device path still has its dog present and standing."""

@@ -4,7 +4,6 @@ plain and while the real reel maker builds a small generated day on the device's
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -13,17 +12,7 @@ from edge.tools.bench import main
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def device_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_dir: Path, mirror: Path) -> None:
-    for key in ("DOGMON_POSE_MODEL", "DOGMON_DETECT_CLASSES", "DOGMON_DETECT_THRESHOLD"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("DOGMON_MODEL_DIR", str(model_dir))
-    monkeypatch.setenv("DOGMON_MIRROR", str(mirror))
-    monkeypatch.setenv("DOGMON_INFERENCE_THREADS", "1")
-    monkeypatch.chdir(tmp_path)   # no device.env here: defaults plus the variables above
-
-
-def test_while_reel_prints_both_ratios_and_builds_the_reel_during_the_measurement(device_env, capsys) -> None:
+def test_while_reel_prints_both_ratios_and_builds_the_reel_during_the_measurement(tool_env, capsys) -> None:
     assert main(["--while-reel", "--frames", "15", "--rounds", "1", "--clips", "2", "--clip-seconds", "2",
                  "--hours", "0.05", "--interval", "30"]) == 0
     out = capsys.readouterr().out

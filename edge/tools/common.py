@@ -5,6 +5,7 @@ frames for the reel benchmarks (with their 8 h extrapolation)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import threading
@@ -86,6 +87,20 @@ class Day:
     def describe(self) -> str:
         return (f"{len(self.clips)} clips × {self.clip_seconds:g} s at 640×480 ({self.clip_mb:.1f} MB), "
                 f"{self.lapse_frames} time-lapse frames ({self.hours:g} h every {self.interval:g} s)")
+
+
+def add_day_arguments(parser: argparse.ArgumentParser) -> None:
+    """The generated day's size (:func:`make_day`), the same in every tool that builds one."""
+    parser.add_argument("--clips", type=int, default=16, help="clips in the generated day")
+    parser.add_argument("--clip-seconds", type=float, default=10.0, help="length of each clip")
+    parser.add_argument("--hours", type=float, default=8.0, help="hours of time-lapse frames")
+    parser.add_argument("--interval", type=float, default=30.0, help="seconds between time-lapse frames")
+
+
+def make_day_from(args: argparse.Namespace, folder: Path, model_dir: Path, encoder: EncoderChoice) -> Day:
+    """:func:`make_day` from the demo clip with the sizes :func:`add_day_arguments` read."""
+    return make_day(folder, model_dir / "dog_walking_vidtome.mp4", encoder, args.clips, args.clip_seconds,
+                    args.hours, args.interval)
 
 
 def make_day(folder: Path, video: Path, encoder: EncoderChoice, clips: int, clip_seconds: float, hours: float,

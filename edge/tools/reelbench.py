@@ -28,16 +28,13 @@ from edge.media.daily import NICE, build_reel, build_timelapse
 from edge.media.encoder import choose_encoders
 from edge.media.reelmaker import keyframe_times
 from edge.media.worker import RECORD_FPS
-from edge.tools.common import eight_hours, make_day
+from edge.tools.common import add_day_arguments, eight_hours, make_day_from
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge.tools.reelbench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips", type=int, default=16, help="clips in the generated day")
-    parser.add_argument("--clip-seconds", type=float, default=10.0, help="length of each clip")
-    parser.add_argument("--hours", type=float, default=8.0, help="hours of time-lapse frames")
-    parser.add_argument("--interval", type=float, default=30.0, help="seconds between time-lapse frames")
+    add_day_arguments(parser)
     parser.add_argument("--max-seconds", type=float, default=60.0, help="DOGMON_HIGHLIGHTS_MAX_SECONDS")
     args = parser.parse_args(argv)
     config = load_config()
@@ -46,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     encoder = encoders[0]
     with tempfile.TemporaryDirectory(prefix="reelbench-") as tmp:
         folder = Path(tmp)
-        day = make_day(folder, config.model_dir / "dog_walking_vidtome.mp4", encoder, args.clips,  # not timed
-                       args.clip_seconds, args.hours, args.interval)
+        day = make_day_from(args, folder, config.model_dir, encoder)  # not timed
         clips, moments = day.clips, day.moments
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
         scan0 = time.thread_time()

@@ -44,9 +44,10 @@ from edge.media.worker import RECORD_FPS
 from edge.tools.common import (
     Day,
     Run,
+    add_day_arguments,
     bare_loop,
     eight_hours,
-    make_day,
+    make_day_from,
     pipeline_config,
     pipeline_run,
     read_frames,
@@ -167,10 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", help="video file for the pipeline (default: the demo clip)")
     parser.add_argument("--frames", type=int, default=150, help="frames per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, each a plain and a while-reel pair")
-    parser.add_argument("--clips", type=int, default=16, help="clips in the generated day")
-    parser.add_argument("--clip-seconds", type=float, default=10.0, help="length of each clip")
-    parser.add_argument("--hours", type=float, default=8.0, help="hours of time-lapse frames")
-    parser.add_argument("--interval", type=float, default=30.0, help="seconds between time-lapse frames")
+    add_day_arguments(parser)
     args = parser.parse_args(argv)
     base = load_config()
     ensure_models(base)
@@ -181,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="reelload-") as tmp:
         folder = Path(tmp) / "media"
         folder.mkdir()
-        day = make_day(folder, base.model_dir / "dog_walking_vidtome.mp4", encoder, args.clips,
-                       args.clip_seconds, args.hours, args.interval)
+        day = make_day_from(args, folder, base.model_dir, encoder)
         scan0 = time.thread_time()
         for clip in day.clips:
             keyframe_times(Path(clip.file))
