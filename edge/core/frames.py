@@ -13,8 +13,8 @@ import numpy as np
 class Frame:
     image: np.ndarray
     index: int
-    captured: float  # time.monotonic() when read
-    wall: float      # time.time() when read
+    captured: float  # clock.monotonic() when read (edge.util.clock: the system's, or a test clock)
+    wall: float      # clock.now() when read
     motion: Any = None  # what the capture thread's ``analyse`` hook made of the image (motion gating)
 
 

@@ -18,8 +18,8 @@ import numpy as np
 @dataclasses.dataclass(frozen=True, slots=True)
 class EncodedFrame:
     jpeg: bytes
-    captured: float   # time.monotonic() of capture
-    wall: float       # time.time() of capture
+    captured: float   # clock.monotonic() of capture
+    wall: float       # clock.now() of capture
     width: int
     height: int
 
@@ -62,7 +62,7 @@ class FrameRing:
 @dataclasses.dataclass(frozen=True, slots=True)
 class AudioChunk:
     samples: np.ndarray  # float32 mono in [-1, 1]
-    captured: float      # time.monotonic() of the first sample
+    captured: float      # clock.monotonic() of the first sample
     rate: int
 
     @property

@@ -85,7 +85,7 @@ class Message:
     overlay_type: OverlayType | None = None
     ts: float = dataclasses.field(default_factory=clock.now)
     seq: int | None = None
-    # monotonic time the source frame was captured; not sent, used for end-to-end latency
+    # clock.monotonic() when the source frame was captured; not sent, used for end-to-end latency
     captured: float | None = None
     # Retained state: this message is also the newest value of the state named here (zones, heatmap,
     # analytics, snapshot); transports that keep state for late subscribers keep these bytes (MQTT topic).
