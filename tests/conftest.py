@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -217,9 +217,10 @@ def tool_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_dir: Path, m
     monkeypatch.chdir(tmp_path)
 
 
-@pytest.fixture
-def start_device(model_dir: Path, mirror: Path, tmp_path: Path) -> Iterator:
-    """Factory: ``start_device(env)`` starts a device (waits for /healthz) and stops it at teardown.
+def device_starter(model_dir: Path, mirror: Path, workdir: Path) -> tuple[Callable[..., DeviceProcess],
+                                                                          list[DeviceProcess]]:
+    """``start(env)`` for devices working in ``workdir`` (data in ``workdir/data`` unless ``env`` says), and the
+    list of what it started (the caller stops them).
 
     Unless ``env`` says otherwise the device runs with auth off (``DOGMON_WS_TOKEN=open``, allowed because
     it binds 127.0.0.1): tests about other things need no sign-in. ``{"DOGMON_WS_TOKEN": ""}`` gives the
@@ -232,7 +233,7 @@ def start_device(model_dir: Path, mirror: Path, tmp_path: Path) -> Iterator:
             "DOGMON_DEVICE_ID": "testdog",
             "DOGMON_MODEL_DIR": str(model_dir),
             "DOGMON_MIRROR": str(mirror),
-            "DOGMON_DATA_DIR": str(tmp_path / "data"),
+            "DOGMON_DATA_DIR": str(workdir / "data"),
             "DOGMON_WS_HOST": "127.0.0.1",
             "DOGMON_WS_PORT": str(free_port()),
             "DOGMON_WS_TOKEN": "open",
@@ -244,12 +245,29 @@ def start_device(model_dir: Path, mirror: Path, tmp_path: Path) -> Iterator:
             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
         })
         full.update(env or {})
-        device = DeviceProcess(full, tmp_path, wrapper)
+        device = DeviceProcess(full, workdir, wrapper)
         started.append(device)
         if wait:
             device.wait_ready()
         return device
 
+    return start, started
+
+
+@pytest.fixture
+def start_device(model_dir: Path, mirror: Path, tmp_path: Path) -> Iterator:
+    """Factory: ``start_device(env)`` starts a device (waits for /healthz) and stops it at teardown
+    (see :func:`device_starter`)."""
+    start, started = device_starter(model_dir, mirror, tmp_path)
+    yield start
+    for device in started:
+        device.stop()
+
+
+@pytest.fixture(scope="module")
+def start_module_device(model_dir: Path, mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """The same factory for a device that several tests of one module share (stopped after the module)."""
+    start, started = device_starter(model_dir, mirror, tmp_path_factory.mktemp("module-device"))
     yield start
     for device in started:
         device.stop()

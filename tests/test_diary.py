@@ -99,3 +99,20 @@ def test_zone_stays_are_episodes_and_each_episode_gets_its_best_snapshot() -> No
     assert by_kind["barking"]["snapshot"]["media_id"] == "snap-bark"
     assert by_kind["seen"]["snapshot"]["media_id"] == "snap-1"
     assert diary["media"] == {"highlights": {"media_id": "reel-1", "url": "/media/reel-1"}, "timelapse": None}
+
+
+def test_barking_ends_when_it_stopped_and_out_of_view_shows_no_picture_of_the_return() -> None:
+    """A bark event is sent once the quiet after it is sure (here 50 s later): the episode ends with the barking.
+    The return's snapshot lies at the end of the out-of-view episode: it would show a dog that was not there."""
+    events = [
+        ev(1, "dog_detected", at(8, 0)),
+        ev(2, "dog_left", at(8, 10, 10), absent_seconds=10),
+        ev(3, "bark", at(8, 12, 0), start=at(8, 11, 0), duration_s=10.0, barks=4),
+        ev(4, "dog_detected", at(8, 20)),
+        ev(5, "snapshot_saved", at(8, 20, 1), media_id="snap-back", url="/media/snap-back", captured=at(8, 20),
+           event_type="dog_detected"),
+    ]
+    episodes = {e["kind"]: e for e in build_diary(events, "2026-12-01", START, at(8, 30), clock=hhmm)["episodes"]}
+    assert episodes["barking"]["end"] == at(8, 11, 10) and "barked 4 times in 10 s" in episodes["barking"]["text"]
+    assert episodes["away"]["snapshot"] is None
+    assert episodes["barking"]["snapshot"] is None

@@ -1,22 +1,25 @@
-"""A scripted day through a real device under a test clock (``DOGMON_TEST_CLOCK``, 10× real time).
+"""A scripted day through a real device under a test clock (``DOGMON_TEST_CLOCK``, 6× real time).
 
-The video (25 fps, played in real time, so each real second is ten seconds of the dog's day): an empty room,
+The video (25 fps, played in real time, so each real second is six seconds of the dog's day): an empty room,
 the dog arrives and stands on the left, walks right onto the bed (a zone), lies down there for 11 minutes,
 leaves for 2.5 minutes (it barks meanwhile: a real bark recording in the audio), comes back (the owner
 bookmarks) and goes out again. The device runs with its default rules (out of view ≥ 60 s, a zone stay
 ≥ 60 s, resting ≥ 10 min; clips for arrivals, zone entries and bookmarks; a time-lapse frame every 30 s), so
 this is the day a household would get: each diary episode's times are checked against the script (±2 s of
-the day, i.e. ±0.2 s of the test's real time), and the evening's reel and time-lapse are made from it.
+the day, i.e. ±0.33 s of the test's real time), and the evening's reel and time-lapse are made from it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import time
 import urllib.request
 import wave
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -27,16 +30,16 @@ import pytest
 from edge.core.models import MANIFEST_DIR
 from edge.vision.detector import Detector
 from edge.vision.runtime import create_session
+from tests.app_page import SHOTS, goto, open_app, wait_online
 from tests.helpers import events, ws_collect, ws_connect
 from tests.test_bark_e2e import BARK_CLIP
 from tests.test_diary_e2e import near, reply
 from tests.test_media_e2e import http_get
 from tests.test_posture_e2e import LABRADOR, LYING, crop_around
 
-pytestmark = pytest.mark.e2e
-
-RATE = 10.0                    # seconds of the day per real second
-FPS = 25.0                     # frames per real second: 2.5 frames per second of the day
+RATE = 6.0                     # seconds of the day per real second (at 10× a busy machine's lag of
+                               # 0.3-0.5 s real was 3-5 s of the day: beyond the ±2 s checked)
+FPS = 25.0                     # frames per real second: about 4 frames per second of the day
 SIZE = (640, 480)
 FLOOR_Y = 450                  # where the dog's feet are
 BED = {"name": "bed", "points": [[0.55, 0.0], [1.0, 0.0], [1.0, 1.0], [0.55, 1.0]]}
@@ -45,7 +48,7 @@ CLOCK = f"{DAY}T07:00x{RATE:g}"
 # the script, in seconds of the day from the first frame
 ARRIVE, WALK, LIE_DOWN, LEAVE, RETURN, GONE, END = 30.0, 120.0, 150.0, 810.0, 960.0, 1040.0, 1100.0
 STAND_X, BED_X = 40, 400       # the standing dog's left edge before and after the walk
-BARK_AT = 88.0                 # real seconds into the audio: 880 s of the day, while the dog is away
+BARK_AT = 880.0 / RATE         # real seconds into the audio: 880 s of the day, while the dog is away
 
 
 def paste(frame: np.ndarray, image: np.ndarray, x: int, width: int) -> tuple[float, float]:
@@ -109,16 +112,28 @@ def bed_entry(media: Path) -> float:
     return WALK + (x_needed - STAND_X) / (BED_X - STAND_X) * (LIE_DOWN - WALK)
 
 
-def test_a_scripted_day_under_a_test_clock_gives_the_diary_reel_and_time_lapse_of_that_day(
-        start_device, media: Path, model_dir: Path, tmp_path: Path) -> None:
-    video = write_video(tmp_path / "day.mp4", day_frames(media))
-    audio = bark_audio(tmp_path / "day.wav", media / BARK_CLIP, BARK_AT, END / RATE + 5)
-    data = tmp_path / "data"
+@dataclasses.dataclass
+class Day:
+    device: Any
+    diary: dict
+    made: dict          # make_highlights' reply and the *_saved events' data by event type
+    stored: list[dict]
+    mark: dict          # the bookmark's reply
+    workdir: Path
+
+
+@pytest.fixture(scope="module")
+def scripted_day(start_module_device, media: Path, tmp_path_factory: pytest.TempPathFactory) -> Day:
+    """The day played once through one device; the tests below read it (the device stays up for the page)."""
+    workdir = tmp_path_factory.mktemp("scripted-day")
+    video = write_video(workdir / "day.mp4", day_frames(media))
+    audio = bark_audio(workdir / "day.wav", media / BARK_CLIP, BARK_AT, END / RATE + 5)
+    data = workdir / "data"
     data.mkdir()
     (data / "zones.json").write_bytes(orjson.dumps({"version": 1, "zones": [BED]}))
-    device = start_device({"DOGMON_SOURCE": str(video), "DOGMON_SOURCE_LOOP": "0", "DOGMON_DATA_DIR": str(data),
-                           "DOGMON_TEST_CLOCK": CLOCK, "DOGMON_AUDIO_SOURCE": str(audio),
-                           "DOGMON_AUDIO_LOOP": "0"})
+    device = start_module_device({"DOGMON_SOURCE": str(video), "DOGMON_SOURCE_LOOP": "0",
+                                  "DOGMON_DATA_DIR": str(data), "DOGMON_TEST_CLOCK": CLOCK,
+                                  "DOGMON_AUDIO_SOURCE": str(audio), "DOGMON_AUDIO_LOOP": "0"})
     with ws_connect(device.ws_url) as ws:
         got: list[dict] = []
         ws_collect(ws, lambda m: len(events(m, "dog_detected")) >= 2, END / RATE + 60, into=got)
@@ -129,6 +144,15 @@ def test_a_scripted_day_under_a_test_clock_gives_the_diary_reel_and_time_lapse_o
         diary = reply(ws, {"type": "get_diary", "id": "d", "day": DAY})["diary"]
         made = reply(ws, {"type": "make_highlights", "id": "h", "day": DAY}, timeout=120, got=got)
         made |= {f"{e['event_type']}": e["data"] for e in events(got) if e["event_type"].endswith("_saved")}
+    return Day(device, diary, made, stored, mark, workdir)
+
+
+@pytest.mark.e2e
+def test_a_scripted_day_under_a_test_clock_gives_the_diary_reel_and_time_lapse_of_that_day(
+        scripted_day: Day, media: Path, model_dir: Path) -> None:
+    device, diary, made, stored, mark = (scripted_day.device, scripted_day.diary, scripted_day.made,
+                                         scripted_day.stored, scripted_day.mark)
+    tmp_path = scripted_day.workdir
     with urllib.request.urlopen(f"{device.http_url}/api/diary?day={DAY}", timeout=15) as response:
         assert json.loads(response.read())["diary"]["episodes"] == diary["episodes"]
 
@@ -206,7 +230,39 @@ def the_reel_and_time_lapse(device, made: dict, model_dir: Path, tmp_path: Path)
             decoded[kind] = [f.to_ndarray(format="bgr24") for f in container.decode(stream)]
     sampled = decoded["highlights"][::3]
     with_dog = [any(d.label == "dog" for d in detector.detect(image)) for image in sampled]
-    assert len(sampled) >= 4 and sum(with_dog) >= 0.7 * len(sampled), with_dog
+    # most, not all: a cut's pre-roll shows the room before she arrives, and the barking moment an empty room
+    assert len(sampled) >= 4 and sum(with_dog) > 0.5 * len(sampled), with_dog
     lapse = decoded["timelapse"]
     assert cv2.absdiff(lapse[0], lapse[len(lapse) // 2]).mean() > 1
     return made["highlights_saved"], made["timelapse_saved"]
+
+
+@pytest.mark.browser
+def test_the_diary_screen_tells_the_scripted_day_with_its_snapshots(scripted_day: Day) -> None:
+    """The Diary screen of that day on a tablet and a phone: the episodes in order with their pictures, the
+    day's figures, and the reel and time-lapse to watch (screenshots in DOGMON_APP_SHOTS/diary-day)."""
+    with open_app(scripted_day.device.http_url, hash_="diary") as page:
+        wait_online(page)
+        goto(page, "diary")
+        page.wait_for_selector("#di-list li[data-kind=resting]", timeout=20_000)
+        assert page.input_value("#di-day") == DAY   # the device's day, not the tablet's
+        kinds = page.eval_on_selector_all("#di-list li", "items => items.map((li) => li.dataset.kind)")
+        assert [k for k in kinds if k in ("seen", "resting", "away", "barking", "bookmark")] == [
+            "seen", "resting", "away", "barking", "seen", "bookmark"], kinds
+        assert "lying down in bed" in page.text_content("#di-list li[data-kind=resting]")
+        assert "barked" in page.text_content("#di-list li[data-kind=barking]")
+        assert "back from the garden" in page.text_content("#di-list li[data-kind=bookmark]")
+        pictures = page.eval_on_selector_all("#di-list img.thumb", "imgs => imgs.map((i) => i.naturalWidth)")
+        assert len(pictures) >= 3 and all(w > 0 for w in pictures), pictures
+        for kind in ("highlights", "timelapse"):
+            assert page.is_visible(f"#di-media [data-media={kind}]"), kind
+        totals = page.text_content("#di-totals")
+        assert "Seen" in totals and "In bed" in totals and "Time lying" in totals, totals
+        folder = SHOTS / "diary-day"
+        folder.mkdir(parents=True, exist_ok=True)
+        for width, height in ((1280, 800), (390, 844)):
+            page.set_viewport_size({"width": width, "height": height})
+            time.sleep(1)
+            page.screenshot(path=str(folder / f"diary-{width}x{height}.png"), full_page=True)
+            overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"the diary is wider than the screen at {width}x{height}"

@@ -187,7 +187,7 @@ def build_diary(events: Iterable[Mapping[str, Any]], day: str, day_start: float,
     barks = [e for e in in_day if e["type"] in BARK_TYPES]
     for group in _groups(barks, BARK_GAP_SECONDS):
         start = float(group[0]["data"].get("start") or group[0]["ts"])
-        end = max(float(e["ts"]) for e in group)
+        end = max(_bark_end(e) for e in group)
         count = sum(int(e["data"].get("barks") or 1) for e in group)
         episodes.append(Episode("barking", start, end, f"{fmt(start)} barked {count} times in "
                                 f"{duration_text(max(end - start, 1))}", {"barks": count, "episodes": len(group)}))
@@ -214,13 +214,24 @@ def build_diary(events: Iterable[Mapping[str, Any]], day: str, day_start: float,
                         for e in in_day if e["type"] == "unusual_activity"]}
 
 
+def _bark_end(event: Mapping[str, Any]) -> float:
+    """When the barking stopped: its start plus its length where the event says them (the event itself is
+    sent a little later, once the quiet after it is sure), else the event's time."""
+    data = event["data"]
+    if isinstance(data.get("start"), int | float) and isinstance(data.get("duration_s"), int | float):
+        return float(data["start"]) + float(data["duration_s"])
+    return float(event["ts"])
+
+
 def _attach_snapshots(episodes: list[Episode], snapshots: list[Mapping[str, Any]]) -> None:
     for ep in episodes:
         middle = (ep.start + ep.end) / 2
         best: tuple[int, float] | None = None
+        # out of view: only a picture from within (the return's snapshot would show a dog that was not there)
+        slack = 0.0 if ep.kind == "away" else 2.0
         for snap in snapshots:
             taken = float(snap["data"].get("captured") or snap["ts"])
-            if not ep.start - 2.0 <= taken <= ep.end + 2.0:
+            if not ep.start - slack <= taken <= ep.end + slack or (ep.kind == "away" and taken >= ep.end):
                 continue
             rank = (0 if snap["data"].get("event_type") in SNAPSHOT_OF.get(ep.kind, ()) else 1, abs(taken - middle))
             if best is None or rank < best:

@@ -36,6 +36,7 @@ export class AnalyticsScreen {
     this.dayInput = document.getElementById("an-day");
     this.status = document.getElementById("an-status");
     this.day = today(); this.dayInput.value = this.day;
+    this.todayWas = this.day;   // "today" as last reckoned: once the device's clock is known, today may move
     this.active = false;
     this.picker = document.getElementById("an-device");
     this.picker.addEventListener("change", () => { this.heatmap = null; this.show(); });
@@ -43,6 +44,9 @@ export class AnalyticsScreen {
     document.getElementById("an-today").addEventListener("click", () => this.load(today()));
     store.addEventListener("change", (e) => {
       if (e.detail === "peers" || e.detail === "connection") this.renderPicker();
+      if (e.detail === "connection" && this.day === this.todayWas && this.day !== today()) {
+        if (this.active) this.load(today()); else { this.day = this.todayWas = today(); this.dayInput.value = this.day; }
+      }
       if (!this.active) return;
       if (e.detail === "analytics") this.render();
       if (e.detail === "heatmap" && !this.store.isPeer(this.chosen())) this.renderHeat();
@@ -87,6 +91,7 @@ export class AnalyticsScreen {
 
   async load(day, quiet = false) {
     this.day = day; this.dayInput.value = day;
+    if (day === today()) this.todayWas = day;
     if (!quiet) this.status.textContent = "Loading…";
     this.render();
     const ids = this.chosenIds();

@@ -5,7 +5,7 @@
 // after a reconnect the device replays everything after the last seq seen (?since=), and a seq already
 // seen is dropped, so nothing is missing or doubled.
 
-import { wsUrl } from "./util.js";
+import { learnDeviceClock, wsUrl } from "./util.js";
 
 const BACKOFF_MIN = 500;
 const BACKOFF_MAX = 15000;
@@ -112,6 +112,7 @@ export class DeviceConnection extends EventTarget {
     switch (m.type) {
       case "connection":
         this.info = m.data;
+        learnDeviceClock(m.ts);
         if (this.lastSeq === null) this.lastSeq = m.data.last_seq; // first connect: live from here on
         else if (m.data.last_seq < this.lastSeq) {
           // the device's event log was started afresh (data dir replaced): its seqs begin again
@@ -144,6 +145,7 @@ export class DeviceConnection extends EventTarget {
         break;
       }
       default:
+        if (m.type === "telemetry" && this.info && m.device_id === this.info.device_id) learnDeviceClock(m.ts);
         this.emit(m.type, m);
     }
   }

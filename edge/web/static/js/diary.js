@@ -21,6 +21,7 @@ export class DiaryScreen {
     this.dayInput = document.getElementById("di-day");
     this.status = document.getElementById("di-status");
     this.day = today(); this.dayInput.value = this.day;
+    this.todayWas = this.day;   // "today" as last reckoned: once the device's clock is known, today may move
     this.active = false;
     this.timer = null;
     this.dayInput.addEventListener("change", () => this.load(this.dayInput.value || today()));
@@ -30,7 +31,12 @@ export class DiaryScreen {
       clearTimeout(this.timer);   // a burst of events: one request once it settles
       this.timer = setTimeout(() => this.load(this.day, true), REFRESH_MS);
     });
-    store.addEventListener("change", (e) => { if (this.active && e.detail === "diary") this.render(); });
+    store.addEventListener("change", (e) => {
+      if (e.detail === "connection" && this.day === this.todayWas && this.day !== today()) {
+        if (this.active) this.load(today()); else { this.day = this.todayWas = today(); this.dayInput.value = this.day; }
+      }
+      if (this.active && e.detail === "diary") this.render();
+    });
   }
 
   show() { this.active = true; this.render(); this.load(this.day); }
@@ -38,6 +44,7 @@ export class DiaryScreen {
 
   async load(day, quiet = false) {
     this.day = day; this.dayInput.value = day;
+    if (day === today()) this.todayWas = day;
     if (!quiet) this.status.textContent = "Loading…";
     this.render();
     try {

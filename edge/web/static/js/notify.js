@@ -3,7 +3,7 @@
 // are kept in localStorage. A notification goes through the service worker's registration where there is
 // one (Chrome on Android has no `new Notification`), and each one is listed in the card's log.
 
-import { clock, duration, el } from "./util.js";
+import { clock, deviceNow, duration, el } from "./util.js";
 
 const KEY = "dogmon.notify";
 const DEFAULTS = { dog_left: true, barking: true, bark_seconds: 30, zone_dwell: true };
@@ -61,7 +61,7 @@ export class Notifier {
   }
 
   onEvent(m) {
-    if (!this.on || Date.now() / 1000 - m.ts > FRESH_S) return;
+    if (!this.on || deviceNow() - m.ts > FRESH_S) return;
     const d = m.data || {};
     switch (m.event_type) {
       case "dog_left":
@@ -86,7 +86,7 @@ export class Notifier {
   checkBarking() {
     const b = this.store.bark;
     if (!this.on || !this.choices.barking || !b.active || !b.since || this.toldOfBarking(b.since)) return;
-    const lasted = Date.now() / 1000 - b.since;
+    const lasted = deviceNow() - b.since;
     if (lasted < this.choices.bark_seconds) return;
     this.barkNotified = b.since;
     this.show("barking", "The dog is barking", `For ${duration(lasted)} now, since ${clock(b.since, true)}`);
@@ -101,7 +101,7 @@ export class Notifier {
       else new Notification(title, options);
     } catch (e) { outcome = `not shown: ${e.message}`; }
     this.log.prepend(el("li", { "data-kind": kind, "data-outcome": outcome === "notified" ? "notified" : "failed" },
-      `${clock(Date.now() / 1000, true)} ${title} — ${outcome}`));
+      `${clock(deviceNow(), true)} ${title} — ${outcome}`));
     while (this.log.children.length > LOG_LENGTH) this.log.lastElementChild.remove();
   }
 }

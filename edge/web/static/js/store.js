@@ -37,6 +37,7 @@
 // it never erases what events taught.
 
 import { peerState } from "./peers.js";
+import { deviceNow } from "./util.js";
 
 const OVERLAY_HISTORY = 60; // about 6 s of detector runs at 10 fps: enough for any frame still on screen
 const STATE_POLL_MS = 5000;
@@ -202,7 +203,7 @@ export class Store extends EventTarget {
   async startPeer(id) {
     if (this.cursors.has(id)) return;
     try {
-      const r = await this.conn.call("get_events", { device: id, from_ts: Date.now() / 1000 + 86400, limit: 1 });
+      const r = await this.conn.call("get_events", { device: id, from_ts: deviceNow() + 86400, limit: 1 });
       if (!this.cursors.has(id)) this.cursors.set(id, r.last_seq);
     } catch { /* unreachable now: its first live event sets the cursor */ }
   }
@@ -285,7 +286,7 @@ export class Store extends EventTarget {
     if (t.audio && typeof t.audio === "object" && "online" in t.audio) {
       this.health.audio = t.audio.online;
       if (typeof t.audio.episode_active === "boolean" && t.audio.episode_active !== this.bark.active) {
-        this.bark = { ...this.bark, active: t.audio.episode_active, since: t.audio.episode_active ? (this.bark.since || Date.now() / 1000) : null };
+        this.bark = { ...this.bark, active: t.audio.episode_active, since: t.audio.episode_active ? (this.bark.since || deviceNow()) : null };
       }
     }
     this.changed("telemetry");

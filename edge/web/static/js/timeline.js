@@ -51,6 +51,7 @@ export class TimelineScreen {
     this.dayInput = document.getElementById("tl-day");
     this.day = today();
     this.dayInput.value = this.day;
+    this.todayWas = this.day;   // "today" as last reckoned: once the device's clock is known, today may move
     this.items = [];            // events shown, newest first
     this.byKey = new Map();     // "device seq" -> {m, node}
     this.media = new Map();     // "device seq" of an event -> {snapshot, thumb, clip, poster}
@@ -67,6 +68,9 @@ export class TimelineScreen {
     store.addEventListener("gap", (e) => { this.status.textContent = `Events before #${e.detail.data.resumes_from} are no longer stored (${e.detail.data.reason}).`; });
     store.addEventListener("reset", () => { this.loaded = false; if (this.active) this.reload(); });
     store.addEventListener("change", (e) => {
+      if (e.detail === "connection" && this.day === this.todayWas && this.day !== today()) {
+        this.day = this.todayWas = today(); this.dayInput.value = this.day; this.loaded = false;
+      }
       if (e.detail === "connection" && this.active && !this.loaded) this.reload();
       if (e.detail === "peers" || e.detail === "connection") this.renderDevices();
       if (e.detail === "catalogue") {   // labels may arrive after the first page: show them on it too
@@ -136,6 +140,7 @@ export class TimelineScreen {
       const [start, end] = dayRange(this.day);
       this.range = [start, end];
       this.isToday = this.day === today();
+      if (this.isToday) this.todayWas = this.day;
       const ids = this.device.value ? [this.device.value] : this.store.deviceIds();
       const opened = await Promise.all(ids.map((id) => this.openSource(id, start, end).catch((e) => ({ id, error: e }))));
       if (gen !== this.generation) return;

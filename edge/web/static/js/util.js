@@ -45,7 +45,13 @@ export function dayOf(ts) {
   const d = new Date(ts * 1000);
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
 }
-export function today() { return dayOf(Date.now() / 1000); }
+// The device's clock minus this browser's, in seconds, learned from the stamps of the device's own live messages
+// (connection, telemetry): "today" and "5 min ago" are the device's, whether the tablet's clock is wrong or the
+// device runs a test clock (DOGMON_TEST_CLOCK).
+let deviceOffset = 0;
+export function learnDeviceClock(ts) { if (Number.isFinite(ts)) deviceOffset = ts - Date.now() / 1000; }
+export function deviceNow() { return Date.now() / 1000 + deviceOffset; }
+export function today() { return dayOf(deviceNow()); }
 /** Unix seconds of local midnight starting the day "YYYY-MM-DD", and of the next one. */
 export function dayRange(day) {
   const [y, m, d] = day.split("-").map(Number);
@@ -53,7 +59,7 @@ export function dayRange(day) {
 }
 export function since(ts) {
   if (!ts) return "";
-  const s = Math.max(0, Date.now() / 1000 - ts);
+  const s = Math.max(0, deviceNow() - ts);
   if (s < 60) return `${Math.round(s)} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min`;
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
