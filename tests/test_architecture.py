@@ -145,3 +145,10 @@ def test_no_feature_imports_the_device_or_reaches_into_transports_and_store(grap
                     and not (isinstance(node.value, ast.Name) and node.value.id == "self"):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno} reaches .{node.attr}")
     assert found == []
+
+
+def test_one_module_enumerates_the_interface_addresses() -> None:
+    # edge/web/netnames.py (ifaddr) is the one lister; DeviceNames and reach both ask it (psutil lists none).
+    listers = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")
+               if any(call in p.read_text() for call in ("get_adapters(", "net_if_addrs(", "getifaddrs("))}
+    assert listers == {"edge/web/netnames.py"}

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge.web import pairing
+from edge.web.netnames import interface_addresses, reach
 from edge.web.origins import DeviceNames, host_names, split_host
 from edge.web.pairing import Pairing, device_token, local_token
 from edge.web.sessions import SessionStore
@@ -39,6 +40,23 @@ def test_a_wildcard_bind_answers_to_its_host_name_and_lists_it_first() -> None:
     local = next(n for n in host_names() if n.endswith(".local"))
     assert names.host_ok(f"{local}:8765") and names.origin_ok(f"http://{local}:8765")
     assert names.urls()[0] == f"http://{local}:8765/"
+
+
+def test_a_wildcard_bind_accepts_and_lists_the_addresses_the_one_lister_reads() -> None:
+    # Host checks, printed URLs and the certificate/mDNS addresses (``reach``) are one reading of the interfaces.
+    every = interface_addresses(include_link_local=True)
+    lan = interface_addresses(include_loopback=False)
+    if not lan:
+        pytest.skip("this machine has no non-loopback interface address")
+    assert len(every) == len(set(every)) and not any("%" in str(a) for a in every)
+    assert not any(a.is_loopback or (a.version == 6 and a.is_link_local) for a in lan)
+    names = DeviceNames("0.0.0.0", lambda: 8765)
+    for address in every:
+        host = f"[{address}]" if address.version == 6 else str(address)
+        assert names.host_ok(f"{host}:8765") and names.origin_ok(f"http://{host}:8765"), host
+    shown = [f"http://{f'[{a}]' if a.version == 6 else a}:8765/" for a in lan]
+    assert names.urls()[1:] == shown  # after NAME.local: the LAN addresses, v6 bracketed, no loopback/link-local
+    assert reach("0.0.0.0").lan_addresses() == lan and reach("0.0.0.0").urls("http", 8765)[1:] == shown
 
 
 def test_a_pairing_code_works_once_expires_and_dies_after_too_many_guesses(tmp_path: Path) -> None:

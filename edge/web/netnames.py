@@ -1,7 +1,10 @@
 """The names and addresses the device is reached by: its host name, ``NAME.local`` (mDNS), localhost, and the
 current addresses of its interfaces (read with ``ifaddr``, the library python-zeroconf enumerates with).
 
-Owns that list for the server certificate, the mDNS announcement and the URLs the start line prints.
+Owns that list for the server certificate, the mDNS announcement and the URLs the start line prints, and
+:func:`interface_addresses`, the one place the device enumerates its interface addresses: ``DeviceNames``
+(``edge/web/origins.py``: Host and Origin checks) asks it too, so the addresses the device announces, puts in
+its certificate and accepts requests for are one reading of one library (psutil, kept for telemetry, lists none).
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import ifaddr
 
-from edge.web.certs import IpAddress
+if TYPE_CHECKING:  # only a type here: the server's Host checks import this module without loading cryptography
+    from edge.web.certs import IpAddress
 
 LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 ANY_HOST = ("", "0.0.0.0", "::")
@@ -26,17 +31,20 @@ def host_label(name: str | None = None) -> str:
     return label if LABEL.fullmatch(label) else "dogmonitor"
 
 
-def interface_addresses(include_loopback: bool = True) -> list[IpAddress]:
-    """Every address of every interface now, IPv6 link-local ones left out (a URL would need their zone)."""
+def interface_addresses(include_loopback: bool = True, include_link_local: bool = False) -> list[IpAddress]:
+    """Every address of every interface now, each once, in interface order; never with an IPv6 zone (``%eth0``).
+    IPv6 link-local ones are left out unless asked for (a URL would need their zone; a ``Host`` header may
+    still name one)."""
     found: list[IpAddress] = []
     for adapter in ifaddr.get_adapters():
         for ip in adapter.ips:
             raw = ip.ip if isinstance(ip.ip, str) else ip.ip[0]
             try:
-                address = ipaddress.ip_address(raw)
+                address = ipaddress.ip_address(raw.split("%", 1)[0])
             except ValueError:
                 continue
-            if (address.version == 6 and address.is_link_local) or (address.is_loopback and not include_loopback):
+            if (address.version == 6 and address.is_link_local and not include_link_local) \
+                    or (address.is_loopback and not include_loopback):
                 continue
             if address not in found:
                 found.append(address)

@@ -5,7 +5,8 @@ DNS-rebinding attempt (a foreign name that resolves to the device) and is refuse
 request or WebSocket handshake whose ``Origin`` is not one of the device's own origins comes from some
 other page (another port on the same host included, which the SameSite cookie does not tell apart).
 The names are the loopback ones, the host name (``NAME``, ``NAME.local``), the bind address
-or, on a wildcard bind, every interface address; ``DOGMON_WS_ORIGINS`` adds origins (and their hosts)
+or, on a wildcard bind, every interface address (:func:`edge.web.netnames.interface_addresses`, the one lister,
+IPv6 link-local ones included); ``DOGMON_WS_ORIGINS`` adds origins (and their hosts)
 such as a reverse proxy's. Addresses change (DHCP), so they are re-read when a miss is seen, at most
 every ``REFRESH_SECONDS``. :meth:`DeviceNames.urls` lists the URLs to open, for the start line and ``pair``.
 """
@@ -17,26 +18,15 @@ import time
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
-import psutil
-
 from edge.util.net import is_loopback
+from edge.web.netnames import interface_addresses
 
-__all__ = ["DeviceNames", "host_names", "interface_addresses", "is_loopback", "split_host"]
+__all__ = ["DeviceNames", "host_names", "is_loopback", "split_host"]
 
 REFRESH_SECONDS = 5.0
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARD = ("", "0.0.0.0", "::")
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-
-
-def interface_addresses() -> list[str]:
-    """Every IPv4/IPv6 address of this machine's interfaces (IPv6 link-local scope ids dropped)."""
-    out = []
-    for addresses in psutil.net_if_addrs().values():
-        for address in addresses:
-            if address.family in (socket.AF_INET, socket.AF_INET6):
-                out.append(address.address.split("%", 1)[0])
-    return out
 
 
 def host_names() -> list[str]:
@@ -77,7 +67,7 @@ class DeviceNames:
         hosts = set(LOOPBACK_NAMES)
         if self.bind_host in WILDCARD:
             hosts.update(host_names())
-            hosts.update(interface_addresses())
+            hosts.update(str(address) for address in interface_addresses(include_link_local=True))
         elif not is_loopback(self.bind_host):
             hosts.add(self.bind_host.lower())
             hosts.update(host_names())  # the name the bind address is found by
@@ -125,7 +115,7 @@ class DeviceNames:
         else:
             names = [h for h in host_names() if h.endswith(".local")]
             addresses = [self.bind_host] if self.bind_host not in WILDCARD else [
-                a for a in interface_addresses() if not is_loopback(a) and not a.startswith("fe80")]
+                str(a) for a in interface_addresses(include_loopback=False)]
             hosts = names + addresses
         return [f"{scheme}://{_bracket(h)}:{port}{path}" for h in dict.fromkeys(hosts)]
 
