@@ -370,6 +370,8 @@ class Device:
             await self.mqtt.aclose()
         await asyncio.sleep(0)  # messages other threads posted meanwhile are committed before the store closes
         self.store.close()
+        if self.config.test_clock_start is not None:
+            clock.reset()   # a device run in-process (the benches) leaves the process on the system's clocks
 
     async def _retention_loop(self) -> None:
         while True:
