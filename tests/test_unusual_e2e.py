@@ -5,7 +5,8 @@ judged) with a real bark recording played into its microphone input: four Tuesda
 a fifth with 2 (a normal day: nothing is raised) and a sixth with 10, which raises ``unusual_activity`` about
 barking, compared with the last four Tuesdays. Episodes are separated by four real seconds of silence, four
 minutes of the day (an episode ends after two quiet minutes). Each morning starts early enough that its last
-episode ends well before 08:00 even on a slow start (the loud one: 64 s of audio from 06:45 is about 07:52)."""
+episode ends well before 08:00 even on a slow start (the loud one: its last bark ends about 63 s after the
+start, 07:48 of the day)."""
 
 from __future__ import annotations
 
