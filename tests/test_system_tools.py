@@ -235,10 +235,13 @@ def test_every_program_the_tests_run_is_installed_by_scripts_test_or_the_venv() 
 
 def test_the_scan_finds_a_program_the_list_lacks(tmp_path: Path) -> None:
     """The check above can fail: a test calling tools nobody installs is reported, with the line."""
+    # a made-up program no machine has; its name is put together here so that no scan of this file (ours or
+    # anyone's) takes the sample text for a lookup this test makes
+    unknown = "-".join(("dogmon", "no", "such", "encoder"))
     lines = ["import shutil, subprocess, sys",
              "def test_x(start_device):",
              '    subprocess.run(["openssl", "version"], check=True)',
-             '    codec = shutil.which("dogmon-no-such-encoder") or "/usr/bin/dogmon-no-such-encoder"',
+             f'    codec = shutil.which("{unknown}") or "/usr/bin/{unknown}"',
              '    wrap = ["tcpdump", "-i", "lab"]',
              "    start_device({}, wrapper=[*wrap, sys.executable])",
              '    subprocess.run([sys.executable, "-m", "pytest"])',
@@ -246,4 +249,4 @@ def test_the_scan_finds_a_program_the_list_lacks(tmp_path: Path) -> None:
     fake = tmp_path / "test_probe.py"
     fake.write_text("\n".join(lines) + "\n")
     found = unlisted_tools([fake])
-    assert found == {"openssl": [f"{fake}:3"], "dogmon-no-such-encoder": [f"{fake}:4"], "tcpdump": [f"{fake}:6"]}, found
+    assert found == {"openssl": [f"{fake}:3"], unknown: [f"{fake}:4"], "tcpdump": [f"{fake}:6"]}, found
