@@ -166,6 +166,27 @@ SMALL_TARGETS_JS = """() => {
 }"""
 
 
+PAGE_OVERFLOW = "() => document.documentElement.scrollWidth - window.innerWidth"
+TABLET_AND_PHONE = ((1280, 800), (390, 844))
+
+
+def fitting_shots(page: Any, folder: str, stem: str, overflow_js: str = PAGE_OVERFLOW) -> list[Path]:
+    """The screen as it stands at a tablet's and a phone's size, saved as ``SHOTS/folder/stem-WxH.png`` (look at
+    them); fails when ``overflow_js`` says something is wider than the screen. Back at the tablet's size after."""
+    out = SHOTS / folder
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for width, height in TABLET_AND_PHONE:
+        page.set_viewport_size({"width": width, "height": height})
+        time.sleep(1)
+        path = out / f"{stem}-{width}x{height}.png"
+        page.screenshot(path=str(path), full_page=True)
+        files.append(path)
+        assert page.evaluate(overflow_js) <= 0, f"{stem} is wider than the screen at {width}x{height}"
+    page.set_viewport_size({"width": TABLET_AND_PHONE[0][0], "height": TABLET_AND_PHONE[0][1]})
+    return files
+
+
 def screenshots(page: Any, name: str, screens: tuple[str, ...] = SCREENS, settle: float = 1.5) -> list[Path]:
     """Every screen at every size; returns the files (look at them). Fails when a control on screen is a
     smaller touch target than 44×44 px."""

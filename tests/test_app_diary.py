@@ -4,12 +4,11 @@ alerts are silent in the first week. Screenshots at tablet and phone sizes go to
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.app_page import SHOTS, goto, open_app, wait_online
+from tests.app_page import fitting_shots, goto, open_app, wait_online
 from tests.media import compose_video
 from tests.test_media_e2e import LABRADOR
 
@@ -44,11 +43,4 @@ def test_the_diary_screen_shows_today_with_snapshots_and_updates_live(start_devi
                                timeout=10_000)
         page.click("#di-today")
         page.wait_for_selector("#di-list li[data-kind=seen]", timeout=10_000)
-        folder = SHOTS / "diary"
-        folder.mkdir(parents=True, exist_ok=True)
-        for width, height in ((1280, 800), (390, 844)):
-            page.set_viewport_size({"width": width, "height": height})
-            time.sleep(1)
-            page.screenshot(path=str(folder / f"diary-{width}x{height}.png"), full_page=True)
-            overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-            assert overflow <= 0, f"the diary is wider than the screen at {width}x{height}"
+        fitting_shots(page, "diary", "diary")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import time
 import urllib.request
 import wave
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ import pytest
 from edge.core.models import MANIFEST_DIR
 from edge.vision.detector import Detector
 from edge.vision.runtime import create_session
-from tests.app_page import SHOTS, goto, open_app, wait_online
+from tests.app_page import fitting_shots, goto, open_app, wait_online
 from tests.helpers import events, ws_collect, ws_connect
 from tests.test_bark_e2e import BARK_CLIP
 from tests.test_diary_e2e import near, reply
@@ -258,11 +257,4 @@ def test_the_diary_screen_tells_the_scripted_day_with_its_snapshots(scripted_day
             assert page.is_visible(f"#di-media [data-media={kind}]"), kind
         totals = page.text_content("#di-totals")
         assert "Seen" in totals and "In bed" in totals and "Time lying" in totals, totals
-        folder = SHOTS / "diary-day"
-        folder.mkdir(parents=True, exist_ok=True)
-        for width, height in ((1280, 800), (390, 844)):
-            page.set_viewport_size({"width": width, "height": height})
-            time.sleep(1)
-            page.screenshot(path=str(folder / f"diary-{width}x{height}.png"), full_page=True)
-            overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-            assert overflow <= 0, f"the diary is wider than the screen at {width}x{height}"
+        fitting_shots(page, "diary-day", "diary")
