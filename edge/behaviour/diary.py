@@ -227,11 +227,11 @@ def _attach_snapshots(episodes: list[Episode], snapshots: list[Mapping[str, Any]
     for ep in episodes:
         middle = (ep.start + ep.end) / 2
         best: tuple[int, float] | None = None
-        # out of view: only a picture from within (the return's snapshot would show a dog that was not there)
-        slack = 0.0 if ep.kind == "away" else 2.0
         for snap in snapshots:
             taken = float(snap["data"].get("captured") or snap["ts"])
-            if not ep.start - slack <= taken <= ep.end + slack or (ep.kind == "away" and taken >= ep.end):
+            # out of view: only a picture from before the return (whose snapshot shows a dog that was not there)
+            inside = ep.start <= taken < ep.end if ep.kind == "away" else ep.start - 2.0 <= taken <= ep.end + 2.0
+            if not inside:
                 continue
             rank = (0 if snap["data"].get("event_type") in SNAPSHOT_OF.get(ep.kind, ()) else 1, abs(taken - middle))
             if best is None or rank < best:

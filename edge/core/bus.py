@@ -94,14 +94,14 @@ class Bus:
 
     def post(self, message: Message) -> None:
         """Thread-safe hand-over from capture/inference/audio threads."""
-        self.loop.call_soon_threadsafe(self._publish_posted, message, clock.monotonic())
+        self.loop.call_soon_threadsafe(self._publish_posted, message, time.monotonic())
 
     def _publish_posted(self, message: Message, posted: float) -> None:
         self.publish(message)
         if self.timers is not None and message.captured is not None:
-            now = clock.monotonic()
-            self.timers.record("publish", now - posted)
-            self.timers.record("total", now - message.captured)
+            # stage timers are real seconds; the frame's capture time is on the device's clock
+            self.timers.record("publish", time.monotonic() - posted)
+            self.timers.record("total", clock.real_seconds(clock.monotonic() - message.captured))
 
     def publish(self, message: Message) -> bytes:
         """Number, persist, encode once and fan out. Event-loop thread only."""

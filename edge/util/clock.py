@@ -21,9 +21,8 @@ import time
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Anchor:
-    wall: float      # the device's wall time at the anchor
-    real_wall: float
-    real_mono: float
+    wall: float        # the device's wall time at the anchor
+    real_mono: float   # the system's monotonic time at the anchor
     rate: float
 
 
@@ -35,7 +34,7 @@ def start(wall: float, rate: float = 1.0) -> None:
     global _anchor
     if rate <= 0:
         raise ValueError("the clock's rate must be positive")
-    _anchor = _Anchor(wall, time.time(), time.monotonic(), rate)
+    _anchor = _Anchor(wall, time.monotonic(), rate)
 
 
 def reset() -> None:
