@@ -28,18 +28,8 @@ import psutil
 
 from edge.config import load_config
 from edge.device import build_detector, ensure_models
-from edge.tools.common import bare_loop, pipeline_config, pipeline_run, read_frames
+from edge.tools.common import bare_loop, pipeline_config, pipeline_run, read_frames, rss_split
 from edge.vision.runtime import default_threads
-
-
-def rss_split(process: psutil.Process) -> tuple[float, float]:
-    """(anonymous, file-backed) resident MiB of a process (psutil's ``shared``: RssFile + RssShmem).
-
-    The file-backed part is shared-library pages, clean and reclaimable, and it depends on the page cache:
-    freshly installed libraries (all cached) fault in many more pages around each touched one, so the same
-    device reads ~60 MiB more RSS from a new virtualenv. The anonymous part is the device's own memory."""
-    info = process.memory_info()
-    return (info.rss - info.shared) / 2**20, info.shared / 2**20
 
 
 def device_rss(video: Path, folder: Path, model_dir: Path, mirror: Path | None, seconds: float = 20.0,

@@ -7,9 +7,9 @@ Generates a day first (not timed; as ``edge.tools.reelbench``: ``--clips`` clips
 - plain: the bare model loop, then the full pipeline (the real Device on ``--video``, as ``edge.tools.bench``);
 - while reel: the bare loop, then the same pipeline while the day's highlight reel and time-lapse are built
   again and again by the device's own code path, :func:`edge.media.daily.build_day` on a
-  :class:`~edge.media.daily.LowPriorityThread` (the device's ``media-daily`` thread at nice 10), from before
-  the device starts until its measurement ends. The build in progress then is waited for, so no build overlaps
-  a plain pair or a bare loop.
+  :class:`~edge.media.daily.LowPriorityThread` (the device's ``media-daily`` thread: nice 10 and ``SCHED_IDLE``),
+  from before the device starts until its measurement ends. The build in progress then is waited for, so no
+  build overlaps a plain pair or a bare loop.
 
 Prints: per round both ratios (pipeline fps / bare fps of the pair) and their difference; the two medians,
 their difference and the median of the per-round differences, with the plain ratios' spread as the noise and
@@ -51,6 +51,7 @@ from edge.tools.common import (
     pipeline_config,
     pipeline_run,
     read_frames,
+    rss_split,
     thread_clock,
 )
 from edge.vision.detector import Detector
@@ -119,8 +120,8 @@ class RssPeaks(threading.Thread):
     def run(self) -> None:
         process = psutil.Process()
         while not self.done.wait(self.period):
-            info = process.memory_info()
-            total, anon = info.rss / 2**20, (info.rss - info.shared) / 2**20
+            anon, file_backed = rss_split(process)
+            total = anon + file_backed
             old = self.peaks.get(self.phase, (0.0, 0.0))
             self.peaks[self.phase] = (max(old[0], total), max(old[1], anon))
 
