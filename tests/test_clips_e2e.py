@@ -138,7 +138,12 @@ def test_a_bookmark_clip_plays_in_chromium_with_poster_and_thumbnails_removed_by
     # retention: a tiny quota keeps only the newest group; the snapshot's thumbnail goes with it
     device = start_device({"DOGMON_SOURCE": str(room_with_dog), "DOGMON_DATA_DIR": str(data_dir),
                            "DOGMON_MEDIA_MAX_MB": "0.01", "DOGMON_CLIP_EVENTS": "", "DOGMON_SNAPSHOT_EVENTS": ""})
-    on_disk = {p.stem for p in (data_dir / "media").iterdir()}
+    # the web server answers /healthz before the features have started (transports first): retention runs as
+    # the media feature starts, so the folder is read once that start is over (at most a few seconds)
+    deadline = time.monotonic() + 15
+    doomed = {snap["media_id"], snap["thumb_media_id"]}
+    while doomed & (on_disk := {p.stem for p in (data_dir / "media").iterdir()}) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert snap["media_id"] not in on_disk and snap["thumb_media_id"] not in on_disk
     assert clip["media_id"] in on_disk and clip["poster_media_id"] in on_disk  # newest group kept whole
     assert http_get(device.port, snap["thumb_url"])[0] == 404
